@@ -1,0 +1,77 @@
+"""ptr's exceptions: one base, each raised at one kind of place, each carrying its context.
+
+    PtrError
+    ├── SpecError                 a system, supervisor or child spec is impossible (names the child)
+    ├── InvalidMessageError       bytes or a dict at an edge do not make a valid message (names the field)
+    ├── RequestTimeoutError       a request got no reply within its timeout (names target and message kind)
+    ├── NoSuchNameError           a registered name resolves to no live actor
+    ├── ActorSystemError          the Thespian actor system could not be started, reached, or stopped
+    ├── ConfigError               a user's configuration (file or flag) is invalid
+    └── StorageError              a database, blob or log operation failed in a way the caller must see
+
+Failures *inside* the actor tree are not exceptions but exit reasons (see ``protocols.supervision``):
+an actor that raises exits, and its supervisor decides what happens next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PtrError(Exception):
+    """Base of every exception ptr raises to code outside the actor tree."""
+
+
+class SpecError(PtrError):
+    """A spec is invalid; raised when the spec is built, never later at run time."""
+
+    def __init__(self, message: str, *, child_id: str | None = None) -> None:
+        self.child_id = child_id
+        super().__init__(f"{message} (child {child_id!r})" if child_id else message)
+
+
+class InvalidMessageError(PtrError):
+    """Input at an edge does not decode into a valid message.
+
+    ``errors`` lists ``{"field": dotted.path, "error": text}``; edges turn it into an HTTP 400 body
+    or a counted UDP drop.
+    """
+
+    def __init__(self, message: str, *, kind: str | None = None,
+                 errors: list[dict[str, Any]] | None = None) -> None:
+        self.kind = kind
+        self.errors = errors or []
+        super().__init__(message)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"error": str(self), "kind": self.kind, "fields": self.errors}
+
+
+class RequestTimeoutError(PtrError):
+    """A request/reply exchange timed out. Inside an actor, unhandled, it crashes the caller (OTP)."""
+
+    def __init__(self, target: str, kind: str, timeout_s: float) -> None:
+        self.target = target
+        self.kind = kind
+        self.timeout_s = timeout_s
+        super().__init__(f"no reply from {target} to {kind} within {timeout_s:g} s")
+
+
+class NoSuchNameError(PtrError):
+    """A name is not registered (not started yet, or its actor is down and not restarted)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no live actor is registered as {name!r}")
+
+
+class ActorSystemError(PtrError):
+    """The actor system could not be started, reached or shut down."""
+
+
+class ConfigError(PtrError):
+    """A configuration file or flag is invalid; the CLI prints it as one line."""
+
+
+class StorageError(PtrError):
+    """A storage backend failed in a way the caller must handle."""

@@ -1,0 +1,195 @@
+"""What actors and supervisors say to each other: exit reasons and the control messages.
+
+These are plain data. Addresses are carried as opaque values (Thespian's ``ActorAddress`` pickles);
+nothing here imports Thespian.
+"""
+
+from __future__ import annotations
+
+import traceback as _traceback
+from enum import Enum
+from typing import Any, Literal
+
+from protocols.message import Message
+
+
+class ExitKind(str, Enum):
+    NORMAL = "normal"       # the actor chose to stop
+    SHUTDOWN = "shutdown"   # its supervisor (or the system) stopped it, or a supervisor gave up
+    ERROR = "error"         # an exception escaped a handler or on_start
+    KILLED = "killed"       # the process vanished without a word: SIGKILL, os._exit, OOM
+
+
+class ExitReason(Message):
+    """Why an actor left. ``normal`` and ``shutdown`` are normal exits in OTP's sense."""
+
+    exit_kind: ExitKind
+    error_type: str = ""
+    text: str = ""
+    traceback: str = ""
+
+    @property
+    def is_abnormal(self) -> bool:
+        """A transient child is restarted only on an abnormal exit (OTP)."""
+        return self.exit_kind in (ExitKind.ERROR, ExitKind.KILLED)
+
+    def __str__(self) -> str:
+        if self.exit_kind is ExitKind.ERROR:
+            return f"error: {self.error_type}: {self.text}"
+        return f"{self.exit_kind.value}{': ' + self.text if self.text else ''}"
+
+    @classmethod
+    def normal(cls, text: str = "") -> ExitReason:
+        return cls(exit_kind=ExitKind.NORMAL, text=text)
+
+    @classmethod
+    def shutdown(cls, text: str = "") -> ExitReason:
+        return cls(exit_kind=ExitKind.SHUTDOWN, text=text)
+
+    @classmethod
+    def killed(cls, text: str = "process exited without notice") -> ExitReason:
+        return cls(exit_kind=ExitKind.KILLED, text=text)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ExitReason:
+        tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(exit_kind=ExitKind.ERROR, error_type=type(exc).__name__, text=str(exc),
+                   traceback=tb[-8000:])
+
+
+# --- lifecycle: supervisor <-> child ------------------------------------------------------------
+
+class Init(Message):
+    """First message to a new actor: who it is and who supervises it. ``on_start`` runs on it."""
+
+    child_id: str
+    path: str
+    parent: Any
+    root: Any
+    args: dict[str, Any] = {}
+    incarnation: int = 0
+
+
+class Started(Message):
+    """The child's ``on_start`` returned: it is running at ``address`` in OS process ``pid``."""
+
+    child_id: str
+    incarnation: int
+    address: Any
+    pid: int
+    sid: int
+    node: str = ""
+
+
+class ExitNotice(Message):
+    """A child is leaving (crash or normal stop) and waits for its supervisor to end it."""
+
+    child_id: str
+    incarnation: int
+    reason: ExitReason
+
+
+class Shutdown(Message):
+    """Ask an actor to stop: it runs ``on_stop`` (a supervisor first stops its children) and exits."""
+
+    reason: ExitReason = ExitReason.shutdown()
+
+
+# --- request / reply ----------------------------------------------------------------------------
+
+class Request(Message):
+    """Envelope for a request: the handler's return value comes back as a ``Reply``."""
+
+    correlation_id: str
+    body: Any
+
+
+class Reply(Message):
+    correlation_id: str
+    body: Any = None
+    error: str = ""
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+class RegisterName(Message):
+    name: str
+    address: Any
+    path: str
+
+
+class UnregisterName(Message):
+    name: str
+    address: Any
+
+
+class Whereis(Message):
+    name: str
+
+
+class WhereisReply(Message):
+    name: str
+    address: Any = None
+
+
+# --- dynamic children and introspection ---------------------------------------------------------
+
+class StartChild(Message):
+    """Add a child: a full ``ChildSpec`` or, under simple_one_for_one, args for the template."""
+
+    spec: Any = None
+    args: dict[str, Any] = {}
+
+
+class StartChildReply(Message):
+    child_id: str
+    address: Any = None
+    error: str = ""
+
+
+class TerminateChild(Message):
+    child_id: str
+
+
+class TerminateChildReply(Message):
+    child_id: str
+    found: bool
+
+
+class WhichChildren(Message):
+    """OTP's which_children: the supervisor answers with a ``ChildrenReport``."""
+
+
+ChildStatus = Literal["starting", "running", "stopping", "restarting", "stopped", "failed"]
+
+
+class ChildInfo(Message):
+    child_id: str
+    actor_class: str
+    status: ChildStatus
+    address: Any = None
+    pid: int = 0
+    node: str = ""
+    restarts: int = 0
+    is_supervisor: bool = False
+    last_exit: ExitReason | None = None
+    last_exit_at: float = 0.0
+    name: str = ""
+
+
+class ChildrenReport(Message):
+    path: str
+    children: list[ChildInfo]
+    restart_budget_left: int
+    intensity: int
+    period_s: float
+
+
+class ActorStats(Message):
+    """What an actor reports about itself to ``ptr inspect``."""
+
+    path: str
+    actor_class: str
+    pid: int
+    handled: int
+    restarts: int = 0

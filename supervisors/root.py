@@ -1,0 +1,33 @@
+"""The root supervisor of a system: a supervisor that also keeps the name registry.
+
+Every supervisor registers its named children here when they report ``Started`` and unregisters
+them when they go, so a name always resolves to the current incarnation's address (or to nothing
+while it restarts). The registry dies with the root, and so does the whole system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocols.supervision import RegisterName, UnregisterName, Whereis, WhereisReply
+from supervisors.supervisor import Supervisor
+
+
+class RootSupervisor(Supervisor):
+    """The top of a system's tree; started by the runtime, never by another supervisor."""
+
+    def on_start(self) -> None:
+        self.names: dict[str, Any] = {}
+        self.name_paths: dict[str, str] = {}
+        super().on_start()
+
+    def receiveMsg_RegisterName(self, msg: RegisterName, sender: Any) -> None:
+        self.names[msg.name] = msg.address
+        self.name_paths[msg.name] = msg.path
+
+    def receiveMsg_UnregisterName(self, msg: UnregisterName, sender: Any) -> None:
+        if self.names.get(msg.name) == msg.address:
+            del self.names[msg.name]
+
+    def receiveMsg_Whereis(self, msg: Whereis, sender: Any) -> WhereisReply:
+        return WhereisReply(name=msg.name, address=self.names.get(msg.name))

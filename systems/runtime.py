@@ -1,0 +1,229 @@
+"""The one module that talks to Thespian's ``ActorSystem``: start a tree, talk to it, stop it.
+
+``ActorRuntime`` owns one actor system (``simple`` runs every actor in this process, for
+deterministic tests; ``multiproc`` gives each actor an OS process on ``multiprocTCPBase``). It is a
+context manager: leaving it always shuts the system down, so no admin or actor process outlives
+the program. ``leftover_processes()`` proves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import actors._thespian  # noqa: F401  (sets THESPIAN_BASE_IPADDR before Thespian loads)
+from thespian.actors import ActorSystem, ActorSystemException
+
+from protocols.errors import ActorSystemError, NoSuchNameError, RequestTimeoutError
+from protocols.supervision import (
+    ChildrenReport,
+    ExitNotice,
+    Init,
+    Reply,
+    Request,
+    Shutdown,
+    Started,
+    WhichChildren,
+    Whereis,
+    WhereisReply,
+)
+from supervisors.root import RootSupervisor
+from systems.processes import processes_in_sessions
+from supervisors.spec import SupervisorSpec
+
+Base = Literal["simple", "multiproc"]
+BASES: dict[str, str] = {"simple": "simpleSystemBase", "multiproc": "multiprocTCPBase"}
+
+log = logging.getLogger("ptr.runtime")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the admin of a system binds it right after)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def thespian_log_defs(level: int = logging.WARNING) -> dict[str, Any]:
+    """Actor logs (tracebacks of crashes included) go to stderr of the admin's process group."""
+    return {
+        "version": 1,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                                "level": level}},
+        "root": {"handlers": ["stderr"], "level": level},
+        "disable_existing_loggers": False,
+    }
+
+
+class ActorRuntime:
+    """A running system: its root supervisor, addresses by name, requests, and a clean stop."""
+
+    def __init__(self, spec: SupervisorSpec, *, base: Base = "simple",
+                 admin_port: int | None = None, capabilities: dict[str, Any] | None = None,
+                 name: str = "root", start_timeout_s: float = 30.0,
+                 log_level: int = logging.CRITICAL) -> None:
+        if base not in BASES:
+            raise ActorSystemError(f"unknown base {base!r}; choose one of {sorted(BASES)}")
+        self.spec = spec
+        self.base: Base = base
+        self.admin_port = admin_port or (free_port() if base == "multiproc" else 0)
+        self.capabilities = dict(capabilities or {})
+        self.name = name
+        self.start_timeout_s = start_timeout_s
+        self.log_level = log_level
+        self.system: ActorSystem | None = None
+        self.root: Any = None
+        self.root_pid = 0
+        self.session_ids: set[int] = set()
+        self._names: dict[str, Any] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> ActorRuntime:
+        caps = dict(self.capabilities)
+        if self.base == "multiproc":
+            caps.setdefault("Admin Port", self.admin_port)
+        try:
+            self.system = ActorSystem(BASES[self.base], capabilities=caps,
+                                      logDefs=thespian_log_defs(self.log_level),
+                                      transientUnique=True)
+        except ActorSystemException as exc:
+            raise ActorSystemError(f"cannot start the {self.base} actor system: {exc}") from exc
+        try:
+            self.root = self.system.createActor(RootSupervisor)
+            init = Init(child_id=self.name, path=f"/{self.name}", parent=None, root=None,
+                        args={"spec": self.spec})
+            answer = self._await(self.system.ask(self.root, init, self.start_timeout_s),
+                                 lambda m: isinstance(m, (Started, ExitNotice)),
+                                 self.start_timeout_s)
+            if isinstance(answer, ExitNotice):
+                raise ActorSystemError(f"the system failed to start: {answer.reason}")
+            if answer is None:
+                raise ActorSystemError(f"the system did not start within {self.start_timeout_s} s")
+            self.root_pid = answer.pid
+            if self.base == "multiproc":
+                self.session_ids.add(answer.sid)
+        except BaseException:
+            self.shutdown()
+            raise
+        return self
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop the tree in order (children in reverse start order), then the actor system."""
+        system, self.system = self.system, None
+        if system is None:
+            return
+        try:
+            if self.root is not None:
+                self._await(system.ask(self.root, Shutdown(), timeout_s),
+                            lambda m: isinstance(m, ExitNotice), timeout_s, system)
+        except Exception:  # the system is going away regardless; shutdown() below is what counts
+            log.exception("graceful stop of the tree failed")
+        finally:
+            system.shutdown()
+
+    def __enter__(self) -> ActorRuntime:
+        return self.start() if self.system is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # --- talking to the tree ------------------------------------------------------------------
+
+    def _await(self, first: Any, accept: Any, timeout_s: float,
+               system: ActorSystem | None = None) -> Any:
+        """Return the first message that ``accept`` takes; stale replies to earlier asks are dropped."""
+        system = system or self._require()
+        deadline = time.monotonic() + timeout_s
+        message = first
+        while True:
+            if message is not None and accept(message):
+                return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            message = system.listen(remaining)
+
+    def _require(self) -> ActorSystem:
+        if self.system is None:
+            raise ActorSystemError("the actor system is not running")
+        return self.system
+
+    def ask(self, target: Any, body: Any, timeout_s: float = 5.0) -> Any:
+        """Request/reply with a correlation id; raises ``RequestTimeoutError`` with no reply in time."""
+        system = self._require()
+        address = self.whereis(target, timeout_s) if isinstance(target, str) else target
+        cid = uuid.uuid4().hex
+        reply = self._await(system.ask(address, Request(correlation_id=cid, body=body), timeout_s),
+                            lambda m: isinstance(m, Reply) and m.correlation_id == cid, timeout_s)
+        if reply is None:
+            raise RequestTimeoutError(str(target), type(body).__name__, timeout_s)
+        if reply.error:
+            raise ActorSystemError(f"{target} failed on {type(body).__name__}: {reply.error}")
+        return reply.body
+
+    def tell(self, target: Any, message: Any, timeout_s: float = 5.0) -> None:
+        address = self.whereis(target, timeout_s) if isinstance(target, str) else target
+        self._require().tell(address, message)
+
+    def whereis(self, name: str, timeout_s: float = 5.0) -> Any:
+        """The current address of a registered name, waiting up to ``timeout_s`` while it restarts."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reply = self.ask(self.root, Whereis(name=name), max(0.05, deadline - time.monotonic()))
+            if isinstance(reply, WhereisReply) and reply.address is not None:
+                return reply.address
+            if time.monotonic() >= deadline:
+                raise NoSuchNameError(name)
+            self._require().listen(0.005)  # lets simpleSystemBase run pending work
+
+    def which_children(self, supervisor: Any = None, timeout_s: float = 5.0) -> ChildrenReport:
+        """OTP's which_children of the root, of a named supervisor, or of an address."""
+        report = self.ask(self.root if supervisor is None else supervisor, WhichChildren(),
+                          timeout_s)
+        assert isinstance(report, ChildrenReport)
+        return report
+
+    def wait_for(self, predicate: Any, timeout_s: float = 10.0, interval_s: float = 0.01,
+                 what: str = "condition") -> Any:
+        """Poll ``predicate()`` until it returns a truthy value or the deadline passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{what} not reached within {timeout_s} s")
+            self._require().listen(interval_s)
+
+    def create_actor(self, actor_class: type) -> Any:
+        """An actor outside the tree (a test's recorder, a benchmark's probe); dies with the system."""
+        return self._require().createActor(actor_class)
+
+    # --- processes ----------------------------------------------------------------------------
+
+    def note_pid(self, pid: int) -> None:
+        """Remember the process session of an actor process, to check later that it is gone."""
+        try:
+            self.session_ids.add(os.getsid(pid))
+        except ProcessLookupError:
+            pass
+
+    def leftover_processes(self) -> list[int]:
+        """PIDs still alive in the process sessions this system's admin created (none after stop)."""
+        return processes_in_sessions(self.session_ids - {os.getsid(0)})
+
+
+@contextmanager
+def running(spec: SupervisorSpec, **kwargs: Any) -> Iterator[ActorRuntime]:
+    """``with running(spec, base="multiproc") as rt:`` starts the tree and always stops it."""
+    runtime = ActorRuntime(spec, **kwargs)
+    with runtime:
+        yield runtime

@@ -1,0 +1,104 @@
+"""A test harness over a running system: start a tree under the root, fault its children, watch it.
+
+The tree under test is started as a dynamic child of the root (``StartChild``), so a recorder that
+exists before it can be handed to every worker, and stopping it (``TerminateChild``) shows the
+stop order without ending the system.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from actors._thespian import ActorExitRequest
+from actors.scripted import Recorder, ScriptedActor
+from protocols.scripted import Crash, Event, ExitNormally, ExitProcess, GetEvents, Ping
+from protocols.supervision import ChildInfo, StartChild, StartChildReply, TerminateChild
+from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
+from systems.runtime import ActorRuntime
+
+ROOT_SPEC = SupervisorSpec(intensity=100, period_s=1.0)
+
+
+def worker(child_id: str, restart: RestartType = RestartType.PERMANENT, **kwargs: Any) -> ChildSpec:
+    args = {k: v for k, v in kwargs.items() if k not in ("shutdown_ms", "backoff", "name")}
+    return ChildSpec(id=child_id, actor=ScriptedActor, args=args, restart=restart,
+                     shutdown_ms=kwargs.get("shutdown_ms", 2000), backoff=kwargs.get("backoff"),
+                     name=kwargs.get("name"))
+
+
+class Harness:
+    def __init__(self, runtime: ActorRuntime) -> None:
+        self.rt = runtime
+        self.recorder = runtime.create_actor(Recorder)
+        self.sut: Any = None
+
+    def start_tree(self, strategy: Strategy, children: list[ChildSpec], *, intensity: int = 10,
+                   period_s: float = 5.0, sut_id: str = "sut",
+                   restart: RestartType = RestartType.PERMANENT, expect_error: bool = False) -> Any:
+        with_recorder = [c.with_id(c.id, {"recorder": self.recorder}) for c in children]
+        spec = SupervisorSpec(strategy, with_recorder, intensity=intensity, period_s=period_s)
+        reply = self.rt.ask(self.rt.root, StartChild(spec=spec.as_child(sut_id, restart=restart)),
+                            30)
+        assert isinstance(reply, StartChildReply) and bool(reply.error) == expect_error, reply
+        self.sut = reply.address
+        return reply.address
+
+    def stop_tree(self, sut_id: str = "sut") -> None:
+        self.rt.ask(self.rt.root, TerminateChild(child_id=sut_id), 10)
+        self.wait(lambda: sut_id not in self.children(self.rt.root) or
+                  self.children(self.rt.root)[sut_id].status == "stopped", what="tree stopped")
+
+    def children(self, supervisor: Any = None) -> dict[str, ChildInfo]:
+        report = self.rt.which_children(supervisor or self.sut)
+        return {c.child_id: c for c in report.children}
+
+    def child(self, child_id: str) -> ChildInfo:
+        return self.children()[child_id]
+
+    def incarnations(self) -> dict[str, int]:
+        """Incarnation of every running child, as the child itself answers it."""
+        out = {}
+        for cid, info in self.children().items():
+            if info.status == "running":
+                out[cid] = self.rt.ask(info.address, Ping(), 5).incarnation
+        return out
+
+    def events(self, what: str | None = None) -> list[Event]:
+        events = self.rt.ask(self.recorder, GetEvents(), 5).events
+        return [e for e in events if what is None or e.what == what]
+
+    def fault(self, child_id: str, reason: str) -> ChildInfo:
+        info = self.child(child_id)
+        if reason == "error":
+            self.rt.tell(info.address, Crash())
+        elif reason == "normal":
+            self.rt.tell(info.address, ExitNormally())
+        elif reason == "killed" and self.rt.base == "multiproc":
+            os.kill(info.pid, signal.SIGKILL)
+        elif reason == "killed":  # one process: end the actor without letting it say a word
+            self.rt.tell(info.address, ActorExitRequest())
+        elif reason == "os_exit":
+            self.rt.tell(info.address, ExitProcess(code=3))
+        else:
+            raise ValueError(reason)
+        return info
+
+    def wait(self, predicate: Callable[[], Any], timeout_s: float = 15.0,
+             what: str = "condition") -> Any:
+        return self.rt.wait_for(predicate, timeout_s=timeout_s, what=what)
+
+    def wait_restarted(self, child_id: str, old: ChildInfo, timeout_s: float = 15.0) -> ChildInfo:
+        def fresh() -> ChildInfo | None:
+            info = self.children().get(child_id)
+            if info and info.status == "running" and info.address != old.address:
+                return info
+            return None
+        return self.wait(fresh, timeout_s, what=f"{child_id} restarted")
+
+
+def elapsed_ms(since: float) -> float:
+    return (time.monotonic() - since) * 1000
