@@ -227,7 +227,7 @@ class Supervisor(Actor):
         if self.plan and self.plan[0] == ("stop" if was_stopping else "start", cid):
             self.plan.popleft()
         if was_stopping:  # we asked it to go: whatever it says, this is its shutdown
-            if not rec.wanted or rec.spec.restart is RestartType.TEMPORARY:
+            if rec.spec.restart is RestartType.TEMPORARY or (self._is_dynamic() and not rec.wanted):
                 self._forget(rec)
             self.advance()
             return

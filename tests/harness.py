@@ -15,6 +15,7 @@ from typing import Any
 
 from actors._thespian import ActorExitRequest
 from actors.scripted import Recorder, ScriptedActor
+from protocols.errors import RequestTimeoutError
 from protocols.scripted import Crash, Event, ExitNormally, ExitProcess, GetEvents, Ping
 from protocols.supervision import ChildInfo, StartChild, StartChildReply, TerminateChild
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
@@ -64,7 +65,10 @@ class Harness:
         out = {}
         for cid, info in self.children().items():
             if info.status == "running":
-                out[cid] = self.rt.ask(info.address, Ping(), 5).incarnation
+                try:
+                    out[cid] = self.rt.ask(info.address, Ping(), 1).incarnation
+                except RequestTimeoutError:  # stopped since the snapshot: not settled yet
+                    return {}
         return out
 
     def events(self, what: str | None = None) -> list[Event]:
