@@ -169,6 +169,14 @@ class ActorRuntime:
             raise ActorSystemError(f"{target} failed on {type(body).__name__}: {reply.error}")
         return reply.body
 
+    def ask_plain(self, address: Any, message: Any, accept: type, timeout_s: float = 5.0) -> Any:
+        """Ask an actor that answers without a ``Reply`` envelope (a plain Thespian actor)."""
+        answer = self._await(self._require().ask(address, message, timeout_s),
+                             lambda m: isinstance(m, accept), timeout_s)
+        if answer is None:
+            raise RequestTimeoutError(str(address), type(message).__name__, timeout_s)
+        return answer
+
     def tell(self, target: Any, message: Any, timeout_s: float = 5.0) -> None:
         address = self.whereis(target, timeout_s) if isinstance(target, str) else target
         self._require().tell(address, message)
@@ -203,6 +211,10 @@ class ActorRuntime:
                 raise TimeoutError(f"{what} not reached within {timeout_s} s")
             self._require().listen(interval_s)
 
+    def idle(self, seconds: float) -> None:
+        """Give the system time to run (simpleSystemBase runs actors only while its owner listens)."""
+        self._require().listen(seconds)
+
     def create_actor(self, actor_class: type) -> Any:
         """An actor outside the tree (a test's recorder, a benchmark's probe); dies with the system."""
         return self._require().createActor(actor_class)
@@ -215,6 +227,13 @@ class ActorRuntime:
             self.session_ids.add(os.getsid(pid))
         except ProcessLookupError:
             pass
+
+    def wait_until_gone(self, timeout_s: float = 10.0) -> list[int]:
+        """After shutdown: poll until no process of this system is alive; return what is left."""
+        deadline = time.monotonic() + timeout_s
+        while (left := self.leftover_processes()) and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the OS process table; there is no event to wait on
+        return left
 
     def leftover_processes(self) -> list[int]:
         """PIDs still alive in the process sessions this system's admin created (none after stop)."""

@@ -41,10 +41,7 @@ def make_runtime() -> Iterator[Callable[..., ActorRuntime]]:
     for runtime in started:
         runtime.shutdown()
     for runtime in started:
-        deadline = time.monotonic() + 10
-        while runtime.leftover_processes() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert runtime.leftover_processes() == [], "actor processes outlived their system"
+        assert runtime.wait_until_gone() == [], "actor processes outlived their system"
 
 
 @pytest.fixture(params=["simple", "multiproc"])

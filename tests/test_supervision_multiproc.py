@@ -79,8 +79,5 @@ def test_the_whole_system_leaves_no_process(make_runtime) -> None:
     pids = [info.pid for info in h.children().values()]
     assert rt.leftover_processes(), "while it runs, the system's processes are visible"
     rt.shutdown()
-    deadline = time.monotonic() + 10
-    while (rt.leftover_processes() or any(alive(p) for p in pids)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling the OS process table
-    assert rt.leftover_processes() == []
+    assert rt.wait_until_gone() == []
     assert not any(alive(p) for p in pids)

@@ -1,0 +1,43 @@
+"""The ping system's actors: a pinger that asks a ponger, by name, on a timer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from actors.base import Actor
+from protocols.ping import PingAnswer, PingReport, PingRequest, PingStats
+
+
+class Ponger(Actor):
+    def receiveMsg_PingRequest(self, msg: PingRequest, sender: Any) -> PingAnswer:
+        return PingAnswer(seq=msg.seq, answered_by=self.path)
+
+
+class Pinger(Actor):
+    """Every ``interval_s`` resolves ``target`` by name and pings it with a request (1 s timeout)."""
+
+    def on_start(self) -> None:
+        self.sent = self.answered = 0
+        self.last_ms = 0.0
+        self.start_timer(float(self.args.get("interval_s", 1.0)), PingStats(), repeat=True)
+
+    def receiveMsg_PingStats(self, msg: PingStats, sender: Any) -> PingReport | None:
+        if sender != self.myAddress:
+            return PingReport(sent=self.sent, answered=self.answered,
+                              last_round_trip_ms=self.last_ms, incarnation=self.incarnation)
+        self.whereis(str(self.args.get("target", "ponger")), self._ping)
+        return None
+
+    def _ping(self, address: Any) -> None:
+        if address is None:
+            return  # the ponger is restarting; the next tick tries again
+        self.sent += 1
+        began = time.perf_counter()
+
+        def answered(answer: PingAnswer) -> None:
+            self.answered += 1
+            self.last_ms = (time.perf_counter() - began) * 1000
+
+        self.request(address, PingRequest(seq=self.sent), answered, timeout_s=1.0,
+                     on_timeout=lambda: None)

@@ -1,0 +1,16 @@
+"""The benchmarks ``ptr bench`` knows, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _runtime(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.runtime import run
+    return run(**kwargs)
+
+
+BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+    "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
+}

@@ -1,0 +1,89 @@
+"""A system definition: one declarative object per scenario that builds the whole tree.
+
+A ``SystemSpec`` names a system, its settings (a pydantic model that a TOML file and ``--set``
+flags override), and how to build its supervision tree from those settings. Building validates the
+tree (``SpecError`` names the offending child) and checks placement against the nodes it may run on.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from protocols.errors import ConfigError, SpecError
+from supervisors.spec import ChildSpec, SupervisorSpec
+
+
+class SystemSettings(BaseModel):
+    """Settings every system has; a system subclasses it with its own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: str = "var"
+    storage_url: str = ""
+
+    def resolved_storage_url(self, system: str) -> str:
+        return self.storage_url or f"sqlite:///{Path(self.data_dir) / (system + '.db')}"
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    name: str
+    summary: str
+    build_tree: Callable[[Any], SupervisorSpec]
+    settings_model: type[SystemSettings] = SystemSettings
+    status: Callable[[Any, Any], str] | None = None   # (runtime, settings) -> one status line
+    edges: Callable[[Any], list[str]] | None = None    # settings -> where edges listen
+    simulator: Callable[..., Any] | None = None
+    node_capabilities: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+
+    def settings(self, config_file: Path | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> SystemSettings:
+        """Defaults, then the TOML file's ``[NAME]`` table (or top level), then ``--set`` flags."""
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            try:
+                data = tomllib.loads(Path(config_file).read_text())
+            except FileNotFoundError:
+                raise ConfigError(f"config file not found: {config_file}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+            values.update(data.get(self.name, data))
+        values.update(overrides or {})
+        try:
+            return self.settings_model(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"invalid setting {where!r} for {self.name}: {first['msg']}") from None
+
+    def tree(self, settings: SystemSettings | None = None,
+             nodes: Iterable[Mapping[str, Any]] | None = None) -> SupervisorSpec:
+        """Build and validate the tree; with ``nodes``, every child must be placeable on one."""
+        tree = self.build_tree(settings or self.settings())
+        check_placement(tree, list(nodes) if nodes is not None else None)
+        return tree
+
+
+def walk(tree: SupervisorSpec, prefix: str = "") -> Iterable[tuple[str, ChildSpec]]:
+    for child in tree.children:
+        path = f"{prefix}/{child.id}"
+        yield path, child
+        if child.is_supervisor:
+            yield from walk(child.args["spec"], path)
+
+
+def check_placement(tree: SupervisorSpec, nodes: list[Mapping[str, Any]] | None) -> None:
+    """A child whose requirements no node meets can never start: refuse the spec now."""
+    if nodes is None:
+        return
+    for path, child in walk(tree):
+        needs = dict(child.requirements or {})
+        if needs and not any(all(node.get(k) == v for k, v in needs.items()) for node in nodes):
+            raise SpecError(f"no node has capabilities {needs} (placement impossible)",
+                            child_id=path)
