@@ -17,8 +17,10 @@ from thespian.actors import (  # noqa: E402
     ChildActorExited,
     DeadEnvelope,
     PoisonMessage,
+    ThespianWatch,
     WakeupMessage,
+    WatchMessage,
 )
 
 __all__ = ["ActorAddress", "ActorExitRequest", "ActorTypeDispatcher", "ChildActorExited",
-           "DeadEnvelope", "PoisonMessage", "WakeupMessage"]
+           "DeadEnvelope", "PoisonMessage", "ThespianWatch", "WakeupMessage", "WatchMessage"]

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from actors.base import Actor
+from actors.light import LightActor
 from protocols.scripted import (
     Crash,
     Event,
@@ -38,12 +39,11 @@ class ScriptedCrash(RuntimeError):
     """The exception a scripted actor raises on ``Crash``."""
 
 
-class ScriptedActor(Actor):
-    """Does what its messages tell it to: answer, crash, exit, hang."""
+class ScriptedBehaviour:
+    """Does what its messages tell it to: answer, crash, exit, hang (either actor weight)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.hung = False
+    hung = False
+    light = False
 
     def on_start(self) -> None:
         self.value = 0
@@ -80,7 +80,7 @@ class ScriptedActor(Actor):
         os._exit(msg.code)
 
     def receiveMsg_Hang(self, msg: Hang, sender: Any) -> None:
-        if os.getpid() != _BOOT_PID and not self.args.get("simulated_hang"):
+        if os.getpid() != _BOOT_PID and not self.args.get("simulated_hang") and not self.light:
             time.sleep(3600)  # a real hang in its own process: only SIGKILL ends it
         self.hung = True
 
@@ -121,6 +121,21 @@ class ScriptedActor(Actor):
 
     def receiveMsg_GetNotes(self, msg: GetNotes, sender: Any) -> list[str]:
         return list(self.notes)
+
+
+class ScriptedActor(ScriptedBehaviour, Actor):
+    """The scripted actor as a process actor."""
+
+
+class LightScriptedActor(ScriptedBehaviour, LightActor):
+    """The scripted actor as a light actor (a hang is always simulated: it must not block its host)."""
+
+    light = True
+
+    def deliver(self, message: Any, sender: Any) -> None:
+        if self.hung and not _is_exit(message):
+            return
+        super().deliver(message, sender)
 
 
 def _is_exit(message: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocols.light import MonitorName, NameDown
 from protocols.supervision import RegisterName, UnregisterName, Whereis, WhereisReply
 from supervisors.supervisor import Supervisor
 
@@ -19,6 +20,7 @@ class RootSupervisor(Supervisor):
     def on_start(self) -> None:
         self.names: dict[str, Any] = {}
         self.name_paths: dict[str, str] = {}
+        self.monitors: dict[str, list[Any]] = {}
         super().on_start()
 
     def receiveMsg_RegisterName(self, msg: RegisterName, sender: Any) -> None:
@@ -28,6 +30,14 @@ class RootSupervisor(Supervisor):
     def receiveMsg_UnregisterName(self, msg: UnregisterName, sender: Any) -> None:
         if self.names.get(msg.name) == msg.address:
             del self.names[msg.name]
+            for subscriber in self.monitors.get(msg.name, ()):
+                self.send(subscriber, NameDown(name=msg.name, address=msg.address))
+
+    def receiveMsg_MonitorName(self, msg: MonitorName, sender: Any) -> None:
+        """Erlang's monitor, by name: tell the subscriber each time the name goes down."""
+        subscribers = self.monitors.setdefault(msg.name, [])
+        if msg.subscriber not in subscribers:
+            subscribers.append(msg.subscriber)
 
     def receiveMsg_Whereis(self, msg: Whereis, sender: Any) -> WhereisReply:
         return WhereisReply(name=msg.name, address=self.names.get(msg.name))

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from actors.base import Actor
+from actors.light import LightActor
 from protocols.errors import SpecError
 from supervisors.backoff import Backoff
 
@@ -42,6 +44,8 @@ class ChildSpec:
     ``shutdown_ms``: ``BRUTAL_KILL`` (0) kills at once, ``INFINITY`` (None) waits for ever, any
     other value is the grace time after which the child's process is killed.
     ``requirements``: Thespian capabilities a node must have to host the child (``{"role": "edge"}``).
+    ``host``: run as a light actor inside the ``LightHost`` registered under this name (a host's
+    name is its child id, see ``host_spec``); under a light supervisor, None means its own host.
     """
 
     id: str
@@ -52,14 +56,17 @@ class ChildSpec:
     name: str | None = None
     requirements: Mapping[str, Any] | None = None
     backoff: Backoff | None = None
+    host: str | None = None
 
     def __post_init__(self) -> None:
         if not self.id or "/" in self.id:
             raise SpecError("a child id must be non-empty and contain no '/'", child_id=self.id)
         if isinstance(self.actor, type):
-            from actors.base import Actor  # specs name classes; the check needs the base
-            if not issubclass(self.actor, Actor):
+            if not issubclass(self.actor, (Actor, LightActor)):
                 raise SpecError(f"{self.actor.__name__} is not a ptr Actor", child_id=self.id)
+            if self.host is not None and not issubclass(self.actor, LightActor):
+                raise SpecError(f"{self.actor.__name__} is a process actor; only a LightActor "
+                                f"runs in host {self.host!r}", child_id=self.id)
         if self.shutdown_ms is not None and self.shutdown_ms < 0:
             raise SpecError("shutdown_ms must be >= 0 or None (infinity)", child_id=self.id)
         if self.backoff is not None and self.restart is RestartType.TEMPORARY:
@@ -68,12 +75,16 @@ class ChildSpec:
         object.__setattr__(self, "restart", RestartType(self.restart))
 
     @property
+    def is_light(self) -> bool:
+        return isinstance(self.actor, type) and issubclass(self.actor, LightActor)
+
+    @property
     def actor_name(self) -> str:
         return self.actor if isinstance(self.actor, str) else self.actor.__name__
 
     @property
     def is_supervisor(self) -> bool:
-        return "spec" in self.args and isinstance(self.args["spec"], SupervisorSpec)
+        return isinstance(self.args.get("spec"), SupervisorSpec)
 
     def with_id(self, child_id: str, extra_args: Mapping[str, Any] | None = None) -> ChildSpec:
         return replace(self, id=child_id, args={**self.args, **(extra_args or {})})
@@ -120,9 +131,22 @@ class SupervisorSpec:
     def as_child(self, child_id: str, *, name: str | None = None,
                  restart: RestartType = RestartType.PERMANENT,
                  requirements: Mapping[str, Any] | None = None,
-                 actor: type | str | None = None) -> ChildSpec:
-        """This supervisor as a child of another (shutdown: infinity, as OTP's supervisors)."""
-        from supervisors.supervisor import Supervisor
-        return ChildSpec(id=child_id, actor=actor or Supervisor, args={"spec": self},
+                 actor: type | str | None = None, host: str | None = None,
+                 light: bool = False) -> ChildSpec:
+        """This supervisor as a child of another (shutdown: infinity, as OTP's supervisors).
+
+        With ``host`` (or ``light`` under a light supervisor) it is a light supervisor.
+        """
+        from supervisors.supervisor import LightSupervisor, Supervisor
+        default = LightSupervisor if (host or light) else Supervisor
+        return ChildSpec(id=child_id, actor=actor or default, args={"spec": self},
                          restart=restart, shutdown_ms=INFINITY, name=name,
-                         requirements=requirements)
+                         requirements=requirements, host=host)
+
+
+def host_spec(name: str, *, requirements: Mapping[str, Any] | None = None,
+              restart: RestartType = RestartType.PERMANENT) -> ChildSpec:
+    """A ``LightHost`` process registered as ``name``: light children say ``host=name``."""
+    from actors.light import LightHost
+    return ChildSpec(id=name, actor=LightHost, name=name, requirements=requirements,
+                     restart=restart, shutdown_ms=DEFAULT_WORKER_SHUTDOWN_MS)

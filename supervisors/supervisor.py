@@ -18,11 +18,23 @@ import random
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from actors._thespian import ActorExitRequest, ChildActorExited
 from actors.base import Actor, ReplyTo
+from actors.behaviour import NODE_NAME
+from actors.light import LightActor
+from protocols.errors import SpecError
+from protocols.light import (
+    ChildGone,
+    KillLight,
+    LightAddress,
+    MonitorName,
+    NameDown,
+    SpawnLight,
+)
 from protocols.supervision import (
     ChildInfo,
     ChildrenReport,
@@ -56,32 +68,53 @@ class BackoffDue:
     child_id: str
 
 
-@dataclass
+@dataclass(frozen=True)
+class HostRetry:
+    child_id: str
+    incarnation: int
+
+
 class ChildRecord:
-    spec: ChildSpec
-    status: str = "stopped"           # starting | running | stopping | restarting | stopped
-    wanted: bool = True               # should it be running (False after terminate / no restart)
-    address: Any = None
-    pid: int = 0
-    node: str = ""
-    incarnation: int = 0
-    starts: int = 0
-    started_at: float = 0.0
-    last_exit: ExitReason | None = None
-    last_exit_at: float = 0.0
-    ready_at: float = 0.0              # backoff: not before this monotonic time
-    backoff_attempt: int = 0
-    backoff_timer: int | None = None
-    stop_timer: int | None = None
-    waiting: list[ReplyTo] = field(default_factory=list)
+    """What a supervisor knows of one child. Slots: a light supervisor may hold 100,000 of them."""
+
+    __slots__ = ("child_id", "spec", "args", "status", "wanted", "address", "pid", "node",
+                 "incarnation", "starts", "started_at", "last_exit", "last_exit_at", "ready_at",
+                 "backoff_attempt", "backoff_timer", "stop_timer", "waiting")
+
+    def __init__(self, spec: ChildSpec, child_id: str | None = None,
+                 args: Mapping[str, Any] | None = None) -> None:
+        self.child_id = child_id or spec.id
+        self.spec = spec                  # for dynamic children: the shared template
+        self.args = spec.args if args is None else args
+        self.status = "stopped"           # starting | running | stopping | restarting | stopped
+        self.wanted = True                # should it run (False after terminate / no restart)
+        self.address: Any = None
+        self.pid = 0
+        self.node = ""
+        self.incarnation = 0
+        self.starts = 0
+        self.started_at = 0.0
+        self.last_exit: ExitReason | None = None
+        self.last_exit_at = 0.0
+        self.ready_at = 0.0               # backoff: not before this monotonic time
+        self.backoff_attempt = 0
+        self.backoff_timer: int | None = None
+        self.stop_timer: int | None = None
+        self.waiting: list[ReplyTo] | None = None
 
     @property
     def restarts(self) -> int:
         return max(0, self.starts - 1)
 
 
-class Supervisor(Actor):
-    """Supervises the children of ``args["spec"]`` (a ``SupervisorSpec``)."""
+class SupervisorBehaviour:
+    """OTP's supervisor over ``args["spec"]`` (a ``SupervisorSpec``), for either actor weight.
+
+    Mixed into a process actor (``Supervisor``) or a light actor (``LightSupervisor``); children of
+    either weight: a ``ChildSpec`` with ``host`` runs as a light actor in that named host.
+    """
+
+    is_light = False
 
     def on_start(self) -> None:
         self.spec: SupervisorSpec = self.args["spec"]
@@ -93,6 +126,10 @@ class Supervisor(Actor):
         self.terminating: ExitReason | None = None
         self.shutdown_requested = False
         self.reported = False
+        self.host_addresses: dict[str, Any] = {}
+        self.monitored: set[str] = set()
+        self._in_advance = False
+        self._advance_again = False
         if self.spec.strategy is not Strategy.SIMPLE_ONE_FOR_ONE:
             for child in self.spec.children:
                 self.children[child.id] = ChildRecord(child)
@@ -103,7 +140,25 @@ class Supervisor(Actor):
     # --- the plan -----------------------------------------------------------------------------
 
     def advance(self) -> None:
-        """Run plan steps until one must wait for a child's answer or a timer."""
+        """Run plan steps until one must wait for a child's answer or a timer.
+
+        Re-entrant calls (a child started synchronously inside a light host) only ask for another
+        round, so 100,000 synchronous starts do not grow the stack.
+        """
+        if self._in_advance:
+            self._advance_again = True
+            return
+        self._in_advance = True
+        try:
+            while True:
+                self._advance_again = False
+                self._advance_once()
+                if not self._advance_again:
+                    return
+        finally:
+            self._in_advance = False
+
+    def _advance_once(self) -> None:
         while self.plan:
             op, cid = self.plan[0]
             rec = self.children.get(cid)
@@ -142,11 +197,76 @@ class Supervisor(Actor):
         rec.starts += 1
         rec.status = "starting"
         rec.pid = 0
-        rec.address = self.createActor(rec.spec.actor,
-                                       targetActorRequirements=dict(rec.spec.requirements or {}))
-        self.send(rec.address, Init(child_id=rec.spec.id, path=f"{self.path}/{rec.spec.id}",
-                                    parent=self.myAddress, root=self.root,
-                                    args=dict(rec.spec.args), incarnation=rec.incarnation))
+        rec.address = None
+        host = self._host_of(rec)
+        if host is None:
+            self._spawn_process(rec)
+        elif self.is_light and host == self.host_name:
+            self._spawn_here(rec)
+        else:
+            self._spawn_in(host, rec)
+
+    def _host_of(self, rec: ChildRecord) -> str | None:
+        """The named host a child runs in, or None for a process child (light inherits its host)."""
+        return rec.spec.host or (self.host_name if self.is_light else None)
+
+    def _init_for(self, rec: ChildRecord) -> Init:
+        return Init(child_id=rec.child_id, path=f"{self.path}/{rec.child_id}",
+                    parent=self.myAddress, root=self.root, args=dict(rec.args),
+                    incarnation=rec.incarnation)
+
+    def _spawn_process(self, rec: ChildRecord) -> None:
+        raise SpecError("a light supervisor cannot start a process actor", child_id=rec.child_id)
+
+    def _spawn_here(self, rec: ChildRecord) -> None:
+        raise NotImplementedError
+
+    def _spawn_in(self, host: str, rec: ChildRecord) -> None:
+        """Start a light child in another host: resolve the host by name, then ``SpawnLight``."""
+        if host not in self.monitored:
+            self.monitored.add(host)
+            self.send(self.root, MonitorName(name=host, subscriber=self.myAddress))
+        address = self.host_addresses.get(host)
+        if address is not None:
+            self.send(address, SpawnLight(spec=rec.spec.with_id(rec.child_id, rec.args)
+                                          if rec.args is not rec.spec.args else rec.spec,
+                                          child_id=rec.child_id,
+                                          path=f"{self.path}/{rec.child_id}",
+                                          parent=self.myAddress, root=self.root,
+                                          incarnation=rec.incarnation))
+            return
+        incarnation = rec.incarnation
+
+        def resolved(found: Any) -> None:
+            current = self.children.get(rec.child_id)
+            if current is not rec or rec.incarnation != incarnation or rec.status != "starting":
+                return
+            if found is None:  # the host itself is (re)starting: try again shortly
+                self.start_timer(0.02, HostRetry(rec.child_id, incarnation))
+                return
+            self.host_addresses[host] = found
+            self._spawn_in(host, rec)
+
+        self.whereis(host, resolved)
+
+    def receiveMsg_HostRetry(self, msg: HostRetry, sender: Any) -> None:
+        rec = self.children.get(msg.child_id)
+        if rec is not None and rec.incarnation == msg.incarnation and rec.status == "starting":
+            self._spawn_in(self._host_of(rec) or "", rec)
+
+    def _on_started(self, rec: ChildRecord, address: Any, pid: int, node: str) -> None:
+        rec.status, rec.pid, rec.node = "running", pid, node
+        rec.address = address
+        rec.started_at = time.monotonic()
+        if rec.spec.name:
+            self.send(self.root, RegisterName(name=rec.spec.name, address=address,
+                                              path=f"{self.path}/{rec.child_id}"))
+        for to in rec.waiting or ():
+            self.reply_later(to, StartChildReply(child_id=rec.child_id, address=address))
+        rec.waiting = None
+        if self.plan and self.plan[0] == ("start", rec.child_id):
+            self.plan.popleft()
+        self.advance()
 
     def _begin_stop(self, rec: ChildRecord) -> None:
         rec.status = "stopping"
@@ -157,10 +277,14 @@ class Supervisor(Actor):
         self.send(rec.address, Shutdown())
         if shutdown_ms is not None:
             rec.stop_timer = self.start_timer(shutdown_ms / 1000.0,
-                                              StopTimeout(rec.spec.id, rec.incarnation))
+                                              StopTimeout(rec.child_id, rec.incarnation))
 
     def _kill(self, rec: ChildRecord) -> None:
-        """Brutal kill: SIGKILL the child's own process, or end it through Thespian if it shares ours."""
+        """Brutal kill: a light child through its host; a process child by SIGKILL of its own
+        process, or through Thespian when it shares ours (simpleSystemBase)."""
+        if type(rec.address) is LightAddress:
+            self.send(rec.address.host, KillLight(lid=rec.address.lid))
+            return
         if rec.pid and rec.pid != os.getpid():
             try:
                 os.kill(rec.pid, signal.SIGKILL)
@@ -186,32 +310,35 @@ class Supervisor(Actor):
         rec = self.children.get(msg.child_id)
         if rec is None or rec.incarnation != msg.incarnation or rec.status != "starting":
             return
-        rec.status, rec.pid, rec.node = "running", msg.pid, msg.node
-        rec.address = msg.address
-        rec.started_at = time.monotonic()
-        if rec.spec.name:
-            self.send(self.root, RegisterName(name=rec.spec.name, address=msg.address,
-                                              path=f"{self.path}/{rec.spec.id}"))
-        for to in rec.waiting:
-            self.reply_later(to, StartChildReply(child_id=rec.spec.id, address=msg.address))
-        rec.waiting.clear()
-        if self.plan and self.plan[0] == ("start", rec.spec.id):
-            self.plan.popleft()
-        self.advance()
+        self._on_started(rec, msg.address, msg.pid, msg.node)
 
     def receiveMsg_ExitNotice(self, msg: ExitNotice, sender: Any) -> None:
-        self.send(sender, ActorExitRequest())  # the child waits for this to go
+        if type(sender) is not LightAddress:  # a process child waits for this to go
+            self.send(sender, ActorExitRequest())
         rec = self.children.get(msg.child_id)
         if rec is None or rec.incarnation != msg.incarnation or rec.status not in ALIVE:
             return
         self._child_down(rec, msg.reason)
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        self._gone(msg.childAddress)
+
+    def receiveMsg_ChildGone(self, msg: ChildGone, sender: Any) -> None:
+        self._gone(msg.address)
+
+    def _gone(self, address: Any) -> None:
         for rec in self.children.values():
-            if rec.address == msg.childAddress and rec.status in ALIVE:
+            if rec.address == address and rec.status in ALIVE:
                 self._child_down(rec, ExitReason.shutdown() if rec.status == "stopping"
                                  else ExitReason.killed())
                 return
+
+    def receiveMsg_NameDown(self, msg: NameDown, sender: Any) -> None:
+        """A host we placed light children in went down: they went with it."""
+        self.host_addresses.pop(msg.name, None)
+        for rec in list(self.children.values()):
+            if rec.status in ALIVE and self._host_of(rec) == msg.name:
+                self._child_down(rec, ExitReason.killed(f"host {msg.name} went down"))
 
     # --- deciding what a child's exit means ---------------------------------------------------
 
@@ -223,7 +350,7 @@ class Supervisor(Actor):
         if rec.spec.name and rec.status != "starting":
             self.send(self.root, UnregisterName(name=rec.spec.name, address=rec.address))
         rec.status, rec.address, rec.pid = "stopped", None, 0
-        cid = rec.spec.id
+        cid = rec.child_id
         if self.plan and self.plan[0] == ("stop" if was_stopping else "start", cid):
             self.plan.popleft()
         if was_stopping:  # we asked it to go: whatever it says, this is its shutdown
@@ -232,9 +359,9 @@ class Supervisor(Actor):
             self.advance()
             return
         rec.last_exit, rec.last_exit_at = reason, time.time()
-        for to in rec.waiting:
+        for to in rec.waiting or ():
             self.reply_later(to, StartChildReply(child_id=cid, error=str(reason)))
-        rec.waiting.clear()
+        rec.waiting = None
         if self.terminating is not None:
             self.advance()
             return
@@ -273,13 +400,13 @@ class Supervisor(Actor):
 
     def _replan(self, affected: list[ChildRecord]) -> None:
         """Stop the affected children still alive (reverse order), then start whatever should run."""
-        self.plan = deque(("stop", r.spec.id) for r in reversed(affected) if r.status in ALIVE)
-        self.plan.extend(("start", r.spec.id) for r in self.children.values()
+        self.plan = deque(("stop", r.child_id) for r in reversed(affected) if r.status in ALIVE)
+        self.plan.extend(("start", r.child_id) for r in self.children.values()
                          if r.wanted and (r.status != "running" or r in affected))
         self.advance()
 
     def _forget(self, rec: ChildRecord) -> None:
-        self.children.pop(rec.spec.id, None)
+        self.children.pop(rec.child_id, None)
 
     def _is_dynamic(self) -> bool:
         return self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE
@@ -311,17 +438,18 @@ class Supervisor(Actor):
         if self._is_dynamic():
             self.dynamic_seq += 1
             template = self.spec.children[0]
-            spec = template.with_id(f"{template.id}-{self.dynamic_seq}", msg.args)
+            rec = ChildRecord(template, f"{template.id}-{self.dynamic_seq}",
+                              {**template.args, **msg.args} if msg.args else template.args)
         elif isinstance(msg.spec, ChildSpec):
-            spec = msg.spec
+            rec = ChildRecord(msg.spec)
         else:
             return StartChildReply(child_id="", error="StartChild needs a ChildSpec here")
-        if spec.id in self.children:
-            return StartChildReply(child_id=spec.id, error=f"child {spec.id!r} already exists")
-        rec = ChildRecord(spec)
-        rec.waiting.append(self.defer_reply(sender))
-        self.children[spec.id] = rec
-        self.plan.append(("start", spec.id))
+        if rec.child_id in self.children:
+            return StartChildReply(child_id=rec.child_id,
+                                   error=f"child {rec.child_id!r} already exists")
+        rec.waiting = [self.defer_reply(sender)]
+        self.children[rec.child_id] = rec
+        self.plan.append(("start", rec.child_id))
         self.advance()
         return None
 
@@ -341,9 +469,38 @@ class Supervisor(Actor):
         return ChildrenReport(
             path=self.path, restart_budget_left=self.window.budget_left,
             intensity=self.spec.intensity, period_s=self.spec.period_s,
-            children=[ChildInfo(child_id=r.spec.id, actor_class=r.spec.actor_name,
+            children=[ChildInfo(child_id=r.child_id, actor_class=r.spec.actor_name,
                                 status=r.status, address=r.address, pid=r.pid, node=r.node,
                                 restarts=r.restarts, is_supervisor=r.spec.is_supervisor,
                                 last_exit=r.last_exit, last_exit_at=r.last_exit_at,
                                 name=r.spec.name or "")
                       for r in self.children.values()])
+
+
+class Supervisor(SupervisorBehaviour, Actor):
+    """A supervisor that is a process actor: its process children are its Thespian children."""
+
+    def _spawn_process(self, rec: ChildRecord) -> None:
+        rec.address = self.createActor(rec.spec.actor,
+                                       targetActorRequirements=dict(rec.spec.requirements or {}))
+        self.send(rec.address, self._init_for(rec))
+
+
+class LightSupervisor(SupervisorBehaviour, LightActor):
+    """A supervisor that is a light actor: starts its light children synchronously in its host."""
+
+    is_light = True
+
+    @property
+    def host_name(self) -> str:
+        return self._host.child_id
+
+    def _spawn_here(self, rec: ChildRecord) -> None:
+        address, outcome, reason = self._host.spawn(
+            rec.spec.actor, rec.child_id, f"{self.path}/{rec.child_id}", self.myAddress, self.root,
+            rec.args, rec.incarnation)
+        rec.address = address
+        if outcome == "started":
+            self._on_started(rec, address, os.getpid(), NODE_NAME)
+        elif outcome == "failed":
+            self._child_down(rec, reason or ExitReason.killed())

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import actors._thespian  # noqa: F401  (sets THESPIAN_BASE_IPADDR before Thespian loads)
 from thespian.actors import ActorSystem, ActorSystemException
 
+from protocols.light import LightAddress, LightBatch
 from protocols.errors import ActorSystemError, NoSuchNameError, RequestTimeoutError
 from protocols.supervision import (
     ChildrenReport,
@@ -144,8 +145,9 @@ class ActorRuntime:
         deadline = time.monotonic() + timeout_s
         message = first
         while True:
-            if message is not None and accept(message):
-                return message
+            for item in _unbatch(message):
+                if accept(item):
+                    return item
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -161,7 +163,8 @@ class ActorRuntime:
         system = self._require()
         address = self.whereis(target, timeout_s) if isinstance(target, str) else target
         cid = uuid.uuid4().hex
-        reply = self._await(system.ask(address, Request(correlation_id=cid, body=body), timeout_s),
+        to, envelope = _addressed(address, Request(correlation_id=cid, body=body))
+        reply = self._await(system.ask(to, envelope, timeout_s),
                             lambda m: isinstance(m, Reply) and m.correlation_id == cid, timeout_s)
         if reply is None:
             raise RequestTimeoutError(str(target), type(body).__name__, timeout_s)
@@ -179,7 +182,7 @@ class ActorRuntime:
 
     def tell(self, target: Any, message: Any, timeout_s: float = 5.0) -> None:
         address = self.whereis(target, timeout_s) if isinstance(target, str) else target
-        self._require().tell(address, message)
+        self._require().tell(*_addressed(address, message))
 
     def whereis(self, name: str, timeout_s: float = 5.0) -> Any:
         """The current address of a registered name, waiting up to ``timeout_s`` while it restarts."""
@@ -238,6 +241,21 @@ class ActorRuntime:
     def leftover_processes(self) -> list[int]:
         """PIDs still alive in the process sessions this system's admin created (none after stop)."""
         return processes_in_sessions(self.session_ids - {os.getsid(0)})
+
+
+def _addressed(address: Any, message: Any) -> tuple[Any, Any]:
+    """A light actor is reached through its host, in a one-item batch."""
+    if type(address) is LightAddress:
+        return address.host, LightBatch([(address.lid, None, message)])
+    return address, message
+
+
+def _unbatch(message: Any) -> list[Any]:
+    if message is None:
+        return []
+    if type(message) is LightBatch:
+        return [item for _lid, _sender, item in message.items]
+    return [message]
 
 
 @contextmanager

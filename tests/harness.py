@@ -11,17 +11,36 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from actors._thespian import ActorExitRequest
-from actors.scripted import Recorder, ScriptedActor
+from actors.scripted import LightScriptedActor, Recorder, ScriptedActor
 from protocols.errors import RequestTimeoutError
 from protocols.scripted import Crash, Event, ExitNormally, ExitProcess, GetEvents, Ping
 from protocols.supervision import ChildInfo, StartChild, StartChildReply, TerminateChild
-from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
+from protocols.light import KillLight, LightAddress
+from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec, host_spec
+from supervisors.supervisor import LightSupervisor
 from systems.runtime import ActorRuntime
 
 ROOT_SPEC = SupervisorSpec(intensity=100, period_s=1.0)
+LIGHT_HOST = "h1"
+LIGHT_ROOT_SPEC = SupervisorSpec(intensity=100, period_s=1.0, children=[host_spec(LIGHT_HOST)])
+
+
+def root_spec(weight: str) -> SupervisorSpec:
+    return LIGHT_ROOT_SPEC if weight == "light" else ROOT_SPEC
+
+
+def as_light(child: ChildSpec, top: bool = False) -> ChildSpec:
+    """The same child as a light actor: scripted workers and supervisors alike, recursively."""
+    if child.is_supervisor:
+        inner = child.args["spec"]
+        light_inner = replace(inner, children=[as_light(c) for c in inner.children])
+        return replace(child, actor=LightSupervisor, args={**child.args, "spec": light_inner},
+                       host=LIGHT_HOST if top else None)
+    return replace(child, actor=LightScriptedActor, host=LIGHT_HOST if top else None)
 
 
 def worker(child_id: str, restart: RestartType = RestartType.PERMANENT, **kwargs: Any) -> ChildSpec:
@@ -32,21 +51,31 @@ def worker(child_id: str, restart: RestartType = RestartType.PERMANENT, **kwargs
 
 
 class Harness:
-    def __init__(self, runtime: ActorRuntime) -> None:
+    def __init__(self, runtime: ActorRuntime, weight: str = "process") -> None:
         self.rt = runtime
+        self.weight = weight
         self.recorder = runtime.create_actor(Recorder)
         self.sut: Any = None
 
     def start_tree(self, strategy: Strategy, children: list[ChildSpec], *, intensity: int = 10,
                    period_s: float = 5.0, sut_id: str = "sut",
                    restart: RestartType = RestartType.PERMANENT, expect_error: bool = False) -> Any:
-        with_recorder = [c.with_id(c.id, {"recorder": self.recorder}) for c in children]
+        with_recorder = [self._with_recorder(c) for c in children]
         spec = SupervisorSpec(strategy, with_recorder, intensity=intensity, period_s=period_s)
-        reply = self.rt.ask(self.rt.root, StartChild(spec=spec.as_child(sut_id, restart=restart)),
-                            30)
+        child = spec.as_child(sut_id, restart=restart)
+        if self.weight == "light":
+            child = as_light(child, top=True)
+        reply = self.rt.ask(self.rt.root, StartChild(spec=child), 30)
         assert isinstance(reply, StartChildReply) and bool(reply.error) == expect_error, reply
         self.sut = reply.address
         return reply.address
+
+    def _with_recorder(self, child: ChildSpec) -> ChildSpec:
+        if child.is_supervisor:
+            inner = child.args["spec"]
+            return replace(child, args={**child.args, "spec": replace(
+                inner, children=[self._with_recorder(c) for c in inner.children])})
+        return child.with_id(child.id, {"recorder": self.recorder})
 
     def stop_tree(self, sut_id: str = "sut") -> None:
         self.rt.ask(self.rt.root, TerminateChild(child_id=sut_id), 10)
@@ -81,6 +110,8 @@ class Harness:
             self.rt.tell(info.address, Crash())
         elif reason == "normal":
             self.rt.tell(info.address, ExitNormally())
+        elif reason == "killed" and isinstance(info.address, LightAddress):
+            self.rt.tell(info.address.host, KillLight(lid=info.address.lid))
         elif reason == "killed" and self.rt.base == "multiproc":
             os.kill(info.pid, signal.SIGKILL)
         elif reason == "killed":  # one process: end the actor without letting it say a word
