@@ -33,6 +33,8 @@ from protocols.errors import PtrError
 from protocols.light import (
     BatchAck,
     ChildGone,
+    HostReport,
+    HostStatus,
     KillLight,
     LightAddress,
     LightBatch,
@@ -113,6 +115,10 @@ class LightActor(ActorBehaviour):
 
     def _after_leave(self) -> None:
         self._host.remove(self._lid)
+
+    def _crash(self, reason: ExitReason) -> None:
+        self._host.stats.crashed += 1
+        super()._crash(reason)
 
     # --- synchronous start inside the host (no Init/Started messages) -------------------------
 
@@ -274,9 +280,7 @@ class LightHost(Actor):
                                                                     lid)))
 
     def remove(self, lid: int) -> None:
-        actor = self.lights.pop(lid, None)
-        if actor is not None and actor._exiting and not actor._stopped:
-            self.stats.crashed += 1
+        self.lights.pop(lid, None)
 
     def finish_shutdown(self, reason: ExitReason) -> None:
         for lid in list(self.lights):  # whatever is left dies with its host
@@ -391,8 +395,8 @@ class LightHost(Actor):
             self.wakeup_due = heap[0][0]
             self.wakeupAfter(timedelta(seconds=max(0.0, heap[0][0] - now)), _HostTick())
 
-    def host_pid(self) -> int:
-        return os.getpid()
+    def receiveMsg_HostStatus(self, msg: HostStatus, sender: Any) -> HostReport:
+        return HostReport(pid=os.getpid(), lights=len(self.lights), **self.stats.as_dict())
 
 
 __all__ = ["FAIR_TURN", "NODE_NAME", "LightActor", "LightHost", "MailboxOverflowError",

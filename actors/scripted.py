@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from actors.base import Actor
 from actors.light import LightActor
 from protocols.scripted import (
+    Bump,
+    Flood,
+    GetCount,
     Crash,
     Event,
     Events,
@@ -154,3 +157,41 @@ class Recorder(Actor):
 
     def receiveMsg_GetEvents(self, msg: GetEvents, sender: Any) -> Events:
         return Events(events=list(self.events))
+
+
+class LightCounter(LightActor):
+    """Counts ``Bump``s; a mailbox of 10 that drops what does not fit. ``TRACE`` (this process
+    only) records ``(path, count)`` as it handles, for fairness tests on one process."""
+
+    max_mailbox = 10
+    TRACE: ClassVar[list[tuple[str, int]]] = []
+
+    def on_start(self) -> None:
+        self.count = 0
+
+    def receiveMsg_Bump(self, msg: Bump, sender: Any) -> None:
+        self.count += 1
+        LightCounter.TRACE.append((self.path, self.count))
+
+    def receiveMsg_GetCount(self, msg: GetCount, sender: Any) -> int:
+        return self.count
+
+    def receiveMsg_Flood(self, msg: Flood, sender: Any) -> int:
+        for _ in range(msg.count):
+            self.send(msg.target, Bump())
+        if msg.last is not None:
+            self.send(msg.last, Bump())
+        return msg.count
+
+    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> Pong:
+        return Pong(path=self.path, incarnation=self.incarnation, pid=os.getpid(), token=msg.token)
+
+
+class LightCrashingCounter(LightCounter):
+    """The same with policy ``crash``: an overflow restarts it with an empty mailbox."""
+
+    mailbox_overflow = "crash"
+
+
+class RoomyCounter(LightCounter):
+    max_mailbox = 1_000_000

@@ -99,3 +99,19 @@ class MonitorName(Message):
 class NameDown(Message):
     name: str
     address: Any = None
+
+
+class HostStatus(Message):
+    """Ask a host how it is doing: answered with a ``HostReport``."""
+
+
+class HostReport(Message):
+    pid: int
+    lights: int
+    spawned: int
+    delivered: int
+    crashed: int
+    dropped_dead: int
+    dropped_overflow: int
+    batches_out: int
+    batches_in: int

@@ -103,3 +103,19 @@ class Note(Message):
 
 class GetNotes(Message):
     pass
+
+
+class Flood(Message):
+    """Send ``count`` ``Bump`` messages to ``target`` in one handler (then one ``Ping`` to ``last``)."""
+
+    target: Any
+    count: int
+    last: Any = None
+
+
+class Bump(Message):
+    pass
+
+
+class GetCount(Message):
+    pass

@@ -153,7 +153,8 @@ class EdgeBridge(Generic[T]):
     def close(self, exc: BaseException | None = None) -> None:
         """Refuse new items and fail every unanswered one with ``exc`` (default BridgeClosedError).
 
-        Call it when the actor side is going away, before or after the loop stops; it is idempotent.
+        Call it from the actor side when it is going away (before or after the loop stops), once it
+        no longer selects on ``wake_fd``: the wake sockets are closed too. Idempotent.
         """
         with self._lock:
             if self._closed is not None:

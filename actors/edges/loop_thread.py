@@ -53,11 +53,19 @@ class LoopThread:
         return self.loop  # raises if the thread died before its loop could run
 
     def run(self, coro: Coroutine[Any, Any, R], timeout_s: float | None = None) -> R:
-        """Run ``coro`` on the loop and wait for its result; never call it from the loop thread."""
+        """Run ``coro`` on the loop and wait for its result; never call it from the loop thread.
+
+        On ``TimeoutError`` the coroutine is cancelled on the loop, so no work outlives the wait.
+        """
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("LoopThread.run called from its own loop thread would deadlock")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Stop the loop, cancel its remaining tasks and join the thread; idempotent.

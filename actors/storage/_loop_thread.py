@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -57,10 +58,8 @@ class LoopThread:
         self._stopped = True
         if self._thread.is_alive():
             cancel = asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), self._loop)
-            try:
+            with contextlib.suppress(TimeoutError):
                 cancel.result(timeout)
-            except TimeoutError:
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
         if not self._thread.is_alive():

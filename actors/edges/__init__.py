@@ -1,0 +1,35 @@
+"""The edges: plain asyncio components (no Thespian) that take traffic in and hand it to one actor.
+Read ``bridge`` first (the loop-thread/actor-thread hand-off), then ``http_app`` and ``udp``.
+
+``loop_thread`` runs the edges' loop beside the hosting actor, ``http_server`` serves an app built by
+``http_app`` (with ``tls`` for HTTPS), and ``udp`` reads datagrams in batches. Failure rules are in
+each module's docstring: bad input is counted or answered, never raised into the host.
+"""
+
+from actors.edges.bridge import BridgeClosedError, EdgeBridge, Pending, SaturatedError
+from actors.edges.http_app import METRICS_KEY, Answer, Inbound, Route, build_app
+from actors.edges.http_server import HttpServer
+from actors.edges.loop_thread import LoopThread
+from actors.edges.tls import client_context, context_from_files, ensure_self_signed, self_signed_context
+from actors.edges.udp import Address, UdpEdge, UdpStats
+
+__all__ = [
+    "METRICS_KEY",
+    "Address",
+    "Answer",
+    "BridgeClosedError",
+    "EdgeBridge",
+    "HttpServer",
+    "Inbound",
+    "LoopThread",
+    "Pending",
+    "Route",
+    "SaturatedError",
+    "UdpEdge",
+    "UdpStats",
+    "build_app",
+    "client_context",
+    "context_from_files",
+    "ensure_self_signed",
+    "self_signed_context",
+]

@@ -1,0 +1,138 @@
+"""The embedded durable log: three SQLite tables behind :class:`~actors.storage.log.DurableLog`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from actors.storage.engine import make_engine
+from actors.storage.log import DurableLog, LogEntry
+from protocols.errors import StorageError
+
+_METADATA = sa.MetaData()
+
+# One row per topic holding its last offset: appends bump it with an upsert, so the first statement of
+# every append is a write and concurrent appenders queue on SQLite's write lock (busy_timeout) instead
+# of racing on max(offset).
+_TOPICS = sa.Table(
+    "ptr_log_topics",
+    _METADATA,
+    sa.Column("topic", sa.String(), primary_key=True),
+    sa.Column("end_offset", sa.Integer(), nullable=False),
+)
+_ENTRIES = sa.Table(
+    "ptr_log_entries",
+    _METADATA,
+    sa.Column("topic", sa.String(), primary_key=True),
+    sa.Column("entry_offset", sa.Integer(), primary_key=True),
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Column("appended_at", sa.Float(), nullable=False),
+)
+_COMMITS = sa.Table(
+    "ptr_log_commits",
+    _METADATA,
+    sa.Column("group_name", sa.String(), primary_key=True),
+    sa.Column("topic", sa.String(), primary_key=True),
+    sa.Column("committed_offset", sa.Integer(), nullable=False),
+)
+
+_NEW_TOPIC = insert(_TOPICS)
+_BUMP_END = _NEW_TOPIC.on_conflict_do_update(
+    index_elements=[_TOPICS.c.topic],
+    set_={"end_offset": _TOPICS.c.end_offset + _NEW_TOPIC.excluded.end_offset},
+).returning(_TOPICS.c.end_offset)
+
+_NEW_COMMIT = insert(_COMMITS)
+_COMMIT = _NEW_COMMIT.on_conflict_do_update(
+    index_elements=[_COMMITS.c.group_name, _COMMITS.c.topic],
+    set_={"committed_offset": _NEW_COMMIT.excluded.committed_offset},
+)
+
+
+class SqliteLog(DurableLog):
+    """A durable log in a SQLite database (the embedded default; see ``engine.DEFAULT_URL``).
+
+    Given a URL it makes and owns its engine (disposed on close); given an engine it only borrows it.
+    An append is one transaction: all its payloads are stored, or none. Timestamps are this
+    process's wall clock at append.
+    """
+
+    def __init__(self, engine_or_url: sa.Engine | str) -> None:
+        if isinstance(engine_or_url, str):
+            self.engine = make_engine(engine_or_url)
+            self._owns_engine = True
+        else:
+            self.engine = engine_or_url
+            self._owns_engine = False
+        if self.engine.dialect.name != "sqlite":
+            raise ValueError(f"SqliteLog needs a sqlite engine, not {self.engine.dialect.name!r}")
+        try:
+            _METADATA.create_all(self.engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"could not create the log tables in {self.engine.url}: {exc}") from exc
+
+    def _append(self, topic: str, payloads: list[bytes]) -> list[int]:
+        now = time.time()
+        try:
+            with self.engine.begin() as connection:
+                bump = {"topic": topic, "end_offset": len(payloads)}
+                end = connection.execute(_BUMP_END, bump).scalar_one()
+                first = end - len(payloads) + 1
+                offsets = list(range(first, end + 1))
+                connection.execute(
+                    _ENTRIES.insert(),
+                    [
+                        {"topic": topic, "entry_offset": offset, "payload": payload, "appended_at": now}
+                        for offset, payload in zip(offsets, payloads, strict=True)
+                    ],
+                )
+        except SQLAlchemyError as exc:
+            raise StorageError(
+                f"append of {len(payloads)} payloads to topic {topic!r} failed: {exc}"
+            ) from exc
+        return offsets
+
+    def _read(self, topic: str, from_offset: int, max_count: int) -> list[LogEntry]:
+        query = (
+            sa.select(_ENTRIES.c.entry_offset, _ENTRIES.c.payload, _ENTRIES.c.appended_at)
+            .where(_ENTRIES.c.topic == topic, _ENTRIES.c.entry_offset >= from_offset)
+            .order_by(_ENTRIES.c.entry_offset)
+            .limit(max_count)
+        )
+        rows = self._fetch(query, f"read of topic {topic!r}")
+        return [LogEntry(row.entry_offset, row.payload, row.appended_at) for row in rows]
+
+    def _commit(self, group: str, topic: str, offset: int) -> None:
+        try:
+            with self.engine.begin() as connection:
+                commit = {"group_name": group, "topic": topic, "committed_offset": offset}
+                connection.execute(_COMMIT, commit)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"commit of group {group!r} on topic {topic!r} failed: {exc}") from exc
+
+    def _committed(self, group: str, topic: str) -> int:
+        query = sa.select(_COMMITS.c.committed_offset).where(
+            _COMMITS.c.group_name == group, _COMMITS.c.topic == topic
+        )
+        rows = self._fetch(query, f"committed offset of group {group!r} on topic {topic!r}")
+        return rows[0][0] if rows else 0
+
+    def _end_offset(self, topic: str) -> int:
+        query = sa.select(_TOPICS.c.end_offset).where(_TOPICS.c.topic == topic)
+        rows = self._fetch(query, f"end of topic {topic!r}")
+        return rows[0][0] if rows else 0
+
+    def _close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def _fetch(self, query: sa.Select[Any], what: str) -> list[sa.Row[Any]]:
+        try:
+            with self.engine.connect() as connection:
+                return list(connection.execute(query).all())
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{what} failed: {exc}") from exc
