@@ -151,8 +151,12 @@ class ActorBehaviour:
         """Handle one message; an exception ends this actor (let it crash)."""
         if self._exiting:
             return
+        self._guarded(self._dispatch, message, sender)
+
+    def _guarded(self, step: Callable[..., Any], *args: Any) -> None:
+        """Run one step of this actor; if it raises, the actor exits with reason error."""
         try:
-            self._dispatch(message, sender)
+            step(*args)
         except Exception as exc:  # the one place where ptr catches: let it crash
             self._crash(ExitReason.from_exception(exc))
 
@@ -180,10 +184,15 @@ class ActorBehaviour:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def receiveMsg_Init(self, msg: Init, sender: Any) -> None:
-        self.child_id, self.path, self.parent = msg.child_id, msg.path, msg.parent
-        self.root = msg.root if msg.root is not None else self.myAddress
-        self.args, self.incarnation = msg.args, msg.incarnation
-        self._init_sender = sender
+        self._begin(msg.child_id, msg.path, msg.parent, msg.root, msg.args, msg.incarnation, sender)
+
+    def _begin(self, child_id: str, path: str, parent: Any, root: Any, args: Any,
+               incarnation: int, init_sender: Any) -> None:
+        """Take identity and run ``on_start`` (raises: the start failed)."""
+        self.child_id, self.path, self.parent = child_id, path, parent
+        self.root = root if root is not None else self.myAddress
+        self.args, self.incarnation = args, incarnation
+        self._init_sender = init_sender
         self.on_start()
         if not self._start_deferred:
             self.report_started()

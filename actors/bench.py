@@ -8,7 +8,20 @@ from typing import Any
 
 from actors._thespian import ActorTypeDispatcher
 from actors.base import Actor, ReplyTo
-from protocols.bench import BenchAck, BenchDone, BenchItem, BenchRun
+from actors.light import LightActor
+from protocols.bench import (
+    BenchAck,
+    BenchDone,
+    BenchItem,
+    BenchRun,
+    Blast,
+    BlastDone,
+    CountNow,
+    RestartLoop,
+    RestartTimes,
+)
+from protocols.scripted import Crash, Ping
+from protocols.supervision import ChildrenReport, WhichChildren
 
 
 class _CreditWindow:
@@ -80,3 +93,78 @@ class SupervisedSource(Actor):
 class SupervisedSink(Actor):
     def receiveMsg_BenchItem(self, msg: BenchItem, sender: Any) -> BenchAck:
         return BenchAck(seq=msg.seq)
+
+
+class LightBenchSink(LightActor):
+    """Counts whatever arrives; ``CountNow`` (after everything sent before it, FIFO) answers the
+    count since the last ``CountNow`` and starts again from zero."""
+
+    max_mailbox = 50_000_000
+
+    def on_start(self) -> None:
+        self.received = 0
+
+    def receiveMsg_int(self, msg: int, sender: Any) -> None:
+        self.received += 1
+
+    def receiveMsg_CountNow(self, msg: CountNow, sender: Any) -> int:
+        received, self.received = self.received, 0
+        return received
+
+
+class LightBenchSource(LightActor):
+    """Sends a blast of ints in one handler; the host batches them per destination."""
+
+    def receiveMsg_Blast(self, msg: Blast, sender: Any) -> None:
+        answer = self.defer_reply(sender)
+        began = time.perf_counter()
+        send, target = self.send, msg.target
+        for i in range(msg.count):
+            send(target, i)
+
+        def counted(received: int) -> None:
+            self.reply_later(answer, BlastDone(count=msg.count, received=received,
+                                               elapsed_s=time.perf_counter() - began))
+
+        self.request(target, CountNow(), counted, timeout_s=300)
+
+
+class LightRestartProbe(LightActor):
+    """Crashes a sibling and times, in microseconds, until its replacement answers a ``Ping``."""
+
+    def receiveMsg_RestartLoop(self, msg: RestartLoop, sender: Any) -> None:
+        self.loop, self.answer, self.micros = msg, self.defer_reply(sender), []
+        self._crash_victim()
+
+    def _crash_victim(self) -> None:
+        if len(self.micros) >= self.loop.samples:
+            self.reply_later(self.answer, RestartTimes(micros=self.micros))
+            return
+        self.request(self.loop.supervisor, WhichChildren(), self._before, timeout_s=5)
+
+    def _before(self, report: ChildrenReport) -> None:
+        self.old = _address_of(report, self.loop.victim_id)
+        self.began = time.perf_counter()
+        self.send(self.old, Crash(text="bench"))
+        self._check()
+
+    def _check(self) -> None:
+        self.request(self.loop.supervisor, WhichChildren(), self._after, timeout_s=5)
+
+    def _after(self, report: ChildrenReport) -> None:
+        fresh = _address_of(report, self.loop.victim_id)
+        if fresh is None or fresh == self.old:
+            self._check()
+            return
+        self.request(fresh, Ping(), self._answered, timeout_s=5)
+
+    def _answered(self, pong: Any) -> None:
+        self.micros.append((time.perf_counter() - self.began) * 1e6)
+        self._crash_victim()
+
+
+def _address_of(report: ChildrenReport, child_id: str) -> Any:
+    for child in report.children:
+        if child.child_id == child_id and child.status == "running":
+            return child.address
+    return None

@@ -40,7 +40,7 @@ from protocols.light import (
     LightBatch,
     SpawnLight,
 )
-from protocols.supervision import ExitNotice, ExitReason, Init
+from protocols.supervision import ExitNotice, ExitReason
 
 log = logging.getLogger("ptr.light")
 
@@ -137,12 +137,14 @@ class LightActor(ActorBehaviour):
             return
         super()._leave(reason)
 
-    def start_in_host(self, init: Init) -> tuple[str, ExitReason | None]:
-        """Run ``Init`` now: ``("started"|"pending"|"failed", reason)``. Pending means a deferred
-        start (a supervisor waiting for its children) that will report ``Started`` later."""
+    def start_in_host(self, child_id: str, path: str, parent: Any, root: Any, args: Any,
+                      incarnation: int) -> tuple[str, ExitReason | None]:
+        """Start now, without ``Init``/``Started`` messages: ``("started"|"pending"|"failed",
+        reason)``. Pending is a deferred start (a supervisor waiting for its children) that will
+        report ``Started`` later. A failure in ``on_start`` is the spawner's to handle."""
         self._sync = True
         try:
-            self.deliver(init, init.parent)
+            self._guarded(self._begin, child_id, path, parent, root, args, incarnation, parent)
         finally:
             self._sync = False
         if self._sync_reason is not None:
@@ -250,10 +252,9 @@ class LightHost(Actor):
         actor._lid = lid
         self.lights[lid] = actor
         self.stats.spawned += 1
-        init = Init.model_construct(child_id=child_id, path=path, parent=parent, root=root,
-                                    args=args, incarnation=incarnation)
-        outcome, reason = actor.start_in_host(init)
-        return LightAddress(self.myAddress, self.host_key, lid), outcome, reason
+        address = LightAddress(self.myAddress, self.host_key, lid)
+        outcome, reason = actor.start_in_host(child_id, path, parent, root, args, incarnation)
+        return address, outcome, reason
 
     def receiveMsg_SpawnLight(self, msg: SpawnLight, sender: Any) -> None:
         spec = msg.spec

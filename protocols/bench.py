@@ -26,3 +26,39 @@ class BenchAck(Message):
 class BenchDone(Message):
     count: int
     elapsed_s: float
+
+
+class Blast(Message):
+    """Light benchmark: send ``count`` small messages to ``target``, then ask it for its count."""
+
+    target: Any
+    count: int
+
+
+class CountNow(Message):
+    pass
+
+
+class BlastDone(Message):
+    count: int
+    received: int
+    elapsed_s: float
+
+
+class RestartLoop(Message):
+    """Crash ``victim_id`` under ``supervisor`` ``samples`` times; time each until the fresh one answers."""
+
+    supervisor: Any
+    victim_id: str
+    samples: int
+
+
+class RestartTimes(Message):
+    micros: list[float]
+
+
+class StartMany(Message):
+    """Light benchmark: start ``count`` children under a simple_one_for_one ``supervisor``."""
+
+    supervisor: Any
+    count: int

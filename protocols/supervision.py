@@ -147,6 +147,21 @@ class StartChildReply(Message):
     error: str = ""
 
 
+class StartChildren(Message):
+    """simple_one_for_one only: start ``count`` children of the template at once (light hosts start
+    thousands this way). Answered when the supervisor has started what it could synchronously."""
+
+    count: int
+    args: dict[str, Any] = {}
+
+
+class StartChildrenReply(Message):
+    running: int
+    pending: int
+    first_id: str = ""
+    last_id: str = ""
+
+
 class TerminateChild(Message):
     child_id: str
 

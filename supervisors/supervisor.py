@@ -45,6 +45,8 @@ from protocols.supervision import (
     Shutdown,
     StartChild,
     StartChildReply,
+    StartChildren,
+    StartChildrenReply,
     Started,
     TerminateChild,
     TerminateChildReply,
@@ -452,6 +454,26 @@ class SupervisorBehaviour:
         self.plan.append(("start", rec.child_id))
         self.advance()
         return None
+
+    def receiveMsg_StartChildren(self, msg: StartChildren, sender: Any) -> StartChildrenReply:
+        if not self._is_dynamic() or self.terminating is not None:
+            return StartChildrenReply(running=0, pending=0)
+        template = self.spec.children[0]
+        args = {**template.args, **msg.args} if msg.args else template.args
+        first = self.dynamic_seq + 1
+        ids = []
+        for _ in range(msg.count):
+            self.dynamic_seq += 1
+            rec = ChildRecord(template, f"{template.id}-{self.dynamic_seq}", args)
+            self.children[rec.child_id] = rec
+            self.plan.append(("start", rec.child_id))
+            ids.append(rec.child_id)
+        self.advance()
+        running = sum(1 for cid in ids if cid in self.children
+                      and self.children[cid].status == "running")
+        return StartChildrenReply(running=running, pending=len(ids) - running,
+                                  first_id=f"{template.id}-{first}",
+                                  last_id=f"{template.id}-{self.dynamic_seq}")
 
     def receiveMsg_TerminateChild(self, msg: TerminateChild, sender: Any) -> Any:
         rec = self.children.get(msg.child_id)

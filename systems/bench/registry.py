@@ -11,6 +11,12 @@ def _runtime(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _light(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.light import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
+    "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
 }
