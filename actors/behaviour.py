@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +23,15 @@ from typing import Any
 from actors.timers import TimerTable, TimerTick
 from protocols.errors import PtrError, RequestTimeoutError
 from protocols.supervision import (
+    ActorStats,
+    ChaosCrash,
+    ChaosDelay,
+    ChaosDrop,
     ExitNotice,
     ExitReason,
+    GetActorStats,
+    Heartbeat,
+    HeartbeatAck,
     Init,
     Reply,
     Request,
@@ -35,7 +43,15 @@ from protocols.supervision import (
 
 log = logging.getLogger("ptr.actor")
 
-NODE_NAME = os.environ.get("PTR_NODE") or socket.gethostname()
+
+
+def node_name() -> str:
+    """This node's name: ``PTR_NODE`` (set by ``ptr node start`` and the runtime before Thespian
+    forks the node's processes) or the host name."""
+    return os.environ.get("PTR_NODE") or socket.gethostname()
+
+
+NODE_NAME = node_name()  # at import; processes forked later read node_name()
 SUPER = hash("SUPER")  # Thespian's ActorTypeDispatcher.SUPER: "not handled here"
 
 
@@ -75,6 +91,37 @@ class _RequestExpired:
         self.correlation_id = correlation_id
 
 
+class ChaosInjectedError(PtrError):
+    """Raised inside an actor by ``ptr chaos crash``."""
+
+
+_CHAOS_EXEMPT = frozenset({"Init", "Shutdown", "ChaosCrash", "ChaosDelay", "ChaosDrop",
+                           "ActorExitRequest", "TimerTick", "Heartbeat", "GetActorStats"})
+
+
+class _Chaos:
+    """An injected fault with an end: delay or drop what the actor receives until ``until``."""
+
+    __slots__ = ("until", "delay_s", "drop", "dropped")
+
+    def __init__(self, until: float, *, delay_s: float = 0.0, drop: bool = False) -> None:
+        self.until, self.delay_s, self.drop, self.dropped = until, delay_s, drop, 0
+
+    def admit(self, message: Any) -> bool:
+        if time.monotonic() >= self.until:
+            return True
+        name = type(message).__name__
+        if name == "Request":
+            name = type(message.body).__name__
+        if name in _CHAOS_EXEMPT:
+            return True
+        if self.drop:
+            self.dropped += 1
+            return False
+        time.sleep(self.delay_s)  # the injected fault: a slow handler
+        return True
+
+
 _DISPATCH: dict[tuple[type, type], Callable[..., Any] | None] = {}
 
 
@@ -103,7 +150,8 @@ class ActorBehaviour:
     """
 
     __slots__ = ("child_id", "path", "parent", "root", "args", "incarnation", "handled", "_timers",
-                 "_requests", "_reply_to", "_init_sender", "_start_deferred", "_exiting", "_stopped")
+                 "_requests", "_reply_to", "_init_sender", "_start_deferred", "_exiting", "_stopped",
+                 "_chaos")
 
     myAddress: Any
 
@@ -122,6 +170,7 @@ class ActorBehaviour:
         self._start_deferred = False
         self._exiting = False
         self._stopped = False
+        self._chaos: _Chaos | None = None
 
     # --- primitives each weight supplies ------------------------------------------------------
 
@@ -150,6 +199,8 @@ class ActorBehaviour:
     def deliver(self, message: Any, sender: Any) -> None:
         """Handle one message; an exception ends this actor (let it crash)."""
         if self._exiting:
+            return
+        if self._chaos is not None and not self._chaos.admit(message):
             return
         self._guarded(self._dispatch, message, sender)
 
@@ -206,7 +257,7 @@ class ActorBehaviour:
 
     def _started_message(self) -> Started:
         return Started(child_id=self.child_id, incarnation=self.incarnation,
-                       address=self.myAddress, pid=os.getpid(), sid=os.getsid(0), node=NODE_NAME)
+                       address=self.myAddress, pid=os.getpid(), sid=os.getsid(0), node=node_name())
 
     def receiveMsg_Shutdown(self, msg: Shutdown, sender: Any) -> None:
         self.begin_shutdown(msg.reason)
@@ -339,6 +390,28 @@ class ActorBehaviour:
             self.send(to.address, body)
         else:
             self.send(to.address, Reply(correlation_id=to.correlation_id, body=body))
+
+    # --- introspection and fault injection -----------------------------------------------------
+
+    def queued(self) -> int:
+        """Messages waiting in this actor's mailbox, or -1 where the transport does not say."""
+        return -1
+
+    def receiveMsg_GetActorStats(self, msg: GetActorStats, sender: Any) -> ActorStats:
+        return ActorStats(path=self.path, actor_class=type(self).__name__, pid=os.getpid(),
+                          node=node_name(), handled=self.handled, queued=self.queued())
+
+    def receiveMsg_Heartbeat(self, msg: Heartbeat, sender: Any) -> HeartbeatAck:
+        return HeartbeatAck(child_id=self.child_id, incarnation=self.incarnation)
+
+    def receiveMsg_ChaosCrash(self, msg: ChaosCrash, sender: Any) -> None:
+        raise ChaosInjectedError(f"chaos: crash injected into {self.path}")
+
+    def receiveMsg_ChaosDelay(self, msg: ChaosDelay, sender: Any) -> None:
+        self._chaos = _Chaos(time.monotonic() + msg.for_s, delay_s=msg.ms / 1000.0)
+
+    def receiveMsg_ChaosDrop(self, msg: ChaosDrop, sender: Any) -> None:
+        self._chaos = _Chaos(time.monotonic() + msg.for_s, drop=True)
 
     # --- registry -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from actors._thespian import ActorTypeDispatcher, WakeupMessage
 from actors.base import Actor
-from actors.behaviour import NODE_NAME, ActorBehaviour
+from actors.behaviour import ActorBehaviour
 from actors.timers import TimerTick
 from protocols.errors import PtrError
 from protocols.light import (
@@ -91,6 +91,9 @@ class LightActor(ActorBehaviour):
     @property
     def host(self) -> LightHost:
         return self._host
+
+    def queued(self) -> int:
+        return len(self._mailbox) if self._mailbox else 0
 
     # --- primitives ---------------------------------------------------------------------------
 
@@ -400,5 +403,5 @@ class LightHost(Actor):
         return HostReport(pid=os.getpid(), lights=len(self.lights), **self.stats.as_dict())
 
 
-__all__ = ["FAIR_TURN", "NODE_NAME", "LightActor", "LightHost", "MailboxOverflowError",
+__all__ = ["FAIR_TURN", "LightActor", "LightHost", "MailboxOverflowError",
            "address_key"]

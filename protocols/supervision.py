@@ -175,7 +175,8 @@ class WhichChildren(Message):
     """OTP's which_children: the supervisor answers with a ``ChildrenReport``."""
 
 
-ChildStatus = Literal["starting", "running", "stopping", "restarting", "stopped", "failed"]
+ChildStatus = Literal["starting", "running", "stopping", "restarting", "stopped", "failed",
+                      "unplaceable"]
 
 
 class ChildInfo(Message):
@@ -200,11 +201,52 @@ class ChildrenReport(Message):
     period_s: float
 
 
+class GetActorStats(Message):
+    """Ask any ptr actor for its ``ActorStats`` (``ptr inspect``)."""
+
+
 class ActorStats(Message):
     """What an actor reports about itself to ``ptr inspect``."""
 
     path: str
     actor_class: str
     pid: int
+    node: str
     handled: int
-    restarts: int = 0
+    queued: int = -1          # light actors know their mailbox; Thespian does not expose its queue
+
+
+class Heartbeat(Message):
+    """A supervisor checks a child on another node (Thespian notices a lost node only after ~20 min)."""
+
+
+class HeartbeatAck(Message):
+    child_id: str
+    incarnation: int
+
+
+class NodeLost(Message):
+    """A supervisor lost contact with ``node``: the root tells Thespian to stop placing actors there."""
+
+    node: str
+
+
+class ListNodes(Message):
+    """Ask the root which other nodes are in the convention: ``{node: capabilities}``."""
+
+
+class ChaosCrash(Message):
+    """Fault injection: raise in the handler (reason error)."""
+
+
+class ChaosDelay(Message):
+    """Fault injection: wait ``ms`` before handling each message, for ``for_s`` seconds."""
+
+    ms: float
+    for_s: float
+
+
+class ChaosDrop(Message):
+    """Fault injection: drop every message but lifecycle and chaos ones, for ``for_s`` seconds."""
+
+    for_s: float

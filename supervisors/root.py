@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from protocols.light import MonitorName, NameDown
-from protocols.supervision import RegisterName, UnregisterName, Whereis, WhereisReply
+from protocols.supervision import (
+    ListNodes,
+    NodeLost,
+    RegisterName,
+    UnregisterName,
+    Whereis,
+    WhereisReply,
+)
 from supervisors.supervisor import Supervisor
 
 
@@ -21,7 +28,9 @@ class RootSupervisor(Supervisor):
         self.names: dict[str, Any] = {}
         self.name_paths: dict[str, str] = {}
         self.monitors: dict[str, list[Any]] = {}
+        self.nodes: dict[str, tuple[Any, dict[str, Any]]] = {}
         super().on_start()
+        self.notifyOnSystemRegistrationChanges(True)
 
     def receiveMsg_RegisterName(self, msg: RegisterName, sender: Any) -> None:
         self.names[msg.name] = msg.address
@@ -41,3 +50,25 @@ class RootSupervisor(Supervisor):
 
     def receiveMsg_Whereis(self, msg: Whereis, sender: Any) -> WhereisReply:
         return WhereisReply(name=msg.name, address=self.names.get(msg.name))
+
+    # --- nodes of the convention --------------------------------------------------------------
+
+    def receiveMsg_ActorSystemConventionUpdate(self, msg: Any, sender: Any) -> None:
+        """Thespian tells the root which admins join and leave the convention."""
+        caps = dict(msg.remoteCapabilities or {})
+        node = str(caps.get("ptr.node") or msg.remoteAdminAddress)
+        if msg.remoteAdded:
+            self.nodes[node] = (msg.remoteAdminAddress, caps)
+        else:
+            self.nodes.pop(node, None)
+
+    def receiveMsg_NodeLost(self, msg: NodeLost, sender: Any) -> bool:
+        """A supervisor lost a node: stop Thespian from placing actors there (it would keep trying
+        for about 20 minutes otherwise)."""
+        known = self.nodes.pop(msg.node, None)
+        if known is not None:
+            self.deRegisterRemoteSystem(known[0])
+        return True
+
+    def receiveMsg_ListNodes(self, msg: ListNodes, sender: Any) -> dict[str, dict[str, Any]]:
+        return {name: caps for name, (_, caps) in self.nodes.items()}

@@ -24,7 +24,7 @@ from typing import Any
 
 from actors._thespian import ActorExitRequest, ChildActorExited
 from actors.base import Actor, ReplyTo
-from actors.behaviour import NODE_NAME
+from actors.behaviour import node_name
 from actors.light import LightActor
 from protocols.errors import SpecError
 from protocols.light import (
@@ -37,6 +37,9 @@ from protocols.light import (
 )
 from protocols.supervision import (
     ChildInfo,
+    Heartbeat,
+    HeartbeatAck,
+    NodeLost,
     ChildrenReport,
     ExitNotice,
     ExitReason,
@@ -71,6 +74,28 @@ class BackoffDue:
 
 
 @dataclass(frozen=True)
+class PlacementTimeout:
+    child_id: str
+    incarnation: int
+
+
+@dataclass(frozen=True)
+class PlacementRetry:
+    child_id: str
+
+
+@dataclass(frozen=True)
+class HeartbeatTick:
+    pass
+
+
+HEARTBEAT_S = 1.0          # how often a supervisor checks children on other nodes
+NODE_TIMEOUT_S = 3.0       # silence after which their node counts as lost (noticed within 4 s)
+PLACEMENT_TIMEOUT_S = 5.0  # a child placed by requirements that has not started by then
+PLACEMENT_RETRY_S = 1.0    # how often an unplaceable child is tried again
+
+
+@dataclass(frozen=True)
 class HostRetry:
     child_id: str
     incarnation: int
@@ -81,7 +106,7 @@ class ChildRecord:
 
     __slots__ = ("child_id", "spec", "args", "status", "wanted", "address", "pid", "node",
                  "incarnation", "starts", "started_at", "last_exit", "last_exit_at", "ready_at",
-                 "backoff_attempt", "backoff_timer", "stop_timer", "waiting")
+                 "backoff_attempt", "backoff_timer", "stop_timer", "waiting", "last_seen")
 
     def __init__(self, spec: ChildSpec, child_id: str | None = None,
                  args: Mapping[str, Any] | None = None) -> None:
@@ -103,6 +128,7 @@ class ChildRecord:
         self.backoff_timer: int | None = None
         self.stop_timer: int | None = None
         self.waiting: list[ReplyTo] | None = None
+        self.last_seen = 0.0              # last heartbeat answer, for children on other nodes
 
     @property
     def restarts(self) -> int:
@@ -130,6 +156,8 @@ class SupervisorBehaviour:
         self.reported = False
         self.host_addresses: dict[str, Any] = {}
         self.monitored: set[str] = set()
+        self.heartbeat_timer: int | None = None
+        self.nodes_being_dropped: set[str] = set()
         self._in_advance = False
         self._advance_again = False
         if self.spec.strategy is not Strategy.SIMPLE_ONE_FOR_ONE:
@@ -180,6 +208,9 @@ class SupervisorBehaviour:
                 continue
             if rec.status in ("starting", "stopping"):
                 return
+            if rec.status == "unplaceable":  # waits for its PlacementRetry, not the plan
+                self.plan.popleft()
+                continue
             if rec.ready_at > time.monotonic():
                 rec.status = "restarting"
                 if rec.backoff_timer is None:
@@ -259,7 +290,9 @@ class SupervisorBehaviour:
     def _on_started(self, rec: ChildRecord, address: Any, pid: int, node: str) -> None:
         rec.status, rec.pid, rec.node = "running", pid, node
         rec.address = address
-        rec.started_at = time.monotonic()
+        rec.started_at = rec.last_seen = time.monotonic()
+        if node != node_name() and self.heartbeat_timer is None:
+            self.heartbeat_timer = self.start_timer(HEARTBEAT_S, HeartbeatTick(), repeat=True)
         if rec.spec.name:
             self.send(self.root, RegisterName(name=rec.spec.name, address=address,
                                               path=f"{self.path}/{rec.child_id}"))
@@ -330,10 +363,63 @@ class SupervisorBehaviour:
 
     def _gone(self, address: Any) -> None:
         for rec in self.children.values():
+            if rec.address == address and rec.status == "starting" and rec.spec.requirements:
+                self._unplaceable(rec)  # Thespian found no node meeting its requirements
+                return
             if rec.address == address and rec.status in ALIVE:
                 self._child_down(rec, ExitReason.shutdown() if rec.status == "stopping"
                                  else ExitReason.killed())
                 return
+
+    # --- placement across nodes ---------------------------------------------------------------
+
+    def _unplaceable(self, rec: ChildRecord) -> None:
+        """No node can run it now: report it, try again later; a restart it is not."""
+        rec.status, rec.address, rec.pid = "unplaceable", None, 0
+        if self.plan and self.plan[0] == ("start", rec.child_id):
+            self.plan.popleft()
+        self.start_timer(PLACEMENT_RETRY_S, PlacementRetry(rec.child_id))
+        self.advance()
+
+    def receiveMsg_PlacementTimeout(self, msg: PlacementTimeout, sender: Any) -> None:
+        rec = self.children.get(msg.child_id)
+        if rec is not None and rec.incarnation == msg.incarnation and rec.status == "starting":
+            if rec.address is not None:
+                self.send(rec.address, ActorExitRequest())
+            self._unplaceable(rec)
+
+    def receiveMsg_PlacementRetry(self, msg: PlacementRetry, sender: Any) -> None:
+        rec = self.children.get(msg.child_id)
+        if rec is not None and rec.status == "unplaceable" and self.terminating is None:
+            rec.status = "stopped"
+            self.plan.append(("start", rec.child_id))
+            self.advance()
+
+    def receiveMsg_HeartbeatTick(self, msg: HeartbeatTick, sender: Any) -> None:
+        now, here, lost = time.monotonic(), node_name(), set()
+        for rec in self.children.values():
+            if rec.status != "running" or rec.node == here or type(rec.address) is LightAddress:
+                continue
+            if now - rec.last_seen > NODE_TIMEOUT_S:
+                lost.add(rec.node)
+            else:
+                self.send(rec.address, Heartbeat())
+        for node in lost - self.nodes_being_dropped:
+            self.nodes_being_dropped.add(node)
+            # the root deregisters the node first, so the restart is not placed there again
+            self.request(self.root, NodeLost(node=node), lambda _ack, n=node: self._node_gone(n),
+                         timeout_s=5, on_timeout=lambda n=node: self._node_gone(n))
+
+    def receiveMsg_HeartbeatAck(self, msg: HeartbeatAck, sender: Any) -> None:
+        rec = self.children.get(msg.child_id)
+        if rec is not None and rec.incarnation == msg.incarnation:
+            rec.last_seen = time.monotonic()
+
+    def _node_gone(self, node: str) -> None:
+        self.nodes_being_dropped.discard(node)
+        for rec in list(self.children.values()):
+            if rec.status in ALIVE and rec.node == node and rec.child_id in self.children:
+                self._child_down(rec, ExitReason.killed(f"node {node} lost"))
 
     def receiveMsg_NameDown(self, msg: NameDown, sender: Any) -> None:
         """A host we placed light children in went down: they went with it."""
@@ -506,6 +592,8 @@ class Supervisor(SupervisorBehaviour, Actor):
         rec.address = self.createActor(rec.spec.actor,
                                        targetActorRequirements=dict(rec.spec.requirements or {}))
         self.send(rec.address, self._init_for(rec))
+        if rec.spec.requirements:  # placed by capability, maybe on a node that just died
+            self.start_timer(PLACEMENT_TIMEOUT_S, PlacementTimeout(rec.child_id, rec.incarnation))
 
 
 class LightSupervisor(SupervisorBehaviour, LightActor):
@@ -523,6 +611,6 @@ class LightSupervisor(SupervisorBehaviour, LightActor):
             rec.args, rec.incarnation)
         rec.address = address
         if outcome == "started":
-            self._on_started(rec, address, os.getpid(), NODE_NAME)
+            self._on_started(rec, address, os.getpid(), node_name())
         elif outcome == "failed":
             self._child_down(rec, reason or ExitReason.killed())

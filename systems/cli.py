@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -15,9 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from actors.behaviour import node_name
 from protocols.errors import PtrError
-from systems import catalog
-from systems.runtime import ActorRuntime
+from systems import catalog, runfile
+from systems.runfile import RunInfo, encode_address
+from systems.runtime import ActorRuntime, NodeRuntime
 
 
 class _Stop(Exception):
@@ -55,6 +58,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     simulator = None
     with runtime:
+        run_info = None
+        if runtime.base == "multiproc":
+            run_info = RunInfo(kind="system", name=system.name, admin_port=runtime.admin_port,
+                               pid=os.getpid(), admin_sid=min(runtime.session_ids, default=0),
+                               node=node_name(), root=encode_address(runtime.root))
+            run_info.write()
         print(f"{system.name}: running on {runtime.base} "
               f"{'(admin port %d)' % runtime.admin_port if runtime.base == 'multiproc' else ''}",
               flush=True)
@@ -76,6 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             if simulator is not None:
                 simulator.stop()
+            if run_info is not None:
+                run_info.remove()
     left = runtime.wait_until_gone()
     print(f"{system.name}: stopped; {len(left)} actor processes left", flush=True)
     return 0 if not left else 1
@@ -86,6 +97,86 @@ def _idle(runtime: ActorRuntime, deadline: float | None) -> None:
     until = time.monotonic() + 1.0 if deadline is None else min(deadline, time.monotonic() + 1.0)
     while (remaining := until - time.monotonic()) > 0:
         runtime.idle(remaining)
+
+
+def _attach(system_name: str | None) -> tuple[RunInfo, ActorRuntime]:
+    info = runfile.find_system(system_name)
+    return info, ActorRuntime.attach(info.admin_port, info.root_address(), name=info.name)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from systems import inspect
+    _, runtime = _attach(args.system)
+    limit = 10**9 if args.all else 50
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        while True:
+            views = inspect.live_tree(runtime, limit)
+            node_caps = inspect.nodes(runtime)
+            if args.json:
+                print(json.dumps(inspect.as_json(views, node_caps)), flush=True)
+            else:
+                print(inspect.render(views, node_caps), flush=True)
+            if not args.watch:
+                return 0
+            runtime.idle(1.0)
+            print("", flush=True)
+    except (KeyboardInterrupt, _Stop):
+        return 0
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from systems.chaos import Chaos
+    _, runtime = _attach(args.system)
+    chaos = Chaos(runtime)
+    if args.fault == "kill-node":
+        node = runfile.find_node(args.target)
+        killed = chaos.kill_node(node.admin_sid)
+        print(f"killed node {node.name}: {len(killed)} processes")
+        return 0
+    if args.fault == "crash":
+        info = chaos.crash(args.target)
+    elif args.fault == "kill":
+        info = chaos.kill(args.target)
+    elif args.fault == "delay":
+        if args.ms is None or args.run_for is None:
+            raise PtrError("delay takes PATH MS --for SECONDS")
+        info = chaos.delay(args.target, args.ms, args.run_for)
+    else:
+        if args.run_for is None:
+            raise PtrError("drop takes PATH --for SECONDS")
+        info = chaos.drop(args.target, args.run_for)
+    print(f"{args.fault} {args.target} (pid {info.pid}, node {info.node})")
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    host, _, port = args.join.rpartition(":")
+    if not host or not port.isdigit():
+        raise PtrError(f"--join takes HOST:PORT, got {args.join!r}")
+    caps = {k: v for k, v in parse_overrides(args.capability).items()}
+    node = NodeRuntime(args.name or f"node-{args.admin_port or 'auto'}", (host, int(port)), caps,
+                       admin_port=args.admin_port)
+    if args.name is None:
+        node.name = f"node-{node.admin_port}"
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    node.start()
+    info = RunInfo(kind="node", name=node.name, admin_port=node.admin_port, pid=os.getpid(),
+                   admin_sid=node.admin_sid, node=node.name)
+    info.write()
+    print(f"node {node.name}: admin port {node.admin_port}, joined {args.join}, "
+          f"capabilities {caps}", flush=True)
+    try:
+        deadline = time.monotonic() + args.run_for if args.run_for else None
+        while deadline is None or time.monotonic() < deadline:
+            node.idle(0.2)
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        node.shutdown()
+        info.remove()
+    print(f"node {node.name}: stopped", flush=True)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -122,6 +213,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Thespian admin port (default: a free one)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("inspect", help="the live supervision tree of the running system")
+    p.add_argument("--system", help="which running system (needed when several run)")
+    p.add_argument("--json", action="store_true", help="one JSON object per view")
+    p.add_argument("--watch", action="store_true", help="print the tree every second")
+    p.add_argument("--all", action="store_true", help="every child, not the first 50 each")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("chaos", help="inject a fault into the running system")
+    p.add_argument("fault", choices=["crash", "kill", "kill-node", "delay", "drop"])
+    p.add_argument("target", help="an actor's path (/SYSTEM/child/...) or, for kill-node, a node")
+    p.add_argument("ms", nargs="?", type=float, default=None, help="delay: milliseconds per message")
+    p.add_argument("--for", dest="run_for", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--system", help="which running system (needed when several run)")
+    p.set_defaults(func=cmd_chaos)
+
+    p = sub.add_parser("node", help="run a node that joins a system's convention")
+    p.add_argument("action", choices=["start"])
+    p.add_argument("--join", required=True, metavar="HOST:PORT",
+                   help="the admin port of the system to join (ptr run prints it)")
+    p.add_argument("--capability", action="append", default=[], metavar="KEY=VALUE",
+                   help="a capability children may require, e.g. role=edge (repeatable)")
+    p.add_argument("--name", default=None, help="the node's name (default node-ADMINPORT)")
+    p.add_argument("--admin-port", type=int, default=None)
+    p.add_argument("--for", dest="run_for", type=float, default=None, metavar="SECONDS")
+    p.set_defaults(func=cmd_node)
+
     p = sub.add_parser("bench", help="run a benchmark and print its figures")
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -135,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # the reader went away (ptr inspect | head): not an error
+        sys.stdout = None  # type: ignore[assignment]
+        return 0
     except PtrError as exc:
         print(f"ptr: error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,12 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import actors._thespian  # noqa: F401  (sets THESPIAN_BASE_IPADDR before Thespian loads)
-from thespian.actors import ActorSystem, ActorSystemException
+from thespian.actors import (
+    ActorExitRequest,
+    ActorSystem,
+    ActorSystemException,
+    ActorTypeDispatcher,
+)
 
 from protocols.light import LightAddress, LightBatch
 from protocols.errors import ActorSystemError, NoSuchNameError, RequestTimeoutError
@@ -35,6 +40,7 @@ from protocols.supervision import (
     WhereisReply,
 )
 from supervisors.root import RootSupervisor
+from actors.behaviour import node_name
 from systems.processes import processes_in_sessions
 from supervisors.spec import SupervisorSpec
 
@@ -83,12 +89,13 @@ class ActorRuntime:
         self.root: Any = None
         self.root_pid = 0
         self.session_ids: set[int] = set()
-        self._names: dict[str, Any] = {}
+        self.attached = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> ActorRuntime:
         caps = dict(self.capabilities)
+        caps.setdefault("ptr.node", node_name())
         if self.base == "multiproc":
             caps.setdefault("Admin Port", self.admin_port)
         try:
@@ -116,10 +123,23 @@ class ActorRuntime:
             raise
         return self
 
+    @classmethod
+    def attach(cls, admin_port: int, root: Any, name: str = "root") -> ActorRuntime:
+        """Talk to a system another process runs (``ptr inspect``, ``ptr chaos``). Leaving an
+        attached runtime leaves that system running."""
+        runtime = cls(SupervisorSpec(), base="multiproc", admin_port=admin_port, name=name)
+        try:
+            runtime.system = ActorSystem(BASES["multiproc"], capabilities={"Admin Port": admin_port},
+                                         logDefs=thespian_log_defs(logging.CRITICAL))
+        except ActorSystemException as exc:
+            raise ActorSystemError(f"no actor system answers on admin port {admin_port}") from exc
+        runtime.root, runtime.attached = root, True
+        return runtime
+
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Stop the tree in order (children in reverse start order), then the actor system."""
         system, self.system = self.system, None
-        if system is None:
+        if system is None or self.attached:
             return
         try:
             if self.root is not None:
@@ -241,6 +261,58 @@ class ActorRuntime:
     def leftover_processes(self) -> list[int]:
         """PIDs still alive in the process sessions this system's admin created (none after stop)."""
         return processes_in_sessions(self.session_ids - {os.getsid(0)})
+
+
+class NodeRuntime:
+    """A node: a Thespian admin with capabilities that joins a convention (``ptr node start``).
+
+    Children whose requirements its capabilities meet may be placed on it by supervisors on other
+    nodes. ``PTR_NODE`` is set before the admin forks, so its actors report this node's name.
+    """
+
+    def __init__(self, name: str, join: tuple[str, int], capabilities: dict[str, Any],
+                 admin_port: int | None = None) -> None:
+        self.name = name
+        self.join = join
+        self.admin_port = admin_port or free_port()
+        self.capabilities = dict(capabilities)
+        self.system: ActorSystem | None = None
+        self.admin_sid = 0
+
+    def start(self) -> NodeRuntime:
+        os.environ["PTR_NODE"] = self.name
+        caps = {**self.capabilities, "Admin Port": self.admin_port, "ptr.node": self.name,
+                "Convention Address.IPv4": self.join}
+        try:
+            self.system = ActorSystem(BASES["multiproc"], capabilities=caps,
+                                      logDefs=thespian_log_defs(logging.CRITICAL),
+                                      transientUnique=True)
+            probe = self.system.createActor(_SessionProbe)
+            pid = self.system.ask(probe, "pid", 10)
+            self.admin_sid = os.getsid(int(pid))
+            self.system.tell(probe, ActorExitRequest())
+        except (ActorSystemException, TypeError, ValueError) as exc:
+            self.shutdown()
+            raise ActorSystemError(f"node {self.name} could not start: {exc}") from exc
+        return self
+
+    def idle(self, seconds: float) -> None:
+        time.sleep(seconds)  # a node has nothing to drive: its admin runs in its own process
+
+    def shutdown(self) -> None:
+        system, self.system = self.system, None
+        if system is not None:
+            system.shutdown()
+
+    def leftover_processes(self) -> list[int]:
+        return processes_in_sessions({self.admin_sid}) if self.admin_sid else []
+
+
+class _SessionProbe(ActorTypeDispatcher):
+    """Answers its pid, so a node learns its admin's session (to find its processes later)."""
+
+    def receiveMsg_str(self, msg: str, sender: Any) -> None:
+        self.send(sender, os.getpid())
 
 
 def _addressed(address: Any, message: Any) -> tuple[Any, Any]:

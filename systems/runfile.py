@@ -1,0 +1,100 @@
+"""Run files: how ``ptr inspect`` and ``ptr chaos`` find a system that ``ptr run`` started.
+
+``ptr run`` writes ``$PTR_RUN_DIR/SYSTEM.json`` (default ``var/run``) with its admin port, its
+process id and the root's address (pickled: Thespian addresses cannot be rebuilt from text), and
+removes it when it stops. ``ptr node start`` writes ``node-NAME.json`` the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from protocols.errors import ActorSystemError
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("PTR_RUN_DIR", "var/run"))
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    kind: str            # "system" or "node"
+    name: str
+    admin_port: int
+    pid: int             # the ptr process that owns the admin
+    admin_sid: int       # the admin's session: every process of that actor system is in it
+    node: str
+    root: str = ""       # base64 pickle of the root's address (systems only)
+
+    @property
+    def path(self) -> Path:
+        return run_dir() / (f"node-{self.name}.json" if self.kind == "node" else f"{self.name}.json")
+
+    def root_address(self) -> Any:
+        return pickle.loads(base64.b64decode(self.root))  # noqa: S301 (our own file)
+
+    def write(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(self.path)
+        return self.path
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def encode_address(address: Any) -> str:
+    return base64.b64encode(pickle.dumps(address)).decode()
+
+
+def read_all(kind: str | None = None) -> list[RunInfo]:
+    """Run files of live processes; stale ones (their process is gone) are removed."""
+    found = []
+    if not run_dir().is_dir():
+        return found
+    for path in sorted(run_dir().glob("*.json")):
+        try:
+            info = RunInfo(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            continue
+        if not info.alive:
+            path.unlink(missing_ok=True)
+            continue
+        if kind is None or info.kind == kind:
+            found.append(info)
+    return found
+
+
+def find_system(name: str | None) -> RunInfo:
+    systems = read_all("system")
+    if name is not None:
+        systems = [s for s in systems if s.name == name]
+    if not systems:
+        raise ActorSystemError(f"nothing is running{' as ' + name if name else ''} "
+                               f"(no run file in {run_dir()}); start one with: ptr run SYSTEM")
+    if len(systems) > 1:
+        raise ActorSystemError("several systems are running: choose one with --system "
+                               + " or ".join(s.name for s in systems))
+    return systems[0]
+
+
+def find_node(name: str) -> RunInfo:
+    for info in read_all("node"):
+        if info.name == name:
+            return info
+    raise ActorSystemError(f"no node named {name!r} is running here (no run file in {run_dir()})")
