@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -28,20 +27,9 @@ def no_orphaned_processes() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_runtime() -> Iterator[Callable[..., ActorRuntime]]:
-    """Start runtimes; at teardown each is shut down and must have left no process in its session."""
-    started: list[ActorRuntime] = []
-
-    def make(spec: Any, **kwargs: Any) -> ActorRuntime:
-        runtime = ActorRuntime(spec, **kwargs)
-        started.append(runtime)
-        return runtime.start()
-
-    yield make
-    for runtime in started:
-        runtime.shutdown()
-    for runtime in started:
-        assert runtime.wait_until_gone() == [], "actor processes outlived their system"
+def make_runtime(ptr_runtime: Callable[..., ActorRuntime]) -> Callable[..., ActorRuntime]:
+    """ptr's own ``ptr_runtime`` fixture (systems/testing.py): stops every runtime, proves it."""
+    return ptr_runtime
 
 
 @pytest.fixture(params=["simple", "multiproc"])

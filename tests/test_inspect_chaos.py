@@ -114,11 +114,12 @@ def test_inspect_with_nothing_running_says_so(tmp_path: Path) -> None:
     assert "nothing is running" in out.stderr
 
 
-def test_the_python_chaos_api_injects_the_same_faults(make_runtime) -> None:
-    rt = make_runtime(ROOT_SPEC, base="multiproc")
+def test_the_python_chaos_api_injects_the_same_faults(ptr_runtime, chaos) -> None:
+    rt = ptr_runtime(ROOT_SPEC, base="multiproc")
     h = Harness(rt)
     h.start_tree(Strategy.ONE_FOR_ONE, [worker("a"), worker("b")])
-    chaos = Chaos(rt)
+    chaos = chaos(rt)
+    assert isinstance(chaos, Chaos)
     old = chaos.kill("/root/sut/a")
     fresh = h.wait_restarted("a", old)
     assert fresh.last_exit.exit_kind is ExitKind.KILLED
