@@ -67,6 +67,13 @@ class Actor(ActorBehaviour, ActorTypeDispatcher):
         else:
             _thespian_send(self, target, message)
 
+    @property
+    def can_watch_fds(self) -> bool:
+        """True when the transport honours ``ThespianWatch`` (multiprocTCPBase); under
+        simpleSystemBase a returned watch is ignored, so an edge polls on a timer instead."""
+        transport = getattr(getattr(self, "_myRef", None), "transport", None)
+        return hasattr(transport, "set_watch")
+
     def watch_fds(self, fds: list[int] | None) -> None:
         """Have Thespian wake this actor with a ``WatchMessage`` when one of ``fds`` is readable
         (multiprocTCPBase only): how an edge drains its own socket inside Thespian's loop."""

@@ -7,7 +7,13 @@
     ├── NoSuchNameError           a registered name resolves to no live actor
     ├── ActorSystemError          the Thespian actor system could not be started, reached, or stopped
     ├── ConfigError               a user's configuration (file or flag) is invalid
+    ├── SaturatedError            an edge cannot take more: its bridge is full, or the tree behind it is
+    │                             saturated or restarting; answered 503 + Retry-After (actors.edges.bridge)
+    ├── BridgeClosedError         an edge's bridge is closed: its actor is stopping (actors.edges.bridge)
     └── StorageError              a database, blob or log operation failed in a way the caller must see
+        ├── BlobLinkError         a string is not a blob link (also a ValueError; actors.storage.blobs)
+        ├── BlobNotFoundError     a well-formed link names no stored blob (also a KeyError)
+        └── BlobCorruptedError    a blob's bytes no longer hash to its link (verified reads)
 
 Failures *inside* the actor tree are not exceptions but exit reasons (see ``protocols.supervision``):
 an actor that raises exits, and its supervisor decides what happens next.

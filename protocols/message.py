@@ -20,6 +20,12 @@ class Message(BaseModel):
 
     kind: ClassVar[str] = ""
 
+    def __str__(self) -> str:
+        """Short on purpose: Thespian formats ``str(message)`` for a debug log on every send, even
+        when nothing is logged; a full pydantic repr of a large batch costs milliseconds there.
+        ``repr()`` stays complete for debugging and test output."""
+        return f"<{self.kind}>"
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("kind"):
