@@ -9,7 +9,7 @@ each module's docstring: bad input is counted or answered, never raised into the
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, Pending, SaturatedError
 from actors.edges.http_app import METRICS_KEY, Answer, Inbound, Route, build_app
 from actors.edges.http_server import HttpServer
-from actors.edges.loop_thread import LoopThread
+from actors._loop_thread import LoopThread
 from actors.edges.tls import client_context, context_from_files, ensure_self_signed, self_signed_context
 from actors.edges.udp import Address, UdpEdge, UdpStats
 

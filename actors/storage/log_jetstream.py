@@ -28,7 +28,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
-from actors.storage._loop_thread import LoopThread
+from actors._loop_thread import LoopThread
 from actors.storage._names import check_name
 from actors.storage.log import DurableLog, LogEntry
 from protocols.errors import StorageError
@@ -67,6 +67,7 @@ class JetStreamLog(DurableLog):
         self.replicas = replicas
         self._known_streams: set[str] = set()
         self._loop = LoopThread(name=f"ptr-jetstream-{stream_prefix}")
+        self._loop.start()
         target = servers if isinstance(servers, str) else list(servers)
         try:
             self._nc, self._js, self._offsets = self._run(f"connect to {target}", self._connect(target))
@@ -197,6 +198,9 @@ class JetStreamLog(DurableLog):
     def _run(self, what: str, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the log's loop; NATS failures and timeouts become StorageError."""
         try:
+            if not self._loop.running:
+                coro.close()
+                raise StorageError("the storage client is closed")
             return self._loop.run(coro, self.timeout)
         except TimeoutError:
             raise StorageError(f"JetStream {what} got no answer within {self.timeout:g} s") from None

@@ -1,5 +1,5 @@
 """An asyncio loop in a daemon thread, so an actor (which owns its own thread and Thespian's receive
-loop) can host async edges beside it and stop them cleanly when it exits."""
+loop) can host async clients and servers beside it (edges, the NATS client) and stop them cleanly."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ R = TypeVar("R")
 
 __all__ = ["LoopThread"]
 
-log = logging.getLogger("ptr.edges")
+log = logging.getLogger("ptr.loop")
 
 
 class LoopThread:
@@ -27,7 +27,7 @@ class LoopThread:
     never hangs on it.
     """
 
-    def __init__(self, name: str = "ptr-edge-loop") -> None:
+    def __init__(self, name: str = "ptr-loop") -> None:
         self.name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
