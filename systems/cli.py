@@ -20,7 +20,7 @@ from actors.behaviour import node_name
 from protocols.errors import PtrError
 from systems import catalog, runfile
 from systems.runfile import RunInfo, encode_address
-from systems.runtime import ActorRuntime, NodeRuntime
+from systems.runtime import ActorRuntime, NodeRuntime, free_port
 
 
 class _Stop(Exception):
@@ -154,11 +154,10 @@ def cmd_node(args: argparse.Namespace) -> int:
     host, _, port = args.join.rpartition(":")
     if not host or not port.isdigit():
         raise PtrError(f"--join takes HOST:PORT, got {args.join!r}")
-    caps = {k: v for k, v in parse_overrides(args.capability).items()}
-    node = NodeRuntime(args.name or f"node-{args.admin_port or 'auto'}", (host, int(port)), caps,
-                       admin_port=args.admin_port)
-    if args.name is None:
-        node.name = f"node-{node.admin_port}"
+    caps = parse_overrides(args.capability)
+    admin_port = args.admin_port or free_port()
+    node = NodeRuntime(args.name or f"node-{admin_port}", (host, int(port)), caps,
+                       admin_port=admin_port)
     signal.signal(signal.SIGTERM, _on_sigterm)
     node.start()
     info = RunInfo(kind="node", name=node.name, admin_port=node.admin_port, pid=os.getpid(),

@@ -70,8 +70,7 @@ def test_sigkill_of_a_host_restarts_its_light_actors_under_their_supervisors(mak
     new_pid = host_report(rt).pid
     assert new_pid != host_pid
     assert rt.ask("far", Ping()).pid == new_pid
-    far_info = rt.which_children("outside" if False else None)
-    outside_info = {c.child_id: c for c in far_info.children}["outside"]
+    outside_info = {c.child_id: c for c in rt.which_children().children}["outside"]
     far_child = rt.which_children(outside_info.address).children[0]
     assert far_child.last_exit.exit_kind is ExitKind.KILLED
     assert far_child.restarts == 1
