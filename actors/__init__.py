@@ -1,9 +1,21 @@
-"""Who says it: ptr's process actor and the tools every actor uses (timers, requests, crashes).
+"""Who says it: ptr's actors of both weights, and the actors of each system.
 
-Read ``base.Actor`` first; ``scripted`` is the faulty actor that drives fault tests.
+Read ``behaviour.ActorBehaviour`` (the programming model), then ``base.Actor`` (a process actor)
+and ``light.LightActor``/``light.LightHost`` (thousands inside one process). ``scripted`` is the
+faulty actor that drives fault tests; ``edges`` and ``storage`` are the parts systems share.
 """
 
-from actors.base import Actor, ReplyTo, RequestFailedError
+from actors.base import Actor
+from actors.behaviour import (
+    ActorBehaviour,
+    ChaosInjectedError,
+    ReplyTo,
+    RequestFailedError,
+    node_name,
+)
+from actors.light import LightActor, LightHost, MailboxOverflowError
 from actors.timers import TimerTable, TimerTick
 
-__all__ = ["Actor", "ReplyTo", "RequestFailedError", "TimerTable", "TimerTick"]
+__all__ = ["Actor", "ActorBehaviour", "ChaosInjectedError", "LightActor", "LightHost",
+           "MailboxOverflowError", "ReplyTo", "RequestFailedError", "TimerTable", "TimerTick",
+           "node_name"]

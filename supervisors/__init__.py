@@ -15,9 +15,10 @@ from supervisors.spec import (
     RestartType,
     Strategy,
     SupervisorSpec,
+    host_spec,
 )
-from supervisors.supervisor import Supervisor
+from supervisors.supervisor import LightSupervisor, Supervisor
 
 __all__ = ["BRUTAL_KILL", "DEFAULT_INTENSITY", "DEFAULT_PERIOD_S", "INFINITY", "Backoff",
-           "ChildSpec", "RestartType", "RestartWindow", "RootSupervisor", "Strategy",
-           "Supervisor", "SupervisorSpec"]
+           "ChildSpec", "LightSupervisor", "RestartType", "RestartWindow", "RootSupervisor",
+           "Strategy", "Supervisor", "SupervisorSpec", "host_spec"]
