@@ -4,6 +4,12 @@
     ├── SpecError                 a system, supervisor or child spec is impossible (names the child)
     ├── InvalidMessageError       bytes or a dict at an edge do not make a valid message (names the field)
     ├── RequestTimeoutError       a request got no reply within its timeout (names target and message kind)
+    ├── RequestFailedError        the target of a request crashed handling it (actors.behaviour)
+    ├── ChaosInjectedError        raised inside an actor by ``ptr chaos crash`` (actors.behaviour)
+    ├── MailboxOverflowError      a light actor's mailbox overflowed under policy crash (actors.light)
+    ├── LobbyRefusedError         the game lobby refuses a request: 4xx with a reason (protocols.game)
+    │   └── InvalidTokenError     a game session token is forged, expired or malformed
+    ├── RoomCrashedError          a game room's tick raised: the room restarts from its checkpoint
     ├── NoSuchNameError           a registered name resolves to no live actor
     ├── ActorSystemError          the Thespian actor system could not be started, reached, or stopped
     ├── ConfigError               a user's configuration (file or flag) is invalid

@@ -63,7 +63,7 @@ class UdpEdge(Generic[T]):
                  on_batch: Callable[[list[tuple[Address, T]]], None], *,
                  host: str = "127.0.0.1", port: int = 0, interval_s: float = 0.005,
                  max_batch: int = 1024, rcvbuf_bytes: int = RCVBUF_BYTES,
-                 reads_per_wake: int = READS_PER_WAKE) -> None:
+                 reads_per_wake: int = READS_PER_WAKE, watch: bool = True) -> None:
         if interval_s <= 0 or max_batch < 1 or reads_per_wake < 1:
             raise ValueError("interval_s, max_batch and reads_per_wake must be positive")
         self.stats = UdpStats()
@@ -75,6 +75,7 @@ class UdpEdge(Generic[T]):
         self._max_batch = max_batch
         self._requested_rcvbuf = rcvbuf_bytes
         self._reads_per_wake = reads_per_wake
+        self._watch = watch
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch: list[tuple[Address, T]] = []
@@ -95,7 +96,8 @@ class UdpEdge(Generic[T]):
             sock.setblocking(False)
             self.rcvbuf_bytes = _size_rcvbuf(sock, self._requested_rcvbuf)
             sock.bind((self.host, self._port))
-            loop.add_reader(sock.fileno(), self._on_readable)
+            if self._watch:
+                loop.add_reader(sock.fileno(), self._on_readable)
         except BaseException:
             sock.close()
             raise
@@ -108,7 +110,8 @@ class UdpEdge(Generic[T]):
         sock, loop = self._sock, self._loop
         if sock is None or loop is None:
             return
-        loop.remove_reader(sock.fileno())
+        if self._watch:
+            loop.remove_reader(sock.fileno())
         self._sock = None
         try:
             self.flush()
@@ -118,6 +121,21 @@ class UdpEdge(Generic[T]):
     @property
     def running(self) -> bool:
         return self._sock is not None
+
+    @property
+    def socket(self) -> socket.socket | None:
+        """The bound socket (None before ``start``), for a caller that sends on its own schedule."""
+        return self._sock
+
+    def drain(self) -> None:
+        """Read what the socket holds now (up to ``reads_per_wake``) and deliver it at once.
+
+        For an edge made with ``watch=False``, whose owner polls on its own schedule: a game tick
+        applies inputs only at the tick, so reading earlier gains nothing, while a loop woken by
+        each datagram pays a wake-up per datagram, and so does every sender on loopback.
+        """
+        self._on_readable()
+        self.flush()
 
     # --- in -----------------------------------------------------------------------------------
 

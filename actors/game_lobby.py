@@ -1,0 +1,506 @@
+"""The lobby: accounts and login, leaderboard and chat over HTTP, for every player of every game.
+
+``LobbyService`` is the logic over SQLAlchemy (plain, synchronous, testable without actors);
+``Lobby`` is the process actor that serves it: an HTTP edge (``build_app`` + ``HttpServer`` on a
+``LoopThread``) hands validated requests over an ``EdgeBridge`` to the actor thread.
+
+Threads of the lobby process and what each may do:
+
+* the loop thread: HTTP parsing and validation only (the edge);
+* the actor thread: everything but password hashing, one request at a time;
+* ``hash_workers`` executor threads: register and login, whose Argon2 hash costs ~32 ms of CPU
+  (argon2-cffi releases the GIL, so they run in parallel and the actor thread stays responsive).
+
+Queue requests are forwarded to the matchmaker, all those of one drain in one ``QueueOps`` message.
+
+Failure rules: a refusal (bad credentials, taken name, rate limit, bad token) is a
+``LobbyRefusedError`` answered with its HTTP status. Any other exception in the actor thread crashes
+the lobby (its supervisor restarts it; requests in flight get 503 from the closing bridge); in an
+executor thread it costs that one request a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from actors.base import Actor
+from actors.edges import (
+    Answer,
+    EdgeBridge,
+    HttpServer,
+    Inbound,
+    LoopThread,
+    Pending,
+    Route,
+    build_app,
+)
+from actors.game_auth import Passwords, SessionTokens
+from actors.storage import RecordTable, RowWriter, make_engine
+from protocols.errors import InvalidMessageError
+from protocols.game import (
+    AccountCreated,
+    ChatHistory,
+    ChatLine,
+    ChatPost,
+    ChatPosted,
+    ChatQuery,
+    Credentials,
+    GameResult,
+    GameResultStored,
+    Leaderboard,
+    LeaderRow,
+    LobbyAddress,
+    LobbyInfo,
+    LobbyRefusedError,
+    LoginAnswer,
+    QueueAnswers,
+    QueueOp,
+    QueueOps,
+    RankAnswer,
+    RankQuery,
+    TokenBody,
+    TopQuery,
+)
+from protocols.supervision import ExitReason, Whereis, WhereisReply
+
+__all__ = ["ROUTES", "ChatRules", "Lobby", "LobbyService"]
+
+log = logging.getLogger("ptr.game.lobby")
+
+DEFAULT_BANNED_WORDS = ("damn", "crap", "shit", "fuck", "bastard", "asshole")
+
+ROUTES = [
+    Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30),
+    Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30),
+    Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join"),
+    Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status"),
+    Route("POST", "/queue/leave", TokenBody, Answer.REPLY, name="queue_leave"),
+    Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top"),
+    Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank"),
+    Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send"),
+    Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history"),
+]
+
+_metadata = sa.MetaData()
+ACCOUNTS = sa.Table(
+    "game_accounts", _metadata,
+    sa.Column("player_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(24), nullable=False),
+    sa.Column("name_key", sa.String(24), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+SCORES = RecordTable("game_scores", {"game_id": sa.String(40), "player_id": sa.Integer,
+                                     "score": sa.Integer, "ended_at": sa.Float})
+CHAT = RecordTable("game_chat", {"seq": sa.Integer, "room": sa.String(32), "player_id": sa.Integer,
+                                 "name": sa.String(24), "text": sa.String(800),
+                                 "sent_at": sa.Float})
+
+
+# --- chat rules ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChatRules:
+    """Per player: ``burst`` messages at once, then ``per_s`` a second (a token bucket). Per
+    message: 1..``max_chars`` characters once control characters are removed; banned words are
+    masked with ``*`` (the message still goes out: refusing teaches players to misspell)."""
+
+    max_chars: int = 200
+    burst: int = 5
+    per_s: float = 1.0
+    banned_words: tuple[str, ...] = DEFAULT_BANNED_WORDS
+
+    def __post_init__(self) -> None:
+        if self.max_chars < 1 or self.burst < 1 or self.per_s <= 0:
+            raise ValueError("chat rules need max_chars >= 1, burst >= 1 and per_s > 0")
+
+    def clean(self, text: str) -> tuple[str, bool]:
+        """The text as it will be stored and whether words were masked; 400 if empty or too long."""
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")
+                       or ch == " ").strip()
+        if not text:
+            raise LobbyRefusedError(400, "empty chat message")
+        if len(text) > self.max_chars:
+            raise LobbyRefusedError(400, f"chat message longer than {self.max_chars} characters")
+        if not self.banned_words:
+            return text, False
+        pattern = _banned_pattern(self.banned_words)
+        masked = pattern.sub(lambda m: "*" * len(m.group(0)), text)
+        return masked, masked != text
+
+
+_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _banned_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    pattern = _PATTERNS.get(words)
+    if pattern is None:
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        pattern = _PATTERNS[words] = re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+    return pattern
+
+
+class ChatRateLimiter:
+    """One token bucket per player; the clock is injected (tests move time, never sleep)."""
+
+    MAX_TRACKED = 100_000
+
+    def __init__(self, rules: ChatRules, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rules = rules
+        self.clock = clock
+        self._buckets: dict[int, tuple[float, float]] = {}  # player -> (tokens, at)
+
+    def take(self, player_id: int) -> float:
+        """0.0 if the player may post now (one token taken), else seconds until it may."""
+        now = self.clock()
+        rules = self.rules
+        tokens, at = self._buckets.get(player_id, (float(rules.burst), now))
+        tokens = min(float(rules.burst), tokens + (now - at) * rules.per_s)
+        if tokens < 1.0:
+            self._buckets[player_id] = (tokens, now)
+            return (1.0 - tokens) / rules.per_s
+        if len(self._buckets) >= self.MAX_TRACKED:
+            self._forget_full(now)
+        self._buckets[player_id] = (tokens - 1.0, now)
+        return 0.0
+
+    def _forget_full(self, now: float) -> None:
+        burst, per_s = float(self.rules.burst), self.rules.per_s
+        for pid in [p for p, (t, at) in self._buckets.items() if t + (now - at) * per_s >= burst]:
+            del self._buckets[pid]
+
+
+# --- the service --------------------------------------------------------------------------------
+
+class LobbyService:
+    """Accounts, scores and chat in one SQL database (SQLite by default).
+
+    ``register`` and ``login`` are thread-safe (they only use the engine and stateless helpers) and
+    slow by design (one Argon2 hash each); everything else is meant for one thread.
+    """
+
+    def __init__(self, engine: sa.Engine, tokens: SessionTokens, passwords: Passwords,
+                 rules: ChatRules | None = None, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.tokens = tokens
+        self.passwords = passwords
+        self.rules = rules or ChatRules()
+        self.clock = clock
+        self.limiter = ChatRateLimiter(self.rules, monotonic)
+        self.scores = RowWriter(engine, SCORES)
+        self.chat = RowWriter(engine, CHAT)
+        self._names: dict[int, str] = {}
+        self._chat_seq = 0
+
+    def create_tables(self) -> None:
+        """Create what is missing (idempotent) and pick up where the stored chat left off."""
+        ACCOUNTS.create(self.engine, checkfirst=True)
+        self.scores.create()
+        self.chat.create()
+        sa.Index("ix_game_scores_player", self.scores.table.c.player_id).create(
+            self.engine, checkfirst=True)
+        sa.Index("ix_game_chat_room_seq", self.chat.table.c.room, self.chat.table.c.seq).create(
+            self.engine, checkfirst=True)
+        with self.engine.connect() as conn:
+            self._chat_seq = conn.scalar(sa.select(sa.func.max(self.chat.table.c.seq))) or 0
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def register(self, name: str, password: str) -> AccountCreated:
+        """A new account; 409 if the name (case-insensitively) is taken."""
+        password_hash = self.passwords.hash(password)
+        try:
+            with self.engine.begin() as conn:
+                player_id = conn.execute(ACCOUNTS.insert().values(
+                    name=name, name_key=name.lower(), password_hash=password_hash,
+                    created_at=self.clock())).inserted_primary_key[0]
+        except IntegrityError:
+            raise LobbyRefusedError(409, f"name {name!r} is taken") from None
+        self._names[int(player_id)] = name
+        return AccountCreated(player_id=int(player_id), name=name)
+
+    def login(self, name: str, password: str) -> LoginAnswer:
+        """A session token for good credentials; 401 otherwise, the same for unknown names."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(ACCOUNTS.c.player_id, ACCOUNTS.c.name,
+                                         ACCOUNTS.c.password_hash)
+                               .where(ACCOUNTS.c.name_key == name.lower())).first()
+        if not self.passwords.verify(row.password_hash if row else None, password) or row is None:
+            raise LobbyRefusedError(401, "bad name or password")
+        token, expires_at = self.tokens.issue(row.player_id)
+        self._names[row.player_id] = row.name
+        return LoginAnswer(player_id=row.player_id, name=row.name, token=token,
+                           expires_at=expires_at)
+
+    def player_name(self, player_id: int) -> str:
+        name = self._names.get(player_id)
+        if name is None:
+            with self.engine.connect() as conn:
+                name = conn.scalar(sa.select(ACCOUNTS.c.name)
+                                   .where(ACCOUNTS.c.player_id == player_id)) or ""
+            if name:
+                self._names[player_id] = name
+        return name
+
+    # --- leaderboard --------------------------------------------------------------------------
+
+    def record_game(self, result: GameResult) -> GameResultStored:
+        """Store a round's scores; a resent result adds nothing (rows keyed ``game_id:player``)."""
+        rows = [{"message_id": f"{result.game_id}:{s.player_id}", "game_id": result.game_id,
+                 "player_id": s.player_id, "score": s.score, "ended_at": result.ended_at}
+                for s in result.scores]
+        return GameResultStored(game_id=result.game_id, new_rows=self.scores.write_batch(rows))
+
+    def _totals(self) -> Any:
+        c = self.scores.table.c
+        return (sa.select(c.player_id, sa.func.sum(c.score).label("total"),
+                          sa.func.count().label("games"))
+                .group_by(c.player_id).subquery("totals"))
+
+    def top(self, n: int) -> Leaderboard:
+        """The ``n`` best players by total score; ties share a rank (1, 2, 2, 4)."""
+        totals = self._totals()
+        query = (sa.select(totals.c.player_id, totals.c.total, totals.c.games, ACCOUNTS.c.name)
+                 .join(ACCOUNTS, ACCOUNTS.c.player_id == totals.c.player_id, isouter=True)
+                 .order_by(totals.c.total.desc(), totals.c.player_id).limit(n))
+        with self.engine.connect() as conn:
+            found = conn.execute(query).all()
+        rows: list[LeaderRow] = []
+        for i, row in enumerate(found):
+            rank = rows[-1].rank if rows and rows[-1].total == row.total else i + 1
+            rows.append(LeaderRow(rank=rank, player_id=row.player_id, name=row.name or "",
+                                  total=int(row.total), games=int(row.games)))
+        return Leaderboard(rows=rows)
+
+    def rank(self, player_id: int) -> RankAnswer:
+        """A player's rank: one more than the number of players with a strictly higher total."""
+        totals = self._totals()
+        with self.engine.connect() as conn:
+            mine = conn.execute(sa.select(totals.c.total, totals.c.games)
+                                .where(totals.c.player_id == player_id)).first()
+            ranked = conn.scalar(sa.select(sa.func.count()).select_from(totals)) or 0
+            above = 0 if mine is None else conn.scalar(
+                sa.select(sa.func.count()).select_from(totals).where(totals.c.total > mine.total))
+        name = self.player_name(player_id)
+        if mine is None and not name:
+            raise LobbyRefusedError(404, f"no player {player_id}")
+        return RankAnswer(player_id=player_id, name=name,
+                          rank=None if mine is None else int(above or 0) + 1,
+                          total=int(mine.total) if mine else 0,
+                          games=int(mine.games) if mine else 0, ranked_players=int(ranked))
+
+    # --- chat ---------------------------------------------------------------------------------
+
+    def post_chat(self, player_id: int, room: str, text: str) -> ChatPosted:
+        """Store a chat line in ``room``: 429 over the player's rate, 400 if the rules refuse it."""
+        cleaned, masked = self.rules.clean(text)
+        wait_s = self.limiter.take(player_id)
+        if wait_s > 0:
+            raise LobbyRefusedError(429, "chat rate limit: slow down", retry_after_s=wait_s)
+        self._chat_seq += 1
+        seq = self._chat_seq
+        self.chat.write_batch([{"message_id": uuid.uuid4().hex, "seq": seq, "room": room,
+                                "player_id": player_id, "name": self.player_name(player_id),
+                                "text": cleaned, "sent_at": self.clock()}])
+        return ChatPosted(seq=seq, text=cleaned, masked=masked)
+
+    def chat_history(self, room: str, after_seq: int = 0, limit: int = 50) -> ChatHistory:
+        """The latest ``limit`` lines of ``room`` after ``after_seq``, oldest first."""
+        c = self.chat.table.c
+        query = (sa.select(c.seq, c.room, c.player_id, c.name, c.text, c.sent_at)
+                 .where(c.room == room, c.seq > after_seq).order_by(c.seq.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            found = conn.execute(query).all()
+        return ChatHistory(room=room, lines=[
+            ChatLine(seq=r.seq, room=r.room, player_id=r.player_id, name=r.name or "",
+                     text=r.text, sent_at=r.sent_at) for r in reversed(found)])
+
+
+# --- the actor ----------------------------------------------------------------------------------
+
+_STATUS_ERRORS: dict[int, type[web.HTTPException]] = {
+    401: web.HTTPUnauthorized, 404: web.HTTPNotFound, 409: web.HTTPConflict,
+    429: web.HTTPTooManyRequests, 503: web.HTTPServiceUnavailable,
+}
+
+
+def as_http_error(exc: LobbyRefusedError) -> BaseException:
+    """What the edge turns into the right JSON answer: 400 via ``InvalidMessageError``, the rest
+    as aiohttp's exception for the status (the edge keeps its reason and headers)."""
+    if exc.status == 400:
+        return InvalidMessageError(str(exc), kind="lobby")
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s + 0.49)))
+    cls = _STATUS_ERRORS.get(exc.status, web.HTTPServiceUnavailable)
+    return cls(reason=str(exc), headers=headers)
+
+
+@dataclass(frozen=True)
+class DrainRequests:
+    """Timer message: look at the bridge even if no wake-up came (bases without ThespianWatch)."""
+
+
+class Lobby(Actor):
+    """Args: ``storage_url``, ``token_secret``, ``token_ttl_s``, ``hash_profile``, ``hash_workers``,
+    ``http_host``, ``http_port``, ``allow_networks``, ``chat`` (``ChatRules`` fields) and
+    ``matchmaker`` (its registered name)."""
+
+    def on_start(self) -> None:
+        args = self.args
+        self.matchmaker_name = str(args.get("matchmaker", "matchmaker"))
+        self.matchmaker: Any = None
+        self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
+        self.db = make_engine(str(args["storage_url"]))
+        self.service = LobbyService(self.db, self.tokens,
+                                    Passwords(args.get("hash_profile", "owasp")),
+                                    ChatRules(**dict(args.get("chat", {}))))
+        self.service.create_tables()
+        self.executor = ThreadPoolExecutor(max_workers=int(args.get("hash_workers", 2)),
+                                           thread_name_prefix="lobby-hash")
+        self.bridge: EdgeBridge[Inbound] = EdgeBridge(max_in_flight=int(args.get("max_in_flight",
+                                                                                  2048)))
+        app = build_app(ROUTES, bridge=self.bridge, max_body_bytes=8192,
+                        allow_networks=list(args.get("allow_networks", ["127.0.0.1/32", "::1/128"])))
+        self.http = HttpServer(app, host=str(args.get("http_host", "127.0.0.1")),
+                               port=int(args.get("http_port", 0)))
+        self.loop_thread = LoopThread("lobby-http")
+        self.loop_thread.start()
+        try:
+            self.loop_thread.run(self.http.start(), 10)
+        except BaseException:
+            self._close()
+            raise
+        self.watch_fds([self.bridge.wake_fd])
+        self.start_timer(0.05, DrainRequests(), repeat=True)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        bridge = getattr(self, "bridge", None)
+        if bridge is not None:
+            bridge.close()
+        try:
+            if getattr(self, "loop_thread", None) is not None and self.loop_thread.running:
+                self.loop_thread.run(self.http.stop(), 10)
+        finally:
+            if getattr(self, "loop_thread", None) is not None:
+                self.loop_thread.stop()
+            if getattr(self, "executor", None) is not None:
+                self.executor.shutdown(wait=False, cancel_futures=True)
+            if getattr(self, "db", None) is not None:
+                self.db.dispose()
+
+    # --- HTTP requests ------------------------------------------------------------------------
+
+    def receiveMsg_WatchMessage(self, msg: Any, sender: Any) -> None:
+        self._drain()
+
+    def receiveMsg_DrainRequests(self, msg: DrainRequests, sender: Any) -> None:
+        self._drain()
+
+    def _drain(self) -> None:
+        queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
+        for pending in self.bridge.drain(512):
+            route, body = pending.item.route, pending.item.body
+            if route in ("register", "login"):
+                self.executor.submit(self._authenticate, pending)
+                continue
+            try:
+                if route.startswith("queue_"):
+                    player_id = self.tokens.verify(body.token)
+                    queue_ops.append((pending, QueueOp(player_id=player_id, op=route[6:])))
+                else:
+                    pending.resolve(self._answer(route, body))
+            except LobbyRefusedError as exc:
+                pending.fail(as_http_error(exc))
+        if queue_ops:
+            self._forward(queue_ops)
+
+    def _answer(self, route: str, body: Any) -> Any:
+        service = self.service
+        if route == "top":
+            assert isinstance(body, TopQuery)
+            return service.top(body.n)
+        if route == "rank":
+            assert isinstance(body, RankQuery)
+            return service.rank(body.player_id)
+        if route == "chat_send":
+            assert isinstance(body, ChatPost)
+            return service.post_chat(self.tokens.verify(body.token), body.room, body.text)
+        if route == "chat_history":
+            assert isinstance(body, ChatQuery)
+            return service.chat_history(body.room, body.after_seq, body.limit)
+        raise LobbyRefusedError(404, f"no route {route}")
+
+    def _authenticate(self, pending: Pending[Inbound]) -> None:
+        """Executor thread: one register or login. The one guard of this thread: an unexpected
+        failure costs this request a 500 (the edge logs it), not the lobby."""
+        body = pending.item.body
+        assert isinstance(body, Credentials)
+        try:
+            if pending.item.route == "register":
+                result: Any = self.service.register(body.name, body.password)
+            else:
+                result = self.service.login(body.name, body.password)
+        except LobbyRefusedError as exc:
+            pending.fail(as_http_error(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.exception("lobby: %s failed", pending.item.route)
+            pending.fail(exc)
+            return
+        pending.resolve(result)
+
+    def _forward(self, ops: list[tuple[Pending[Inbound], QueueOp]]) -> None:
+        """One ``QueueOps`` to the matchmaker for the whole drain; 503s if it does not answer."""
+        pendings = [p for p, _ in ops]
+        message = QueueOps(ops=[op for _, op in ops])
+
+        def unavailable() -> None:
+            self.matchmaker = None
+            for p in pendings:
+                p.fail(as_http_error(LobbyRefusedError(503, "matchmaker unavailable",
+                                                       retry_after_s=1)))
+
+        def answered(reply: Any) -> None:
+            if isinstance(reply, QueueAnswers) and len(reply.answers) == len(pendings):
+                self.bridge.resolve_many(zip(pendings, reply.answers))
+            else:
+                unavailable()
+
+        def send_to(address: Any) -> None:
+            if address is None:
+                unavailable()
+                return
+            self.matchmaker = address
+            self.request(address, message, answered, timeout_s=3.0, on_timeout=unavailable)
+
+        if self.matchmaker is not None:
+            send_to(self.matchmaker)
+        else:
+            self.request(self.root, Whereis(name=self.matchmaker_name),
+                         lambda r: send_to(r.address if isinstance(r, WhereisReply) else None),
+                         timeout_s=3.0, on_timeout=unavailable)
+
+    # --- from other actors --------------------------------------------------------------------
+
+    def receiveMsg_GameResult(self, msg: GameResult, sender: Any) -> GameResultStored:
+        return self.service.record_game(msg)
+
+    def receiveMsg_LobbyInfo(self, msg: LobbyInfo, sender: Any) -> LobbyAddress:
+        return LobbyAddress(url=self.http.url)

@@ -1,0 +1,304 @@
+"""Matchmaking: a queue that forms rooms of N players and places them on game servers with room.
+
+``MatchQueue`` is the logic (plain, with an injected clock); ``Matchmaker`` is the process actor
+around it. Players queue through the lobby (``QueueOps``, one message per drain of the lobby's HTTP
+bridge). Whenever ``room_size`` players wait, or the oldest has waited ``fill_wait_s`` (then with
+fewer), and a server has a free room slot, the matchmaker starts a ``RoomActor`` there with OTP's
+``StartChild`` to that server's dynamic room supervisor. With every slot taken, players stay queued
+and learn their position; slots free up when rooms end.
+
+What the matchmaker knows of servers it learns by asking (``ServerStatus`` every ``poll_s``): their
+UDP address and their rooms. So a restarted matchmaker rebuilds its view of running rooms from the
+servers, and only the queue itself is lost (players see ``idle`` and queue again); a restarted
+server's lost rooms disappear from its report and their slots free up.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.base import Actor
+from protocols.game import (
+    MatchReport,
+    MatchStatus,
+    QueueAnswer,
+    QueueAnswers,
+    QueueOps,
+    RoomEnded,
+    ServerReport,
+    ServerStatus,
+)
+from protocols.supervision import StartChild, StartChildReply, Whereis, WhereisReply
+
+__all__ = ["MatchQueue", "Matchmaker", "RoomPlan"]
+
+log = logging.getLogger("ptr.game.match")
+
+REPORT_GRACE_S = 5.0  # a room we started may be missing from a report made before it started
+
+
+@dataclass
+class RoomPlan:
+    room_id: str
+    server: str
+    players: list[int]
+    seed: int
+    state: str = "starting"  # starting | running
+    since: float = 0.0
+
+
+@dataclass
+class ServerSlot:
+    name: str
+    rooms_supervisor: str
+    capacity: int
+    host: str = ""
+    port: int = 0
+    up: bool = False
+    rooms: dict[str, RoomPlan] = field(default_factory=dict)
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.rooms) if self.up else 0
+
+
+class MatchQueue:
+    """The queue, the servers' room slots and who plays where. Single-threaded."""
+
+    def __init__(self, servers: Iterable[tuple[str, str]], *, room_size: int,
+                 rooms_per_server: int, fill_wait_s: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic, seed: int | None = None) -> None:
+        if room_size < 1 or rooms_per_server < 1 or fill_wait_s < 0:
+            raise ValueError("room_size and rooms_per_server must be >= 1, fill_wait_s >= 0")
+        self.room_size = room_size
+        self.fill_wait_s = fill_wait_s
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.servers = {name: ServerSlot(name, sup, rooms_per_server) for name, sup in servers}
+        self.queue: dict[int, float] = {}       # player -> queued at; insertion order is the queue
+        self.rooms: dict[str, RoomPlan] = {}
+        self.playing: dict[int, str] = {}       # player -> room id (starting or running)
+        self._positions: dict[int, int] | None = None
+
+    # --- players ------------------------------------------------------------------------------
+
+    def join(self, player_id: int) -> None:
+        if player_id not in self.queue and player_id not in self.playing:
+            self.queue[player_id] = self.clock()
+            self._positions = None
+
+    def leave(self, player_id: int) -> None:
+        if self.queue.pop(player_id, None) is not None:
+            self._positions = None
+
+    def answer(self, player_id: int) -> QueueAnswer:
+        room_id = self.playing.get(player_id)
+        if room_id is not None:
+            plan = self.rooms[room_id]
+            if plan.state == "starting":
+                return QueueAnswer(player_id=player_id, status="starting", room_id=room_id)
+            server = self.servers[plan.server]
+            return QueueAnswer(player_id=player_id, status="matched", room_id=room_id,
+                               server_host=server.host, server_port=server.port)
+        if player_id in self.queue:
+            if self._positions is None:
+                self._positions = {p: i for i, p in enumerate(self.queue, 1)}
+            return QueueAnswer(player_id=player_id, status="queued",
+                               position=self._positions[player_id], queue_length=len(self.queue))
+        return QueueAnswer(player_id=player_id, status="idle")
+
+    # --- rooms --------------------------------------------------------------------------------
+
+    def plan_rooms(self) -> list[RoomPlan]:
+        """Take players off the queue into new rooms while servers have free slots: full rooms
+        first; a partial room only when its oldest player waited ``fill_wait_s``."""
+        plans: list[RoomPlan] = []
+        now = self.clock()
+        while self.queue:
+            server = max(self.servers.values(), key=lambda s: s.free)
+            if server.free <= 0:
+                break
+            if len(self.queue) < self.room_size:
+                oldest = next(iter(self.queue.values()))
+                if now - oldest < self.fill_wait_s:
+                    break
+            players = [p for p, _ in zip(list(self.queue), range(self.room_size))]
+            for p in players:
+                del self.queue[p]
+            plan = RoomPlan(uuid.uuid4().hex[:12], server.name, players,
+                            self.rng.randrange(1, 2**31), since=now)
+            server.rooms[plan.room_id] = plan
+            self.rooms[plan.room_id] = plan
+            for p in players:
+                self.playing[p] = plan.room_id
+            plans.append(plan)
+        if plans:
+            self._positions = None
+        return plans
+
+    def room_started(self, room_id: str) -> None:
+        plan = self.rooms.get(room_id)
+        if plan is not None:
+            plan.state, plan.since = "running", self.clock()
+
+    def room_start_failed(self, room_id: str) -> None:
+        """The server did not start it: its players go back to the front of the queue."""
+        plan = self._forget(room_id)
+        if plan is None:
+            return
+        now = self.clock()
+        rest = self.queue
+        self.queue = {p: now - self.fill_wait_s for p in plan.players}
+        self.queue.update(rest)
+        self._positions = None
+
+    def room_ended(self, room_id: str) -> None:
+        self._forget(room_id)
+
+    def _forget(self, room_id: str) -> RoomPlan | None:
+        plan = self.rooms.pop(room_id, None)
+        if plan is None:
+            return None
+        self.servers[plan.server].rooms.pop(room_id, None)
+        for p in plan.players:
+            if self.playing.get(p) == room_id:
+                del self.playing[p]
+        return plan
+
+    # --- servers ------------------------------------------------------------------------------
+
+    def server_report(self, report: ServerReport) -> None:
+        """Reconcile with what a server says it runs: learn its address, adopt rooms we did not
+        know (a restarted matchmaker), drop rooms it no longer has (ended or lost)."""
+        server = self.servers.get(report.server)
+        if server is None:
+            return
+        server.host, server.port, server.up = report.udp_host, report.udp_port, True
+        now = self.clock()
+        present = {r.room_id: r for r in report.rooms}
+        for room_id, plan in list(server.rooms.items()):
+            if room_id not in present and now - plan.since > REPORT_GRACE_S:
+                self.room_ended(room_id)
+        for room_id, info in present.items():
+            if room_id not in self.rooms:
+                plan = RoomPlan(room_id, server.name, list(info.players), 0, "running", now)
+                server.rooms[room_id] = plan
+                self.rooms[room_id] = plan
+                for p in plan.players:
+                    self.queue.pop(p, None)
+                    self.playing[p] = room_id
+                self._positions = None
+
+    def server_down(self, name: str) -> None:
+        server = self.servers.get(name)
+        if server is not None:
+            server.up = False
+
+    def report(self) -> MatchReport:
+        return MatchReport(
+            queued=len(self.queue),
+            starting=sum(1 for r in self.rooms.values() if r.state == "starting"),
+            matched=sum(len(r.players) for r in self.rooms.values() if r.state == "running"),
+            rooms=len(self.rooms),
+            room_capacity=sum(s.capacity for s in self.servers.values() if s.up),
+            servers_up=sum(1 for s in self.servers.values() if s.up))
+
+
+@dataclass(frozen=True)
+class PollServers:
+    """Timer message: ask every server for its report, place waiting players."""
+
+
+class Matchmaker(Actor):
+    """Args: ``servers`` (list of ``[server name, rooms supervisor name]``), ``room_size``,
+    ``rooms_per_server``, ``fill_wait_s``, ``poll_s``."""
+
+    def on_start(self) -> None:
+        args = self.args
+        self.queue = MatchQueue([tuple(s) for s in args["servers"]],
+                                room_size=int(args.get("room_size", 10)),
+                                rooms_per_server=int(args.get("rooms_per_server", 100)),
+                                fill_wait_s=float(args.get("fill_wait_s", 3.0)))
+        self.poll_s = float(args.get("poll_s", 1.0))
+        self.start_timer(self.poll_s, PollServers(), repeat=True)
+        self.receiveMsg_PollServers(PollServers(), self.myAddress)
+
+    # --- players (from the lobby) -------------------------------------------------------------
+
+    def receiveMsg_QueueOps(self, msg: QueueOps, sender: Any) -> QueueAnswers:
+        queue = self.queue
+        for op in msg.ops:
+            if op.op == "join":
+                queue.join(op.player_id)
+            elif op.op == "leave":
+                queue.leave(op.player_id)
+        self._place()
+        return QueueAnswers(answers=[queue.answer(op.player_id) for op in msg.ops])
+
+    def receiveMsg_MatchStatus(self, msg: MatchStatus, sender: Any) -> MatchReport:
+        return self.queue.report()
+
+    # --- rooms and servers --------------------------------------------------------------------
+
+    def _place(self) -> None:
+        for plan in self.queue.plan_rooms():
+            self._start(plan)
+
+    def _start(self, plan: RoomPlan) -> None:
+        server = self.queue.servers[plan.server]
+        room_id = plan.room_id
+
+        def failed(why: str) -> None:
+            log.warning("room %s not started on %s: %s", room_id, plan.server, why)
+            self.queue.room_start_failed(room_id)
+
+        def answered(reply: Any) -> None:
+            if isinstance(reply, StartChildReply) and not reply.error:
+                self.queue.room_started(room_id)
+            else:
+                failed(getattr(reply, "error", "no answer"))
+
+        def resolved(answer: Any) -> None:
+            address = answer.address if isinstance(answer, WhereisReply) else None
+            if address is None:
+                self.queue.server_down(plan.server)
+                failed(f"{server.rooms_supervisor} is down")
+                return
+            self.request(address, StartChild(args={"room_id": room_id, "players": plan.players,
+                                                   "seed": plan.seed}),
+                         answered, timeout_s=5.0, on_timeout=lambda: failed("timeout"))
+
+        self.request(self.root, Whereis(name=server.rooms_supervisor), resolved, timeout_s=5.0,
+                     on_timeout=lambda: failed("registry timeout"))
+
+    def receiveMsg_RoomEnded(self, msg: RoomEnded, sender: Any) -> None:
+        self.queue.room_ended(msg.room_id)
+        self._place()
+
+    def receiveMsg_PollServers(self, msg: PollServers, sender: Any) -> None:
+        for name in self.queue.servers:
+            self._poll(name)
+        self._place()
+
+    def _poll(self, name: str) -> None:
+        def reported(report: Any) -> None:
+            if isinstance(report, ServerReport):
+                self.queue.server_report(report)
+                self._place()
+
+        def resolved(answer: Any) -> None:
+            address = answer.address if isinstance(answer, WhereisReply) else None
+            if address is None:
+                self.queue.server_down(name)
+                return
+            self.request(address, ServerStatus(), reported, timeout_s=self.poll_s * 2,
+                         on_timeout=lambda: self.queue.server_down(name))
+
+        self.request(self.root, Whereis(name=name), resolved, timeout_s=self.poll_s * 2,
+                     on_timeout=lambda: self.queue.server_down(name))

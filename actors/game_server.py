@@ -1,0 +1,270 @@
+"""A game server: one process actor that owns a UDP socket, a 60 Hz tick loop and its rooms.
+
+``GameServer`` is a ``LightHost``: its rooms are ``RoomActor`` light actors under a dynamic
+(simple_one_for_one) light supervisor in the same process, so the matchmaker starts a room with
+OTP's ``StartChild`` and a crashed room is restarted by OTP's rules (restart type, intensity).
+
+The hot path never touches Thespian. A ``RoomActor`` is the room's identity in the supervision
+tree; the room's state and simulation live in the ``TickEngine`` on the server's loop thread (see
+``actors.game_engine`` for why one thread). Between the two threads:
+
+* actor thread -> loop: ``loop.call_soon_threadsafe`` (attach, detach) or ``LoopThread.run``
+  (queries), a handful per room lifetime;
+* loop -> actor thread: engine events (``RoomFailed``, ``RoomFinished``, ``EngineFailed``) through
+  an ``EdgeBridge`` whose wake fd Thespian watches.
+
+Lifecycle: a ``RoomActor`` attaches its room on start (the engine resumes it from its checkpoint if
+it has one) and detaches it on stop. If the room's tick raises, the room actor crashes with
+``RoomCrashedError`` and its supervisor starts a new incarnation, which resumes from the checkpoint.
+When the round ends, the room hands its result to the lobby, tells the matchmaker and stops
+normally (transient: not restarted). If the tick loop itself fails, the whole server crashes and
+its supervisor restarts it and, rest_for_one, its rooms' supervisor.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, SaturatedError
+from actors.game_auth import SessionTokens
+from actors.game_engine import (
+    EngineFailed,
+    EngineSettings,
+    RoomFailed,
+    RoomFinished,
+    TickEngine,
+)
+from actors.game_room import RoomConfig
+from actors.light import LightActor, LightHost
+from protocols.errors import PtrError
+from protocols.game import (
+    CrashRoom,
+    GameResult,
+    GameStatsQuery,
+    GameStatsReport,
+    PlayerScore,
+    RoomCrashedError,
+    RoomEnded,
+    RoomInfo,
+    ServerReport,
+    ServerStatus,
+)
+from protocols.supervision import ExitReason, Whereis, WhereisReply
+
+__all__ = ["GameEngineError", "GameServer", "RoomActor"]
+
+log = logging.getLogger("ptr.game.server")
+
+DRAIN_POLL_S = 0.05  # safety net where Thespian cannot watch a file descriptor (simpleSystemBase)
+RESTARTING_TTL_S = 30.0
+RESULT_ATTEMPTS = 3
+
+
+class GameEngineError(PtrError):
+    """The tick loop of a game server failed outside any room; the server exits with it."""
+
+
+@dataclass(frozen=True)
+class DrainEvents:
+    """Timer message: look at the engine's events even if no wake-up came."""
+
+
+@dataclass
+class _RoomEntry:
+    lid: int
+    incarnation: int
+    players: list[int]
+    state: str  # "running" | "restarting"
+    since: float
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a plain function on the loop thread (``LoopThread.run`` takes a coroutine)."""
+    return fn(*args, **kwargs)
+
+
+class GameServer(LightHost):
+    """Args: ``token_secret``, ``token_ttl_s``, ``udp_host``, ``udp_port``, ``tick_hz``,
+    ``snapshot_every``, ``checkpoint_every``, ``idle_timeout_s``, ``reads_per_tick``, ``lobby`` and
+    ``matchmaker``
+    (registered names). If its socket cannot be bound, ``on_start`` raises: the start fails."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        args = self.args
+        self.lobby_name = str(args.get("lobby", "lobby"))
+        self.matchmaker_name = str(args.get("matchmaker", "matchmaker"))
+        self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
+        self.events: EdgeBridge[object] = EdgeBridge(max_in_flight=65_536)
+        self.engine = TickEngine(self.tokens, self._post_event, EngineSettings(
+            host=str(args.get("udp_host", "127.0.0.1")), port=int(args.get("udp_port", 0)),
+            tick_hz=float(args.get("tick_hz", 60.0)),
+            snapshot_every=int(args.get("snapshot_every", 1)),
+            checkpoint_every=int(args.get("checkpoint_every", 1)),
+            idle_timeout_s=float(args.get("idle_timeout_s", 10.0)),
+            reads_per_tick=int(args.get("reads_per_tick", 4))))
+        self.room_actors: dict[str, _RoomEntry] = {}
+        self.loop_thread = LoopThread(f"{self.child_id or 'game'}-loop")
+        self.loop_thread.start()
+        try:
+            address = self.loop_thread.run(self.engine.start(), 10)
+        except BaseException:
+            self.loop_thread.stop()
+            self.events.close()
+            raise
+        self.udp_host, self.udp_port = str(address[0]), int(address[1])
+        self.watch_fds([self.events.wake_fd])
+        self.start_timer(DRAIN_POLL_S, DrainEvents(), repeat=True)
+        gc.freeze()  # what exists now is never garbage: full collections skip it (shorter pauses)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        loop_thread = getattr(self, "loop_thread", None)
+        if loop_thread is None:
+            return
+        try:
+            loop_thread.run(self.engine.stop(), 5)
+        finally:
+            loop_thread.stop()
+            self.events.close()
+
+    # --- events from the loop thread ----------------------------------------------------------
+
+    def _post_event(self, event: object) -> None:
+        """Called on the loop thread; never raises into the tick loop."""
+        try:
+            self.events.submit_nowait(event)
+        except (SaturatedError, BridgeClosedError) as exc:
+            log.error("game server %s: engine event %s lost: %s", self.child_id, event, exc)
+
+    def receiveMsg_WatchMessage(self, msg: Any, sender: Any) -> None:
+        self._drain_events()
+
+    def receiveMsg_DrainEvents(self, msg: DrainEvents, sender: Any) -> None:
+        self._drain_events()
+        now = time.monotonic()
+        for room_id in [r for r, e in self.room_actors.items()
+                        if e.state == "restarting" and now - e.since > RESTARTING_TTL_S]:
+            del self.room_actors[room_id]  # its supervisor gave up on it
+
+    def _drain_events(self) -> None:
+        for pending in self.events.drain(1024):
+            event = pending.item
+            if isinstance(event, EngineFailed):
+                raise GameEngineError(event.error)
+            if isinstance(event, (RoomFailed, RoomFinished)):
+                entry = self.room_actors.get(event.room_id)
+                if entry is not None and entry.incarnation == event.incarnation:
+                    self.enqueue(entry.lid, self.myAddress, event)
+
+    # --- rooms (called by RoomActor, on the actor thread) ---------------------------------------
+
+    def attach_room(self, room: RoomActor, config: RoomConfig) -> None:
+        self.room_actors[config.room_id] = _RoomEntry(room.myAddress.lid, room.incarnation,
+                                                      list(config.players), "running",
+                                                      time.monotonic())
+        self.loop_thread.loop.call_soon_threadsafe(self.engine.attach, config.room_id,
+                                                   room.incarnation, config)
+
+    def detach_room(self, room_id: str, incarnation: int, *, ended: bool) -> None:
+        if self.loop_thread.running:
+            self.loop_thread.loop.call_soon_threadsafe(
+                lambda: self.engine.detach(room_id, incarnation, forget=ended))
+        entry = self.room_actors.get(room_id)
+        if entry is None or entry.incarnation != incarnation:
+            return
+        if ended:
+            del self.room_actors[room_id]
+            self.tell_named(self.matchmaker_name, RoomEnded(server=self.child_id, room_id=room_id))
+        else:
+            entry.state, entry.since = "restarting", time.monotonic()
+
+    def tell_named(self, name: str, message: Any) -> None:
+        """Send ``message`` to a registered name; if the name is down, the message is dropped."""
+        def resolved(answer: Any) -> None:
+            if isinstance(answer, WhereisReply) and answer.address is not None:
+                self.send(answer.address, message)
+        self.request(self.root, Whereis(name=name), resolved, timeout_s=5.0,
+                     on_timeout=lambda: None)
+
+    # --- questions ----------------------------------------------------------------------------
+
+    def receiveMsg_ServerStatus(self, msg: ServerStatus, sender: Any) -> ServerReport:
+        table = {r["room_id"]: r for r in self.loop_thread.run(_call(self.engine.room_table), 5)}
+        rooms = []
+        for room_id, entry in self.room_actors.items():
+            live = table.get(room_id)
+            rooms.append(RoomInfo(room_id=room_id, players=entry.players,
+                                  state="running" if live else "restarting",
+                                  tick=live["tick"] if live else 0,
+                                  connected=live["connected"] if live else 0))
+        return ServerReport(server=self.child_id, udp_host=self.udp_host, udp_port=self.udp_port,
+                            rooms=rooms, sessions=sum(r.connected for r in rooms),
+                            pid=os.getpid())
+
+    def receiveMsg_GameStatsQuery(self, msg: GameStatsQuery, sender: Any) -> GameStatsReport:
+        stats = self.loop_thread.run(_call(self.engine.stats, reset=msg.reset,
+                                           profile=msg.profile), 10)
+        return GameStatsReport(**stats)
+
+    def receiveMsg_CrashRoom(self, msg: CrashRoom, sender: Any) -> bool:
+        return bool(self.loop_thread.run(_call(self.engine.inject_fault, msg.room_id), 5))
+
+
+class RoomActor(LightActor):
+    """One room in the supervision tree, living in a ``GameServer``. Args: ``room_id``,
+    ``players``, ``seed`` and the room rules of ``RoomConfig``. Restart type: transient."""
+
+    def on_start(self) -> None:
+        server = self.host
+        if not isinstance(server, GameServer):
+            raise TypeError(f"a RoomActor runs in a GameServer, not in {type(server).__name__}")
+        self.server = server
+        self.config = RoomConfig.from_args(self.args)
+        self.result: GameResult | None = None
+        self.attempts = 0
+        server.attach_room(self, self.config)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        if getattr(self, "config", None) is None:  # on_start failed before attaching
+            return
+        self.server.detach_room(self.config.room_id, self.incarnation,
+                                ended=not reason.is_abnormal)
+
+    def receiveMsg_RoomFailed(self, event: RoomFailed, sender: Any) -> None:
+        raise RoomCrashedError(f"room {event.room_id} failed in its tick: {event.error}")
+
+    def receiveMsg_RoomFinished(self, event: RoomFinished, sender: Any) -> None:
+        self.result = GameResult(game_id=event.room_id, room_id=event.room_id,
+                                 ended_at=time.time(),
+                                 scores=[PlayerScore(player_id=p, score=s) for p, s in event.scores])
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the result to the lobby (idempotent there), then stop; a few tries, then give up."""
+        self.attempts += 1
+
+        def give_up() -> None:
+            if self.attempts < RESULT_ATTEMPTS:
+                self._hand_over()
+            else:
+                log.error("room %s: the lobby did not take its result; scores not recorded",
+                          self.config.room_id)
+                self.stop("round over; result lost")
+
+        def resolved(answer: Any) -> None:
+            address = answer.address if isinstance(answer, WhereisReply) else None
+            if address is None:
+                give_up()
+                return
+            self.request(address, self.result, lambda _stored: self.stop("round over"),
+                         timeout_s=5.0, on_timeout=give_up)
+
+        self.request(self.root, Whereis(name=self.server.lobby_name), resolved, timeout_s=5.0,
+                     on_timeout=give_up)
+

@@ -1,0 +1,150 @@
+"""System 3, the online game: a lobby, a matchmaker and game servers whose rooms are supervised.
+
+    /game (one_for_one)
+    ├── lobby          HTTP: accounts, login, leaderboard, chat, queue (Lobby, a process)
+    ├── matchmaker     the queue; starts rooms on servers with free slots (Matchmaker, a process)
+    └── server-K       rest_for_one, one per game server
+        ├── game-K     UDP socket + 60 Hz tick loop + rooms' state (GameServer, a process)
+        └── rooms-K    simple_one_for_one light supervisor inside game-K
+            └── room-N RoomActor, transient: restarted from its checkpoint after a crash
+
+``ptr run game --simulate --set players=1000`` adds bot players in processes of their own.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Literal
+
+from pydantic import Field
+
+from actors.game_bots import BotFleet, SimulatedPlayers
+from actors.game_lobby import Lobby
+from actors.game_match import Matchmaker
+from actors.game_server import GameServer, RoomActor
+from protocols.errors import PtrError
+from protocols.game import GameStatsQuery, GameStatsReport, LobbyAddress, LobbyInfo, MatchReport, \
+    MatchStatus
+from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
+from systems.spec import SystemSettings, SystemSpec
+
+
+class GameSettings(SystemSettings):
+    """Every knob of the game system; ``--set KEY=VALUE`` or a TOML ``[game]`` table sets them."""
+
+    lobby_host: str = "127.0.0.1"
+    lobby_port: int = Field(default=8700, ge=0, le=65535)
+    allow_networks: list[str] = ["127.0.0.1/32", "::1/128"]
+    udp_host: str = "127.0.0.1"
+    udp_port: int = Field(default=7700, ge=0, le=65535)   # server K binds udp_port + K - 1
+    servers: int = Field(default=1, ge=1, le=16)
+    rooms_per_server: int = Field(default=100, ge=1)
+    room_size: int = Field(default=10, ge=1, le=64)
+    fill_wait_s: float = Field(default=3.0, ge=0)
+    poll_s: float = Field(default=1.0, gt=0)
+    tick_hz: float = Field(default=60.0, gt=0, le=240)
+    snapshot_every: int = Field(default=1, ge=1)
+    checkpoint_every: int = Field(default=1, ge=1)
+    reads_per_tick: int = Field(default=4, ge=0)          # 0: read the socket whenever data arrives
+    round_s: float = Field(default=120.0, gt=0)
+    arena: int = Field(default=1000, ge=100)
+    speed: int = Field(default=5, ge=1)
+    coins: int = Field(default=3, ge=1)
+    max_inputs_per_tick: int = Field(default=4, ge=1)
+    idle_timeout_s: float = Field(default=10.0, gt=0)
+    room_restart_intensity: int = Field(default=10, ge=0)
+    room_restart_period_s: float = Field(default=5.0, gt=0)
+    token_secret: str = Field(default_factory=lambda: secrets.token_hex(32), min_length=16)
+    token_ttl_s: float = Field(default=3600.0, gt=0)
+    hash_profile: Literal["owasp", "fast"] = "owasp"
+    hash_workers: int = Field(default=2, ge=1)
+    chat_max_chars: int = Field(default=200, ge=1)
+    chat_burst: int = Field(default=5, ge=1)
+    chat_per_s: float = Field(default=1.0, gt=0)
+    players: int = Field(default=100, ge=1)        # --simulate: how many bots
+    bot_processes: int = Field(default=2, ge=1)    # --simulate: in how many processes
+
+    def udp_port_of(self, k: int) -> int:
+        return self.udp_port + k - 1 if self.udp_port else 0
+
+
+def build_tree(s: GameSettings) -> SupervisorSpec:
+    auth = {"token_secret": s.token_secret, "token_ttl_s": s.token_ttl_s}
+    servers = [(f"game-{k}", f"rooms-{k}") for k in range(1, s.servers + 1)]
+    room_rules = {"round_ticks": max(1, round(s.round_s * s.tick_hz)), "arena": s.arena,
+                  "speed": s.speed, "coins": s.coins,
+                  "max_inputs_per_tick": s.max_inputs_per_tick}
+    children = [
+        ChildSpec("lobby", Lobby, name="lobby", args={
+            **auth, "storage_url": s.resolved_storage_url("game"), "hash_profile": s.hash_profile,
+            "hash_workers": s.hash_workers, "http_host": s.lobby_host, "http_port": s.lobby_port,
+            "allow_networks": list(s.allow_networks), "matchmaker": "matchmaker",
+            "chat": {"max_chars": s.chat_max_chars, "burst": s.chat_burst,
+                     "per_s": s.chat_per_s}}),
+        ChildSpec("matchmaker", Matchmaker, name="matchmaker", args={
+            "servers": [list(pair) for pair in servers], "room_size": s.room_size,
+            "rooms_per_server": s.rooms_per_server, "fill_wait_s": s.fill_wait_s,
+            "poll_s": s.poll_s}),
+    ]
+    for k, (server, rooms) in enumerate(servers, 1):
+        room_supervisor = SupervisorSpec(
+            Strategy.SIMPLE_ONE_FOR_ONE,
+            [ChildSpec("room", RoomActor, args=room_rules, restart=RestartType.TRANSIENT)],
+            intensity=s.room_restart_intensity, period_s=s.room_restart_period_s)
+        pair = SupervisorSpec(Strategy.REST_FOR_ONE, [
+            ChildSpec(server, GameServer, name=server, args={
+                **auth, "udp_host": s.udp_host, "udp_port": s.udp_port_of(k),
+                "tick_hz": s.tick_hz, "snapshot_every": s.snapshot_every,
+                "checkpoint_every": s.checkpoint_every, "idle_timeout_s": s.idle_timeout_s,
+                "reads_per_tick": s.reads_per_tick,
+                "lobby": "lobby", "matchmaker": "matchmaker"}),
+            room_supervisor.as_child(rooms, host=server, name=rooms),
+        ])
+        children.append(pair.as_child(f"server-{k}"))
+    return SupervisorSpec(Strategy.ONE_FOR_ONE, children)
+
+
+def edges(s: GameSettings) -> list[str]:
+    port = s.lobby_port or "(a free port)"
+    lines = [f"lobby HTTP http://{s.lobby_host}:{port}"]
+    lines += [f"game-{k} UDP {s.udp_host}:{s.udp_port_of(k) or '(a free port)'}"
+              for k in range(1, s.servers + 1)]
+    return lines
+
+
+def status(runtime: Any, s: GameSettings) -> str:
+    """One line a second: the queue, then each server's last second (its stats window resets)."""
+    parts = []
+    try:
+        m = runtime.ask("matchmaker", MatchStatus(), 2)
+        assert isinstance(m, MatchReport)
+        parts.append(f"queued {m.queued}, playing {m.matched}, rooms {m.rooms}/{m.room_capacity}")
+    except PtrError as exc:
+        parts.append(f"matchmaker unavailable ({type(exc).__name__})")
+    for k in range(1, s.servers + 1):
+        try:
+            r = runtime.ask(f"game-{k}", GameStatsQuery(reset=True), 2)
+            assert isinstance(r, GameStatsReport)
+            per_s = r.window_s or 1.0
+            parts.append(f"game-{k}: {r.sessions} connected, {r.inputs_received / per_s:,.0f} "
+                         f"inputs/s, tick p99 {r.tick_p99_ms:.1f} ms, late {r.late_ticks}/"
+                         f"{r.ticks}, dropped bad {r.dropped_bad} unauth "
+                         f"{r.dropped_unauthenticated} stale {r.dropped_stale} dup "
+                         f"{r.dropped_duplicate}")
+        except PtrError as exc:
+            parts.append(f"game-{k} unavailable ({type(exc).__name__})")
+    return "; ".join(parts)
+
+
+def simulator(runtime: Any, s: GameSettings) -> SimulatedPlayers:
+    """``--simulate``: ``players`` bots in ``bot_processes`` processes against the lobby."""
+    lobby = runtime.ask("lobby", LobbyInfo(), 10)
+    assert isinstance(lobby, LobbyAddress)
+    fleet = BotFleet(lobby.url, s.players, processes=s.bot_processes,
+                     snapshot_every=s.snapshot_every, frame_hz=s.tick_hz)
+    return SimulatedPlayers(fleet.start())
+
+
+SYSTEM = SystemSpec(name="game", summary="online game: lobby over HTTP, rooms at 60 Hz over UDP",
+                    build_tree=build_tree, settings_model=GameSettings, status=status,
+                    edges=edges, simulator=simulator)

@@ -1,0 +1,240 @@
+"""A game server's hot path on real loopback UDP, without actors: joining, inputs per tick,
+snapshots, drops that are counted, and a crashed room resumed from its checkpoint."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgpack
+import pytest
+
+from actors.edges import LoopThread
+from actors.game_auth import SessionTokens
+from actors.game_engine import EngineSettings, RoomFailed, RoomFinished, TickEngine
+from actors.game_room import RoomConfig
+from protocols.game import (
+    REJECT_BAD_TOKEN,
+    REJECT_NOT_IN_ROOM,
+    GameOver,
+    Reject,
+    Rejoin,
+    Snapshot,
+    Welcome,
+    decode_server,
+    encode_input,
+    encode_join,
+    encode_leave,
+)
+
+SECRET = "engine-test-secret-0123456789"
+TOKENS = SessionTokens(SECRET)
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+class Rig:
+    """A ``TickEngine`` on its own loop thread, as the ``GameServer`` runs it."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.engine = TickEngine(TOKENS, self.events.put, EngineSettings(port=0, **settings))
+        self.loop = LoopThread("engine-test")
+        self.loop.start()
+        self.address = self.loop.run(self.engine.start(), 5)
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self.loop.run(_call(fn, *args, **kwargs), 5)
+
+    def attach(self, room_id: str = "r1", players: tuple[int, ...] = (1, 2), incarnation: int = 1,
+               **rules: int) -> None:
+        config = RoomConfig(room_id=room_id, players=players, seed=3, **rules)
+        self.call(self.engine.attach, room_id, incarnation, config)
+
+    def stats(self) -> dict[str, Any]:
+        return self.call(self.engine.stats)
+
+    def event(self, timeout_s: float = 5.0) -> object:
+        return self.events.get(timeout=timeout_s)
+
+    def close(self) -> None:
+        try:
+            self.loop.run(self.engine.stop(), 5)
+        finally:
+            self.loop.stop()
+
+
+class Player:
+    """A client socket; ``expect`` reads until a datagram of the wanted type (or fails)."""
+
+    def __init__(self, rig: Rig, player_id: int) -> None:
+        self.rig = rig
+        self.player_id = player_id
+        self.token = TOKENS.issue(player_id)[0]
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.conn = 0
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, self.rig.address)
+
+    def expect(self, kind: type, timeout_s: float = 3.0,
+               where: Callable[[Any], bool] = lambda d: True) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"player {self.player_id}: no {kind.__name__} in time")
+            self.sock.settimeout(remaining)
+            try:
+                datagram = decode_server(self.sock.recv(4096))
+            except TimeoutError:
+                continue
+            if isinstance(datagram, kind) and where(datagram):
+                return datagram
+
+    def join(self, room_id: str = "r1") -> Welcome:
+        self.send(encode_join(self.token, room_id))
+        welcome = self.expect(Welcome)
+        self.conn = welcome.conn
+        return welcome
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    rig = Rig()
+    yield rig
+    rig.close()
+
+
+@pytest.fixture
+def players(rig: Rig) -> Iterator[Callable[[int], Player]]:
+    made: list[Player] = []
+
+    def make(player_id: int) -> Player:
+        made.append(Player(rig, player_id))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def wait_stats(rig: Rig, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while not predicate(stats := rig.stats()):
+        assert time.monotonic() < deadline, f"counters never got there: {stats}"
+        time.sleep(0.01)  # polling the engine's counters with a deadline
+    return stats
+
+
+def test_a_player_with_a_valid_token_joins_and_gets_a_snapshot_every_tick(rig, players) -> None:
+    rig.attach()
+    alice = players(1)
+    welcome = alice.join()
+    assert (welcome.room_id, welcome.player_id, welcome.last_seq) == ("r1", 1, 0)
+    ticks = [alice.expect(Snapshot).tick for _ in range(5)]
+    assert ticks == list(range(ticks[0], ticks[0] + 5)), "one snapshot per tick, none missed"
+
+
+def test_inputs_are_acknowledged_by_the_snapshot_of_the_tick_that_applied_them(rig, players) -> None:
+    rig.attach(speed=10)
+    alice = players(1)
+    alice.join()
+    start = alice.expect(Snapshot)
+    x0 = start.players[1]
+    alice.send(encode_input(alice.conn, 1, -1 if x0 > 500 else 1, 0))
+    snap = alice.expect(Snapshot, where=lambda s: s.ack == 1)
+    assert abs(snap.players[1] - x0) == 10
+    stats = rig.stats()
+    assert stats["inputs_received"] == stats["inputs_applied"] == 1
+
+
+def test_stale_and_duplicate_datagrams_are_dropped_and_counted(rig, players) -> None:
+    rig.attach()
+    alice = players(1)
+    alice.join()
+    alice.send(encode_input(alice.conn, 5, 1, 0))
+    alice.expect(Snapshot, where=lambda s: s.ack == 5)
+    for seq in (5, 5, 3):  # two resends and one that arrives late
+        alice.send(encode_input(alice.conn, seq, 1, 0))
+    stats = wait_stats(rig, lambda s: s["dropped_duplicate"] + s["dropped_stale"] == 3)
+    assert (stats["dropped_duplicate"], stats["dropped_stale"], stats["inputs_applied"]) == (2, 1, 1)
+
+
+def test_bad_and_unauthenticated_datagrams_are_dropped_counted_and_harmless(rig, players) -> None:
+    rig.attach()
+    alice, mallory = players(1), players(2)
+    alice.join()
+    mallory.send(b"\xc1garbage")
+    mallory.send(msgpack.packb([1, 2, 1, 1, 9, 9]))                   # decodes badly: out of range
+    mallory.send(encode_input(alice.conn, 1, 1, 0))                  # alice's conn, wrong address
+    mallory.send(encode_input(123456, 1, 1, 0))                      # a connection never issued
+    mallory.send(encode_leave(alice.conn))                           # ending alice's session
+    forged = alice.token.rsplit(".", 1)[0] + ".forged"
+    mallory.send(encode_join(forged, "r1"))
+    assert mallory.expect(Reject).code == REJECT_BAD_TOKEN
+    outsider = players(99)
+    outsider.send(encode_join(outsider.token, "r1"))
+    assert outsider.expect(Reject).code == REJECT_NOT_IN_ROOM
+    stats = wait_stats(rig, lambda s: s["dropped_bad"] == 2 and s["dropped_unauthenticated"] == 5)
+    assert stats["inputs_received"] == 0
+    alice.send(encode_input(alice.conn, 1, 1, 0))
+    alice.expect(Snapshot, where=lambda s: s.ack == 1)  # alice still plays
+
+
+def test_a_refused_join_is_answered_with_no_more_bytes_than_it_had(rig, players) -> None:
+    """A forged source address must not make the server an amplifier."""
+    rig.attach()
+    mallory = players(2)
+    for request in (encode_join("x", "r"), encode_join("v1.1.1.x" * 10, "r1")):
+        mallory.send(request)
+        mallory.sock.settimeout(3)
+        reply = mallory.sock.recv(4096)
+        assert isinstance(decode_server(reply), Reject) and len(reply) <= len(request)
+
+
+def test_a_crashed_room_resumes_from_its_checkpoint_and_its_players_rejoin(rig, players) -> None:
+    rig.attach(speed=10)
+    alice = players(1)
+    alice.join()
+    for seq in (1, 2, 3):
+        alice.send(encode_input(alice.conn, seq, 1, 1))
+    before = alice.expect(Snapshot, where=lambda s: s.ack == 3)
+    assert rig.call(rig.engine.inject_fault, "r1")
+    failed = rig.event()
+    assert isinstance(failed, RoomFailed) and (failed.room_id, failed.incarnation) == ("r1", 1)
+    alice.send(encode_input(alice.conn, 4, 1, 1))
+    assert alice.expect(Rejoin).conn == alice.conn, "the server tells the player to join again"
+    rig.attach(incarnation=2, speed=10)  # what the supervisor's restart does
+    welcome = alice.join()
+    assert welcome.last_seq == 3, "the restored room knows which inputs it applied"
+    snap = alice.expect(Snapshot)
+    assert snap.players[1:4] == before.players[1:4], "position and score as checkpointed"
+    assert snap.tick >= before.tick
+    alice.send(encode_input(welcome.conn, 4, 1, 1))
+    assert alice.expect(Snapshot, where=lambda s: s.ack == 4).players[1] == before.players[1] + 10
+    assert rig.stats()["room_crashes"] == 1
+
+
+def test_a_finished_room_says_game_over_and_reports_its_scores_once(rig, players) -> None:
+    rig.attach(round_ticks=30)
+    alice = players(1)
+    alice.join()
+    over = alice.expect(GameOver)
+    finished = rig.event()
+    assert isinstance(finished, RoomFinished) and finished.tick == 30
+    assert over.scores == [v for pair in finished.scores for v in pair]
+    rig.attach(incarnation=2, round_ticks=30)  # a restart after the end replays the result only
+    again = rig.event()
+    assert isinstance(again, RoomFinished) and (again.incarnation, again.scores) == \
+        (2, finished.scores)
+    assert rig.stats()["rooms"] == 0
