@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine: `make run` (the main job, embedded defaults) and `make test`.
+# Two entry points for a fresh machine: `make run` (the main job: the smart home on embedded
+# defaults, SQLite and local files, simulating a house for a minute) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ $(BIN)/ptr: pyproject.toml
 venv: $(BIN)/ptr
 
 run: venv
-	$(BIN)/ptr run ping --for 10
+	$(BIN)/ptr run smart-home --simulate --for 60
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -384,7 +384,8 @@ class HttpEdgeActor(BridgedEdge):
 
     def refusal_error(self, refusal: Refusal, route: str, name: str) -> Exception:
         if 400 <= refusal.status < 500:
-            return InvalidMessageError(refusal.error, kind=route, errors=list(refusal.fields))
+            return InvalidMessageError(refusal.error, kind=route, errors=list(refusal.fields),
+                                       status=refusal.status)
         return self.unavailable(name, refusal.error)
 
     @staticmethod

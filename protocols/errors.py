@@ -50,9 +50,10 @@ class InvalidMessageError(PtrError):
     """
 
     def __init__(self, message: str, *, kind: str | None = None,
-                 errors: list[dict[str, Any]] | None = None) -> None:
+                 errors: list[dict[str, Any]] | None = None, status: int = 400) -> None:
         self.kind = kind
         self.errors = errors or []
+        self.status = status  # the HTTP status an edge answers: 400, or 404/409/422 for content
         super().__init__(message)
 
     def as_json(self) -> dict[str, Any]:

@@ -9,6 +9,9 @@ from systems.spec import SystemSpec
 def systems() -> dict[str, SystemSpec]:
     from systems import ping
     found = [ping.SYSTEM]
+    found.append(__import__("systems.game", fromlist=["SYSTEM"]).SYSTEM)
+    from systems import smart_home
+    found.append(smart_home.SYSTEM)
     return {s.name: s for s in found}
 
 

@@ -10,6 +10,7 @@ import pytest
 
 POSTGRES = ("PostgreSQL", "127.0.0.1", 5432)
 NATS = ("NATS JetStream", "127.0.0.1", 4222)
+MOSQUITTO = ("Mosquitto MQTT", "127.0.0.1", 1883)
 
 
 def require_service(name: str, host: str, port: int, timeout_s: float = 1.0) -> None:

@@ -186,7 +186,7 @@ def _guard(metrics: EdgeMetrics, retry_after_s: int, max_body_bytes: int) -> Mid
         except BridgeClosedError:
             response = _error(503, "edge is shutting down", retry_after)
         except InvalidMessageError as exc:  # the actor judged the content invalid
-            response = _json_response(400, exc.as_json())
+            response = _json_response(exc.status, exc.as_json())
         except RequestTimeoutError as exc:
             response = _error(504, str(exc), timeout_s=exc.timeout_s)
         except Exception as exc:  # noqa: BLE001 - see the docstring

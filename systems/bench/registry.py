@@ -26,10 +26,17 @@ def _game(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _smart_home(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.smart_home import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
     "game": ("game servers under 1000 UDP bots: inputs/s, tick p99, late ticks, vs naive", _game),
     "edges": ("HTTP edge + Batcher records/s, UDP edge datagrams/s, Batcher rows/s vs bare Python",
               _edges),
+    "smart-home": ("smart home: readings/s through HTTPS into SQLite, ingest-to-db p99, 24 h "
+                   "stats query, each vs a bare-Python monolith", _smart_home),
 }

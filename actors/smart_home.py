@@ -1,0 +1,716 @@
+"""The smart home's process actors: the ingest, one analyzer per sensor kind, and the writer.
+(The query API, the MQTT edge and the simulator are in ``smart_home_api``, ``smart_home_mqtt`` and
+``smart_home_sim``; the per-sensor state and rules in ``smart_home_state``.)
+
+How a reading travels. The HTTPS edge (``actors.http_edge.HttpEdgeActor``) or the MQTT edge
+validates it and hands the ingest one ``EdgeBatch`` per drained batch. The ingest refuses readings
+of unknown sensors or impossible times (400 naming the field), then, by mode:
+
+* **broker** (default): appends the batch to the broker's ``readings`` topic in one transaction and
+  only then answers, so a 200 means "persisted". The writer and each analyzer consume the topic at
+  their own committed offsets: killing either (even with SIGKILL) loses nothing, the restarted one
+  resumes where it had finished, and the database keys make a replay store nothing twice.
+* **direct**: the edge answers 202 at once and the ingest hands the batch in memory to the writer
+  and the analyzer of each kind. Lower latency, but what a dying actor held is gone.
+
+Every actor here is let-it-crash: a storage error raises, the supervisor restarts the actor, and
+``on_start`` rebuilds it from the stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from actors.base import Actor
+from actors.smart_home_state import HOUR_S, KindAnalysis
+from actors.smart_home_store import (
+    ALERTS_TOPIC,
+    MODES_TOPIC,
+    READINGS_TOPIC,
+    ROLLUPS_TOPIC,
+    alert_db_row,
+    latest_mode,
+    mode_db_row,
+    open_broker,
+    pack,
+    reading_db_row,
+    rollup_db_row,
+    rollups_since,
+    unpack,
+    writers,
+)
+from actors.storage import DurableLog, LogEntry, make_engine
+from protocols.light import MonitorName, NameDown
+from protocols.smart_home import (
+    AnalyzerStats,
+    CheckNow,
+    GetAnalyzerStats,
+    GetIngestStats,
+    GetRoomStats,
+    GetWriterStats,
+    HouseConfig,
+    IngestStats,
+    ModeChange,
+    ModeSet,
+    OutputBatch,
+    ReadingBatch,
+    ReadingBody,
+    RoomStats,
+    WriterStats,
+)
+from protocols.storage import EdgeAnswers, EdgeBatch, Refusal, Stored
+from protocols.supervision import ExitReason
+
+log = logging.getLogger("ptr.smart_home")
+
+INGEST = "sh-ingest"
+WRITER = "sh-writer"
+HTTP_EDGE = "sh-http"
+API = "sh-api"
+MQTT_EDGE = "sh-mqtt"
+SIMULATOR = "sh-simulator"
+WRITER_GROUP = "writer"
+POLL_INTERVAL_S = 0.02  # the writer; analyzers are given 0.05 by the system (alerts may wait 50 ms)
+COMMIT_INTERVAL_S = 0.25
+MAX_ENTRIES = 256
+REPLAY_SLICE = 2000
+MINOR_TOPIC_EVERY = 5
+CLOCK_TICK_S = 1.0
+
+
+def last_mode(broker: DurableLog) -> str | None:
+    """The house mode of the newest change in the broker, if there was one."""
+    end = broker.end_offset(MODES_TOPIC)
+    if not end:
+        return None
+    return str(unpack(broker.read(MODES_TOPIC, end, 1)[0].payload)[-1]["mode"])
+
+
+def analyzer_name(kind: str) -> str:
+    """The registered name of the analyzer of ``kind`` (``sh-analyzer-heating``...)."""
+    return f"sh-analyzer-{kind}"
+
+
+class PollBroker:
+    """Timer message (and self-sent to continue a backlog): read what the broker has for us."""
+
+
+class ClockTick:
+    """Timer message: run the clock-driven rules (silence, closing hours)."""
+
+
+class RebuildStep:
+    """Self-sent: replay the next slice of the broker into a restarted analyzer's windows."""
+
+
+class FlushWrites:
+    """Timer message: the writer's direct-mode buffer is due."""
+
+
+class ResolveName:
+    """Timer message: ask the registry for ``name`` again."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class NamedTargets(Actor):
+    """Keeps the current address of registered names (direct mode sends by name): resolved through
+    the root, resolved again when the root says a name went down. A message for a name that is not
+    resolved right now is dropped and counted; direct mode promises no more."""
+
+    def track_names(self, names: Iterable[str]) -> None:
+        self.target_addresses: dict[str, Any] = {}
+        self.undelivered = 0
+        for name in names:
+            self.send(self.root, MonitorName(name=name, subscriber=self.myAddress))
+            self.resolve_name(name)
+
+    def resolve_name(self, name: str) -> None:
+        def found(address: Any) -> None:
+            if address is None:
+                self.start_timer(0.05, ResolveName(name))
+            else:
+                self.target_addresses[name] = address
+        self.whereis(name, found)
+
+    def receiveMsg_ResolveName(self, msg: ResolveName, sender: Any) -> None:
+        if sender == self.myAddress and self.target_addresses.get(msg.name) is None:
+            self.resolve_name(msg.name)
+
+    def receiveMsg_NameDown(self, msg: NameDown, sender: Any) -> None:
+        if msg.name in getattr(self, "target_addresses", {}):
+            self.target_addresses.pop(msg.name, None)
+            self.resolve_name(msg.name)
+
+    def tell_name(self, name: str, message: Any) -> bool:
+        address = self.target_addresses.get(name)
+        if address is None:
+            self.undelivered += 1
+            return False
+        self.send(address, message)
+        return True
+
+
+# --- the ingest ----------------------------------------------------------------------------------
+
+class ReadingIngest(NamedTargets):
+    """Checks readings against the house and persists (broker) or forwards (direct) them.
+
+    Answers each ``EdgeBatch`` with one answer per item: ``Stored`` (200 ``{"records": n}``), a 400
+    ``Refusal`` naming the fields (unknown sensor, a kind the sensor is not, a time in the future or
+    too old), or ``ModeSet`` for a mode change. A batch is all or nothing: one bad reading refuses
+    its whole request, so a client's retry never half-repeats it. If the broker refuses an append,
+    this actor crashes and the edge answers 503 to every request of the batch.
+
+    A reading whose key (sensor and message id) is among the last ``dedup_window`` accepted is
+    answered as stored and not passed on again: a client that retries because its answer was lost
+    is not counted twice by the analyzers (the database's keys would skip it anyway). On start the
+    window is refilled from the broker's newest entries.
+
+    Args: ``house``, ``mode`` ("broker"/"direct"), ``broker_url``, ``max_age_s`` (7 days),
+    ``max_skew_s`` (300), ``dedup_window`` (50,000 readings).
+    """
+
+    def on_start(self) -> None:
+        args = self.args
+        self.house: HouseConfig = args["house"]
+        self.sensors = self.house.by_id()
+        self.direct = args.get("mode", "broker") == "direct"
+        self.max_age_s = float(args.get("max_age_s", 7 * 86400))
+        self.max_skew_s = float(args.get("max_skew_s", 300))
+        self.accepted = self.refused = self.appends = self.duplicates = 0
+        self.house_mode = "home"
+        self.dedup_window = int(args.get("dedup_window", 50_000))
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.broker: DurableLog | None = None
+        if self.direct:
+            kinds = sorted({s.kind for s in self.house.sensors})
+            self.track_names([WRITER, *(analyzer_name(k) for k in kinds)])
+        else:
+            self.broker = open_broker(str(args["broker_url"]))
+            self.house_mode = last_mode(self.broker) or "home"
+            self.refill_recent()
+
+    def refill_recent(self, max_entries: int = 2000) -> None:
+        """Remember the keys of the newest readings in the broker (at most ``max_entries``
+        entries back), oldest first, so the window's order is the arrival order."""
+        assert self.broker is not None
+        end = self.broker.end_offset(READINGS_TOPIC)
+        first = max(1, end - max_entries + 1)
+        offset = first
+        while offset <= end:
+            entries = self.broker.read(READINGS_TOPIC, offset, 500)
+            if not entries:
+                break
+            for entry in entries:
+                for row in unpack(entry.payload):
+                    self.remember(f"{row['sensor_id']}/{row['message_id']}")
+            offset = entries[-1].offset + 1
+
+    def remember(self, key: str) -> None:
+        recent = self.recent
+        recent[key] = None
+        if len(recent) > self.dedup_window:
+            recent.popitem(last=False)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        if self.broker is not None:
+            self.broker.close()
+
+    def receiveMsg_EdgeBatch(self, msg: EdgeBatch, sender: Any) -> EdgeAnswers:
+        now = time.time()
+        answers: list[Any] = []
+        rows: list[dict[str, Any]] = []
+        modes: list[dict[str, Any]] = []
+        for item in msg.items:
+            body = item.body
+            if isinstance(body, ModeChange):
+                modes.append({"message_id": uuid.uuid4().hex, "mode": body.mode, "ts": now})
+                answers.append(ModeSet(mode=body.mode, ts=now))
+                continue
+            batch = isinstance(body, list)
+            readings = [b.root if isinstance(b, ReadingBody) else b
+                        for b in (body if batch else [body])]
+            refusal = self.check(readings, now, batch)
+            if refusal is not None:
+                self.refused += len(readings)
+                answers.append(refusal)
+                continue
+            for reading in readings:
+                key = f"{reading.sensor_id}/{reading.message_id}"
+                if key in self.recent:
+                    self.duplicates += 1
+                    continue
+                self.remember(key)
+                rows.append(reading.model_dump())
+            answers.append(Stored(records=len(readings)))
+        if rows or modes:
+            self.persist(rows, modes, now)
+        self.accepted += len(rows)
+        if modes:
+            self.house_mode = modes[-1]["mode"]
+        return EdgeAnswers(answers=answers)
+
+    def check(self, readings: Sequence[Any], now: float, batch: bool) -> Refusal | None:
+        """The checks a schema cannot make: the sensor is installed, is of that kind, and the time
+        is plausible. Returns a 400 ``Refusal`` naming up to 20 bad fields."""
+        fields: list[dict[str, str]] = []
+        for index, reading in enumerate(readings):
+            prefix = f"{index}." if batch else ""
+            config = self.sensors.get(reading.sensor_id)
+            if config is None:
+                fields.append({"field": prefix + "sensor_id",
+                               "error": f"unknown sensor {reading.sensor_id!r}"})
+            elif config.kind != reading.kind:
+                fields.append({"field": prefix + "kind", "error": f"sensor {reading.sensor_id!r} "
+                               f"is a {config.kind} sensor, not {reading.kind}"})
+            if reading.ts > now + self.max_skew_s:
+                fields.append({"field": prefix + "ts", "error": f"{reading.ts} is more than "
+                               f"{self.max_skew_s:g} s in the future"})
+            elif reading.ts < now - self.max_age_s:
+                fields.append({"field": prefix + "ts", "error": f"{reading.ts} is older than "
+                               f"{self.max_age_s:g} s"})
+            if len(fields) >= 20:
+                break
+        if not fields:
+            return None
+        first = fields[0]
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        return Refusal(status=400, error=f"{first['field']}: {first['error']}{more}", fields=fields)
+
+    def persist(self, rows: list[dict[str, Any]], modes: list[dict[str, Any]], now: float) -> None:
+        if self.broker is not None:
+            if modes:
+                self.broker.append(MODES_TOPIC, [pack(modes)])
+                self.appends += 1
+            if rows:
+                self.broker.append(READINGS_TOPIC, [pack(rows)])
+                self.appends += 1
+            return
+        for row in rows:
+            row["received_at"] = now
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_kind.setdefault(row["kind"], []).append(row)
+        if modes:
+            self.tell_name(WRITER, OutputBatch(table="modes", rows=modes))
+            self.tell_name(analyzer_name("motion"), OutputBatch(table="modes", rows=modes))
+        for kind, kind_rows in by_kind.items():
+            self.tell_name(analyzer_name(kind), ReadingBatch(rows=kind_rows))
+        if rows:
+            self.tell_name(WRITER, ReadingBatch(rows=rows))
+
+    def receiveMsg_GetIngestStats(self, msg: GetIngestStats, sender: Any) -> IngestStats:
+        return IngestStats(accepted=self.accepted, refused=self.refused, appends=self.appends,
+                           duplicates=self.duplicates, mode=self.house_mode)
+
+
+# --- the analyzers -------------------------------------------------------------------------------
+
+class KindAnalyzer(NamedTargets):
+    """Rolling statistics, hourly rollups and alerts for every sensor of one kind (plain objects in
+    a ``KindAnalysis``; see ``smart_home_state`` for why not one actor per sensor).
+
+    Broker mode: polls the ``readings`` topic every ``poll_interval_s``, appends what the readings
+    triggered (alerts, rollups) to their topics, and only then commits its offset, at most every
+    ``commit_interval_s`` (each commit is a write that every other broker writer queues behind); a
+    crash before a commit replays those entries, and the alert and rollup keys make the repeat
+    harmless, as they make the replay of a graceful restart's last commit harmless. On start
+    it rebuilds its windows: hourly rollups from the database for old hours, and a silent replay of
+    the broker from the start of the previous hour (a second committed offset, ``<group>-replay``,
+    marks it) up to its committed offset. The replay runs in slices of ``REPLAY_SLICE`` entries,
+    one message each, so the analyzer answers questions (and its supervisor) while it rebuilds;
+    the silence rule waits until the analyzer has caught up with the broker, or every sensor
+    would look silent for as long as the replay took.
+
+    Direct mode: takes ``ReadingBatch`` messages and sends its outputs to the writer; a restart
+    keeps only the rolled-up hours.
+
+    Args: ``kind``, ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
+    ``commit_interval_s``.
+    """
+
+    def on_start(self) -> None:
+        args = self.args
+        self.kind = str(args["kind"])
+        self.house: HouseConfig = args["house"]
+        self.direct = args.get("mode", "broker") == "direct"
+        self.poll_interval_s = float(args.get("poll_interval_s", POLL_INTERVAL_S))
+        self.commit_interval_s = float(args.get("commit_interval_s", COMMIT_INTERVAL_S))
+        self.uncommitted = 0
+        self.committed_at = 0.0
+        self.group = f"analyzer-{self.kind}"
+        now = time.time()
+        self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
+        self.engine = make_engine(str(args["db_url"]))
+        writers(self.engine)  # the rollups table must exist before it is read
+        self.broker: DurableLog | None = None
+        self.next_offset = 1
+        self.next_mode_offset = 1
+        self.replayed = 0
+        self.append_hour = -1
+        self.append_hour_first = 0
+        self.previous_hour_first = 0
+        self.marker_committed = 0
+        self.rebuild_until = 0
+        self.first_hour = int(now // HOUR_S)
+        self.caught_up = False
+        if self.direct:
+            self.caught_up = True
+            self.track_names([WRITER])
+            if self.kind == "motion":
+                self.analysis.set_mode(latest_mode(self.engine) or "home")
+            self.load_rollups(self.first_hour)
+        else:
+            self.broker = open_broker(str(args["broker_url"]))
+            self.begin_rebuild()
+            self.start_timer(self.poll_interval_s, PollBroker(), repeat=True)
+        self.start_timer(CLOCK_TICK_S, ClockTick(), repeat=True)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        try:
+            if self.broker is not None and self.uncommitted:
+                self.commit()  # a graceful stop keeps the next incarnation's replay short
+        finally:
+            if self.broker is not None:
+                self.broker.close()
+            if getattr(self, "engine", None) is not None:
+                self.engine.dispose()
+
+    # --- rebuilding ---------------------------------------------------------------------------
+
+    @property
+    def rebuilding(self) -> bool:
+        return self.next_offset <= self.rebuild_until
+
+    def begin_rebuild(self) -> None:
+        broker = self.broker
+        assert broker is not None
+        if self.kind == "motion":
+            self.analysis.set_mode(last_mode(broker) or "home")
+            self.next_mode_offset = broker.end_offset(MODES_TOPIC) + 1
+        self.rebuild_until = broker.committed(self.group, READINGS_TOPIC)
+        self.marker_committed = broker.committed(f"{self.group}-replay", READINGS_TOPIC)
+        self.next_offset = self.marker_committed + 1
+        if self.rebuilding:
+            self.send(self.myAddress, RebuildStep())
+        else:
+            self.load_rollups(self.first_hour)
+
+    def receiveMsg_RebuildStep(self, msg: RebuildStep, sender: Any) -> None:
+        if sender == self.myAddress:
+            self.rebuild_step()
+            if self.rebuilding:
+                self.send(self.myAddress, RebuildStep())
+
+    def rebuild_step(self) -> None:
+        """Replay one slice (outputs suppressed: they were appended before the commit); at the end,
+        put the stored rollups of the hours before the replay into the day windows."""
+        if not self.rebuilding:
+            return
+        assert self.broker is not None
+        entries = self.broker.read(READINGS_TOPIC, self.next_offset,
+                                   min(REPLAY_SLICE, self.rebuild_until - self.next_offset + 1))
+        if entries:
+            if self.replayed == 0:
+                self.first_hour = int(entries[0].timestamp // HOUR_S)
+            self.consume(entries, emit=False)
+            self.replayed += len(entries)
+        else:
+            self.next_offset = self.rebuild_until + 1  # nothing there (never happens on one log)
+        if not self.rebuilding:
+            self.load_rollups(self.first_hour)
+            log.info("%s: rebuilt from %d broker entries", self.path, self.replayed)
+
+    def load_rollups(self, before_hour: int) -> None:
+        since = (before_hour - 24) * HOUR_S
+        rows = rollups_since(self.engine, self.analysis.sensors, since)
+        self.analysis.load_rollups(rows, before_hour)
+
+    # --- consuming ----------------------------------------------------------------------------
+
+    def receiveMsg_PollBroker(self, msg: PollBroker, sender: Any) -> None:
+        broker = self.broker
+        if broker is None or self.rebuilding:
+            return
+        if self.kind == "motion":
+            for entry in broker.read(MODES_TOPIC, self.next_mode_offset, MAX_ENTRIES):
+                for change in unpack(entry.payload):
+                    self.analysis.set_mode(change["mode"])
+                self.next_mode_offset = entry.offset + 1
+        entries = broker.read(READINGS_TOPIC, self.next_offset, MAX_ENTRIES)
+        if entries:
+            self.consume(entries, emit=True)
+            self.uncommitted = entries[-1].offset
+        if self.uncommitted and time.monotonic() - self.committed_at >= self.commit_interval_s:
+            self.commit()
+        self.caught_up = len(entries) < MAX_ENTRIES
+        if not self.caught_up:
+            self.send(self.myAddress, PollBroker())  # a backlog: go on after other messages
+
+    def commit(self) -> None:
+        """Record what is finished (its outputs appended already), and where a replay starts."""
+        broker = self.broker
+        assert broker is not None
+        broker.commit(self.group, READINGS_TOPIC, self.uncommitted)
+        self.uncommitted = 0
+        self.committed_at = time.monotonic()
+        marker = self.previous_hour_first - 1
+        if marker > self.marker_committed:
+            broker.commit(f"{self.group}-replay", READINGS_TOPIC, marker)
+            self.marker_committed = marker
+
+    def consume(self, entries: list[LogEntry], *, emit: bool) -> None:
+        alerts: list[dict[str, Any]] = []
+        rollups: list[dict[str, Any]] = []
+        ingest, kind = self.analysis.ingest, self.kind
+        for entry in entries:
+            self.track_hour(entry)
+            received_at = entry.timestamp
+            for row in unpack(entry.payload):
+                if row["kind"] == kind:
+                    ingest(row, received_at, alerts, rollups)
+        self.next_offset = entries[-1].offset + 1
+        if emit:
+            self.emit(alerts, rollups)
+
+    def track_hour(self, entry: LogEntry) -> None:
+        """Remember where the previous hour of appends began: a restart replays from there."""
+        hour = int(entry.timestamp // HOUR_S)
+        if hour > self.append_hour:
+            self.previous_hour_first = self.append_hour_first or entry.offset
+            self.append_hour, self.append_hour_first = hour, entry.offset
+
+    def receiveMsg_ReadingBatch(self, msg: ReadingBatch, sender: Any) -> None:
+        alerts: list[dict[str, Any]] = []
+        rollups: list[dict[str, Any]] = []
+        for row in msg.rows:
+            self.analysis.ingest(row, row["received_at"], alerts, rollups)
+        self.emit(alerts, rollups)
+
+    def receiveMsg_OutputBatch(self, msg: OutputBatch, sender: Any) -> None:
+        if msg.table == "modes" and msg.rows:
+            self.analysis.set_mode(msg.rows[-1]["mode"])
+
+    def emit(self, alerts: list[dict[str, Any]], rollups: list[dict[str, Any]]) -> None:
+        """Hand outputs on: appended to the broker, or sent to the writer (direct mode)."""
+        if self.broker is not None:
+            if alerts:
+                self.broker.append(ALERTS_TOPIC, [pack(alerts)])
+            if rollups:
+                self.broker.append(ROLLUPS_TOPIC, [pack(rollups)])
+            return
+        if alerts:
+            self.tell_name(WRITER, OutputBatch(table="alerts", rows=alerts))
+        if rollups:
+            self.tell_name(WRITER, OutputBatch(table="rollups", rows=rollups))
+
+    # --- the clock ----------------------------------------------------------------------------
+
+    def receiveMsg_ClockTick(self, msg: ClockTick, sender: Any) -> None:
+        if not self.caught_up:
+            return
+        now = time.time()
+        self.emit(self.analysis.check_silence(now), self.analysis.close_hours(now))
+
+    def receiveMsg_CheckNow(self, msg: CheckNow, sender: Any) -> AnalyzerStats:
+        while self.rebuilding:
+            self.rebuild_step()
+        self.receiveMsg_PollBroker(PollBroker(), sender)
+        self.receiveMsg_ClockTick(ClockTick(), sender)
+        return self.stats()
+
+    # --- questions ----------------------------------------------------------------------------
+
+    def receiveMsg_GetRoomStats(self, msg: GetRoomStats, sender: Any) -> RoomStats:
+        now = time.time()
+        return RoomStats(room=msg.room, at=now, sensors=self.analysis.room_stats(msg.room, now))
+
+    def receiveMsg_GetAnalyzerStats(self, msg: GetAnalyzerStats, sender: Any) -> AnalyzerStats:
+        return self.stats()
+
+    def stats(self) -> AnalyzerStats:
+        a = self.analysis
+        return AnalyzerStats(kind=self.kind, pid=os.getpid(), incarnation=self.incarnation,
+                             sensors=len(a.sensors), readings=a.readings,
+                             late_readings=a.late_readings, alerts=a.alerts, rollups=a.rollups,
+                             replayed=self.replayed, next_offset=self.next_offset, mode=a.mode,
+                             window_counts=a.hour_window_counts(time.time()))
+
+
+# --- the writer ----------------------------------------------------------------------------------
+
+class ReadingWriter(Actor):
+    """The one actor that writes the database: readings, alerts, rollups and mode changes, each
+    table in one idempotent ``RowWriter`` transaction per round.
+
+    Broker mode: every ``poll_interval_s`` it reads up to ``MAX_ENTRIES`` entries of each topic,
+    writes them, and then commits its offsets (at most every ``commit_interval_s``); killed before
+    a commit, it writes the same rows again and the keys skip them. ``stored_at`` is the wall clock
+    just before the transaction.
+    Direct mode: buffers what it is sent and flushes every ``flush_s`` or ``max_rows`` readings.
+
+    Args: ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
+    ``commit_interval_s``, ``flush_s`` (0.05), ``max_rows`` (2000).
+    """
+
+    TOPICS = (READINGS_TOPIC, ALERTS_TOPIC, ROLLUPS_TOPIC, MODES_TOPIC)
+
+    def on_start(self) -> None:
+        args = self.args
+        house: HouseConfig = args["house"]
+        self.rooms = {s.sensor_id: s.room for s in house.sensors}
+        self.direct = args.get("mode", "broker") == "direct"
+        self.engine = make_engine(str(args["db_url"]))
+        self.tables = writers(self.engine)
+        self.counts = dict.fromkeys(("readings", "alerts", "rollups", "modes", "duplicates"), 0)
+        self.recent_alerts: list[str] = []
+        self.broker: DurableLog | None = None
+        self.buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in self.tables}
+        self.received_at: list[float] = []
+        self.flush_timer: int | None = None
+        self.flush_s = float(args.get("flush_s", 0.05))
+        self.max_rows = int(args.get("max_rows", 2000))
+        self.commit_interval_s = float(args.get("commit_interval_s", COMMIT_INTERVAL_S))
+        self.polls = 0
+        self.uncommitted: dict[str, int] = {}
+        self.committed_at = 0.0
+        if not self.direct:
+            self.broker = open_broker(str(args["broker_url"]))
+            self.next = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
+            self.start_timer(float(args.get("poll_interval_s", POLL_INTERVAL_S)), PollBroker(),
+                             repeat=True)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        try:
+            if self.direct and getattr(self, "tables", None) is not None:
+                self.flush()  # a graceful stop writes what it holds
+            elif self.broker is not None and self.uncommitted:
+                self.commit()
+        finally:
+            if self.broker is not None:
+                self.broker.close()
+            if getattr(self, "engine", None) is not None:
+                self.engine.dispose()
+
+    # --- broker mode --------------------------------------------------------------------------
+
+    def receiveMsg_PollBroker(self, msg: PollBroker, sender: Any) -> None:
+        broker = self.broker
+        if broker is None:
+            return
+        done: dict[str, int] = {}
+        backlog = False
+        self.polls += 1
+        for topic in self.TOPICS:
+            if topic != READINGS_TOPIC and self.polls % MINOR_TOPIC_EVERY:
+                continue  # alerts, rollups and modes are rare: every few polls is soon enough
+            entries = broker.read(topic, self.next[topic], MAX_ENTRIES)
+            if not entries:
+                continue
+            backlog = backlog or len(entries) == MAX_ENTRIES
+            done[topic] = entries[-1].offset
+            self.take(topic, entries)
+        if done:
+            self.flush()
+            for topic, offset in done.items():
+                self.uncommitted[topic] = offset
+                self.next[topic] = offset + 1
+        if self.uncommitted and time.monotonic() - self.committed_at >= self.commit_interval_s:
+            self.commit()
+        if backlog:
+            self.send(self.myAddress, PollBroker())
+
+    def commit(self) -> None:
+        assert self.broker is not None
+        for topic, offset in self.uncommitted.items():
+            self.broker.commit(WRITER_GROUP, topic, offset)
+        self.uncommitted = {}
+        self.committed_at = time.monotonic()
+
+    def take(self, topic: str, entries: list[LogEntry]) -> None:
+        """Buffer the rows of ``entries``; readings keep their entry's time as ``received_at``."""
+        for entry in entries:
+            rows = unpack(entry.payload)
+            if topic == READINGS_TOPIC:
+                self.buffer["readings"].extend(rows)
+                self.received_at.extend([entry.timestamp] * len(rows))
+            elif topic == ALERTS_TOPIC:
+                self.buffer["alerts"].extend(rows)
+            elif topic == ROLLUPS_TOPIC:
+                self.buffer["rollups"].extend(rows)
+            else:
+                self.buffer["modes"].extend(rows)
+
+    # --- direct mode --------------------------------------------------------------------------
+
+    def receiveMsg_ReadingBatch(self, msg: ReadingBatch, sender: Any) -> None:
+        self.buffer["readings"].extend(msg.rows)
+        self.received_at.extend(row["received_at"] for row in msg.rows)
+        self.flush_soon()
+
+    def receiveMsg_OutputBatch(self, msg: OutputBatch, sender: Any) -> None:
+        if msg.table in self.buffer and msg.table != "readings":
+            self.buffer[msg.table].extend(msg.rows)
+            self.flush_soon()
+
+    def flush_soon(self) -> None:
+        if len(self.buffer["readings"]) >= self.max_rows:
+            self.flush()
+        elif self.flush_timer is None:
+            self.flush_timer = self.start_timer(self.flush_s, FlushWrites())
+
+    def receiveMsg_FlushWrites(self, msg: FlushWrites, sender: Any) -> None:
+        self.flush_timer = None
+        self.flush()
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every buffered row, one transaction per table; a failure raises (and crashes)."""
+        if self.flush_timer is not None:
+            self.cancel_timer(self.flush_timer)
+            self.flush_timer = None
+        buffer, received = self.buffer, self.received_at
+        self.buffer = {t: [] for t in self.tables}
+        self.received_at = []
+        stored_at = time.time()
+        rooms = self.rooms
+        if buffer["readings"]:
+            rows = [reading_db_row(r, rooms.get(r["sensor_id"], "?"), at, stored_at)
+                    for r, at in zip(buffer["readings"], received)]
+            new = self.tables["readings"].write_batch(rows)
+            self.counts["readings"] += new
+            self.counts["duplicates"] += len(rows) - new
+        if buffer["alerts"]:
+            self.counts["alerts"] += self.tables["alerts"].write_batch(
+                [alert_db_row(a, stored_at) for a in buffer["alerts"]])
+            self.recent_alerts = (self.recent_alerts + [a["text"] for a in buffer["alerts"]])[-5:]
+        if buffer["rollups"]:
+            self.counts["rollups"] += self.tables["rollups"].write_batch(
+                [rollup_db_row(r, stored_at) for r in buffer["rollups"]])
+        if buffer["modes"]:
+            self.counts["modes"] += self.tables["modes"].write_batch(
+                [mode_db_row(m, stored_at) for m in buffer["modes"]])
+
+    def receiveMsg_GetWriterStats(self, msg: GetWriterStats, sender: Any) -> WriterStats:
+        lag = 0
+        if self.broker is not None:
+            lag = self.broker.end_offset(READINGS_TOPIC) - (self.next[READINGS_TOPIC] - 1)
+        c = self.counts
+        return WriterStats(pid=os.getpid(), incarnation=self.incarnation, readings=c["readings"],
+                           duplicates=c["duplicates"], alerts=c["alerts"], rollups=c["rollups"],
+                           modes=c["modes"], lag_entries=lag, recent_alerts=self.recent_alerts)
+
+
+__all__ = ["API", "HTTP_EDGE", "INGEST", "KindAnalyzer", "MQTT_EDGE", "NamedTargets",
+           "ReadingIngest", "ReadingWriter", "SIMULATOR", "WRITER", "analyzer_name"]

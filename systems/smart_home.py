@@ -1,0 +1,217 @@
+"""System 1, the smart home: sensor readings over HTTPS and MQTT, statistics, rollups and alerts.
+
+    /smart-home
+      writer            ReadingWriter     the one database writer (readings, alerts, rollups, modes)
+      analyzers/        one_for_one
+        heating ...     KindAnalyzer      per kind: every sensor's windows, rollups, alert rules
+      ingest            ReadingIngest     checks readings against the house; broker: persists them
+      http              HttpEdgeActor     HTTPS ingest, local network only
+      mqtt              MqttIngestEdge    MQTT ingest from Mosquitto (settings.mqtt)
+      api               SmartHomeApi      HTTPS query API
+      simulator         HouseSimulatorActor   a simulated house (settings.simulate)
+
+``ptr run smart-home`` on embedded defaults starts all of it with SQLite files under ``var/``, a
+self-signed certificate in ``var/tls``, and a simulated house sending 21 readings a second over
+HTTPS with a demo incident script, and prints what arrives once a second. See
+docs/systems/smart-home.md.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from actors.edges import Answer, Route
+from actors.http_edge import HttpEdgeActor
+from actors.smart_home import (
+    API,
+    HTTP_EDGE,
+    INGEST,
+    MQTT_EDGE,
+    SIMULATOR,
+    WRITER,
+    KindAnalyzer,
+    ReadingIngest,
+    ReadingWriter,
+    analyzer_name,
+)
+from actors.smart_home_api import LOCAL_NETWORKS, SmartHomeApi
+from actors.smart_home_mqtt import TOPIC_PREFIX, MqttIngestEdge
+from actors.smart_home_sim import HouseSimulator, HouseSimulatorActor
+from protocols.errors import PtrError
+from protocols.smart_home import (
+    KINDS,
+    GetIngestStats,
+    GetWriterStats,
+    HouseConfig,
+    IngestStats,
+    ModeChange,
+    ReadingBody,
+    WriterStats,
+    default_house,
+)
+from protocols.storage import EdgeInfo, GetEdgeInfo
+from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
+from systems.spec import SystemSettings, SystemSpec
+
+NAME = "smart-home"
+
+
+class SmartHomeSettings(SystemSettings):
+    """``[smart-home]`` in a TOML file, or ``--set KEY=VALUE``.
+
+    ``mode``: ``broker`` persists every reading before the 200 (nothing acknowledged is lost, even
+    when the writer or an analyzer is killed); ``direct`` answers 202 at once and hands readings
+    over in memory (faster, loses what a dying actor held).
+    """
+
+    mode: Literal["broker", "direct"] = "broker"
+    broker_url: str = ""
+    host: str = "127.0.0.1"
+    http_port: int = Field(default=8443, ge=0, le=65535)
+    api_port: int = Field(default=8444, ge=0, le=65535)
+    tls: bool = True
+    allow: tuple[str, ...] = LOCAL_NETWORKS
+    mqtt: bool = True
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_prefix: str = TOPIC_PREFIX
+    mqtt_client_id: str = "ptr-smart-home-ingest"
+    mqtt_session_expiry_s: int = 3600
+    simulate: bool = True
+    demo: bool = True
+    house: HouseConfig = Field(default_factory=default_house)
+    writer_poll_s: float = Field(default=0.02, gt=0)
+    analyzer_poll_s: float = Field(default=0.05, gt=0)
+    max_in_flight: int = Field(default=1024, ge=1)
+    edge_window: int = Field(default=2, ge=1)
+
+    def broker(self) -> str:
+        return self.broker_url or f"sqlite:///{Path(self.data_dir) / 'smart-home-broker.db'}"
+
+    def database(self) -> str:
+        return self.resolved_storage_url(NAME)
+
+    def tls_dir(self) -> str | None:
+        return str(Path(self.data_dir) / "tls") if self.tls else None
+
+
+def ingest_routes(mode: str) -> list[Route]:
+    """Single readings and batches; 200 after persisting (broker) or 202 at once (direct)."""
+    answer = Answer.REPLY if mode == "broker" else Answer.ACCEPTED
+    return [Route("POST", "/readings", ReadingBody, answer, name="reading", timeout_s=10),
+            Route("POST", "/readings/batch", list[ReadingBody], answer, name="readings",
+                  timeout_s=30),
+            Route("POST", "/mode", ModeChange, Answer.REPLY, name="mode", timeout_s=10)]
+
+
+def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
+    house = settings.house
+    common = {"house": house, "mode": settings.mode, "broker_url": settings.broker(),
+              "db_url": settings.database()}
+    kinds = [k for k in KINDS if house.of_kind(k)]
+    analyzers = SupervisorSpec(Strategy.ONE_FOR_ONE, [
+        ChildSpec(kind, KindAnalyzer, {**common, "kind": kind,
+                                       "poll_interval_s": settings.analyzer_poll_s},
+                  name=analyzer_name(kind))
+        for kind in kinds])
+    edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow)}
+    children = [
+        ChildSpec("writer", ReadingWriter, {**common, "poll_interval_s": settings.writer_poll_s},
+                  name=WRITER),
+        analyzers.as_child("analyzers"),
+        ChildSpec("ingest", ReadingIngest, common, name=INGEST),
+        ChildSpec("http", HttpEdgeActor, {**edge, "port": settings.http_port,
+                                          "routes": ingest_routes(settings.mode),
+                                          "target": INGEST, "max_body_bytes": 4 << 20,
+                                          "max_in_flight": settings.max_in_flight,
+                                          "window": settings.edge_window},
+                  name=HTTP_EDGE),
+    ]
+    if settings.mqtt:
+        children.append(ChildSpec("mqtt", MqttIngestEdge, {
+            "host": settings.mqtt_host, "port": settings.mqtt_port,
+            "prefix": settings.mqtt_prefix, "client_id": settings.mqtt_client_id,
+            "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST},
+            name=MQTT_EDGE))
+    children.append(ChildSpec("api", SmartHomeApi, {**edge, "port": settings.api_port,
+                                                    "house": house, "db_url": settings.database()},
+                              name=API))
+    if settings.simulate:
+        children.append(ChildSpec("simulator", HouseSimulatorActor, {
+            "house": house, "tls_dir": settings.tls_dir(), "demo": settings.demo}, name=SIMULATOR))
+    return SupervisorSpec(Strategy.ONE_FOR_ONE, children)
+
+
+# --- ptr run: status line, edges, simulator ------------------------------------------------------
+
+_last: dict[int, tuple[float, int, int]] = {}
+
+
+def status(runtime: Any, settings: SmartHomeSettings) -> str:
+    """Readings accepted and stored (and the rate), alerts with the newest one's text, house mode,
+    broker lag. An actor that is restarting shows as such instead of failing the command."""
+    try:
+        ingest = runtime.ask(INGEST, GetIngestStats(), 2)
+        writer = runtime.ask(WRITER, GetWriterStats(), 2)
+    except PtrError as exc:
+        return f"waiting: {exc}"
+    assert isinstance(ingest, IngestStats) and isinstance(writer, WriterStats)
+    now = time.monotonic()
+    then, stored_before, alerts_before = _last.get(id(runtime), (now, writer.readings,
+                                                                 writer.alerts))
+    _last[id(runtime)] = (now, writer.readings, writer.alerts)
+    rate = (writer.readings - stored_before) / (now - then) if now > then else 0.0
+    line = (f"readings accepted {ingest.accepted}, stored {writer.readings} ({rate:.0f}/s), "
+            f"alerts {writer.alerts}, house {ingest.mode}")
+    if settings.mode == "broker":
+        line += f", broker lag {writer.lag_entries}"
+    if writer.alerts > alerts_before and writer.recent_alerts:
+        fresh = writer.recent_alerts[-min(3, writer.alerts - alerts_before):]
+        line += "".join(f"\n  ALERT {text}" for text in fresh)
+    return line
+
+
+def edges(settings: SmartHomeSettings) -> list[str]:
+    scheme = "https" if settings.tls else "http"
+
+    def port(value: int) -> str:
+        return str(value) if value else "(a free port)"
+    out = [f"{scheme}://{settings.host}:{port(settings.http_port)} ingest: POST /readings, "
+           f"/readings/batch, /mode; clients allowed: {', '.join(settings.allow)}",
+           f"{scheme}://{settings.host}:{port(settings.api_port)} query: GET /sensors, "
+           f"/sensors/ID/readings, /sensors/ID/chart.png, /rooms, /rooms/ID/stats, /alerts"]
+    if settings.mqtt:
+        out.append(f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} subscribed to "
+                   f"{settings.mqtt_prefix}/readings/#")
+    return out
+
+
+class _SimulatedInTree:
+    """``--simulate`` when ``simulate`` is on already: the tree's simulator is the house."""
+
+    def stop(self) -> None:
+        """The simulator actor stops with the tree."""
+
+
+def simulator(runtime: Any, settings: SmartHomeSettings) -> Any:
+    """``ptr run smart-home --simulate``: one simulated house, in the tree (``simulate``, the
+    default) or, with ``--set simulate=false``, in this process against the ingest edge."""
+    if settings.simulate:
+        return _SimulatedInTree()
+    info = runtime.ask(HTTP_EDGE, GetEdgeInfo(), 10)
+    assert isinstance(info, EdgeInfo)
+    return HouseSimulator(settings.house, info.url, settings.tls_dir(), demo=settings.demo).start()
+
+
+SYSTEM = SystemSpec(
+    name=NAME,
+    summary="sensors over HTTPS and MQTT, rolling stats, hourly rollups, alerts, a query API",
+    build_tree=build_tree, settings_model=SmartHomeSettings, status=status, edges=edges,
+    simulator=simulator)
+
+__all__ = ["NAME", "SYSTEM", "SmartHomeSettings", "build_tree", "edges", "ingest_routes",
+           "simulator", "status"]

@@ -1,0 +1,171 @@
+"""Helpers the smart-home tests share (no tests here): start the system on a temporary data dir,
+talk to its edges over real HTTPS, read its database directly."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from actors.edges import client_context
+from actors.smart_home import API, HTTP_EDGE, WRITER, analyzer_name
+from actors.storage import make_engine
+from protocols.smart_home import (
+    AnalyzerStats,
+    CheckNow,
+    HouseConfig,
+    SensorConfig,
+    WriterStats,
+)
+from protocols.smart_home import GetWriterStats
+from protocols.storage import EdgeInfo, GetEdgeInfo
+from systems.runtime import ActorRuntime
+from systems.smart_home import SYSTEM, SmartHomeSettings
+
+
+def small_house(**overrides: Any) -> HouseConfig:
+    """Two rooms and one sensor of each kind: every shape and rule, few moving parts."""
+    sensors = (
+        SensorConfig(sensor_id="heating-living", kind="heating", room="living"),
+        SensorConfig(sensor_id="motion-living", kind="motion", room="living"),
+        SensorConfig(sensor_id="circuit-kitchen", kind="electricity", room="kitchen",
+                     power_limit=3680.0),
+        SensorConfig(sensor_id="meteo-garden", kind="meteo", room="outside"),
+    )
+    return HouseConfig(sensors=sensors, **{"silent_after_s": 3600.0, **overrides})
+
+
+def home_settings(tmp_path: Path, **overrides: Any) -> SmartHomeSettings:
+    values: dict[str, Any] = {"data_dir": str(tmp_path), "http_port": 0, "api_port": 0,
+                              "mqtt": False, "simulate": False, "house": small_house()}
+    values.update(overrides)
+    settings = SYSTEM.settings(overrides=values)
+    assert isinstance(settings, SmartHomeSettings)
+    return settings
+
+
+class Answered:
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"Answered({self.status}, {self.body[:300]!r})"
+
+
+def call(url: str, body: Any = None, *, context: ssl.SSLContext | None = None,
+         method: str | None = None, timeout_s: float = 15) -> Answered:
+    """One HTTP(S) request; a body that is not bytes is sent as JSON."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"},
+                                     method=method or ("GET" if data is None else "POST"))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
+            return Answered(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        return Answered(error.code, error.headers, error.read())
+
+
+def meanwhile(rt: ActorRuntime, fn: Callable[[], Any], timeout_s: float = 20) -> Any:
+    """Run a blocking client call in a thread while this thread lets the actors run (on
+    simpleSystemBase they run only while the runtime's owner listens)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed over to the test thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    rt.wait_for(lambda: not thread.is_alive(), timeout_s, what="client call")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class Home:
+    """A running smart home and a client for it."""
+
+    def __init__(self, rt: ActorRuntime, settings: SmartHomeSettings) -> None:
+        self.rt = rt
+        self.settings = settings
+        ingest = rt.ask(HTTP_EDGE, GetEdgeInfo(), 10)
+        api = rt.ask(API, GetEdgeInfo(), 10)
+        assert isinstance(ingest, EdgeInfo) and isinstance(api, EdgeInfo)
+        self.ingest_url, self.api_url = ingest.url, api.url
+        tls_dir = settings.tls_dir()
+        self.context = client_context(tls_dir) if tls_dir else None
+        self.engine = make_engine(settings.database())
+
+    def post(self, path: str, body: Any) -> Answered:
+        return meanwhile(self.rt, lambda: call(self.ingest_url + path, body, context=self.context))
+
+    def get(self, path: str) -> Answered:
+        return meanwhile(self.rt, lambda: call(self.api_url + path, context=self.context))
+
+    def sql(self, text: str, **params: Any) -> list[Any]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(sa.text(text), params))
+
+    def stored(self, table: str = "smart_home_readings") -> int:
+        return int(self.sql(f"SELECT count(*) FROM {table}")[0][0])
+
+    def wait_stored(self, count: int, table: str = "smart_home_readings",
+                    timeout_s: float = 20) -> None:
+        self.rt.wait_for(lambda: self.stored(table) >= count, timeout_s,
+                         what=f"{count} rows in {table}")
+
+    def writer_stats(self) -> WriterStats:
+        return self.rt.ask(WRITER, GetWriterStats(), 5)
+
+    def check(self, kind: str) -> AnalyzerStats:
+        """Let the analyzer of ``kind`` catch up with the broker and run its clock rules now."""
+        return self.rt.ask(analyzer_name(kind), CheckNow(), 10)
+
+    def alerts(self, rule: str | None = None) -> list[dict[str, Any]]:
+        where = " WHERE rule = :rule" if rule else ""
+        rows = self.sql(f"SELECT message_id, rule, sensor_id, value, threshold, text "
+                        f"FROM smart_home_alerts{where} ORDER BY ts", rule=rule)
+        return [dict(r._mapping) for r in rows]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def start_home(make_runtime: Callable[..., ActorRuntime], tmp_path: Path, base: str = "simple",
+               **overrides: Any) -> Home:
+    settings = home_settings(tmp_path, **overrides)
+    rt = make_runtime(SYSTEM.tree(settings), base=base, name="smart-home")
+    return Home(rt, settings)
+
+
+_SHAPES: dict[str, dict[str, Any]] = {
+    "heating": {"temperature": 20.5, "setpoint": 21.0, "valve": 35.0},
+    "meteo": {"temperature": 8.5, "humidity": 81.0, "pressure": 1012.5, "wind": 3.2, "rain": 0.0},
+    "motion": {"motion": True},
+    "electricity": {"power": 420.0, "energy": 123456.5},
+}
+SENSOR_OF = {"heating": "heating-living", "meteo": "meteo-garden", "motion": "motion-living",
+             "electricity": "circuit-kitchen"}
+
+
+def reading(kind: str, *, sensor_id: str | None = None, ts: float | None = None,
+            message_id: str | None = None, **values: Any) -> dict[str, Any]:
+    """A valid reading of ``kind`` (override any field)."""
+    return {"kind": kind, "message_id": message_id or uuid.uuid4().hex[:12],
+            "sensor_id": sensor_id or SENSOR_OF[kind], "ts": time.time() if ts is None else ts,
+            **_SHAPES[kind], **values}
