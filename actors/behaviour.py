@@ -45,10 +45,24 @@ log = logging.getLogger("ptr.actor")
 
 
 
+_node_cache: tuple[int, str] = (0, "")
+
+
 def node_name() -> str:
-    """This node's name: ``PTR_NODE`` (set by ``ptr node start`` and the runtime before Thespian
-    forks the node's processes) or the host name."""
-    return os.environ.get("PTR_NODE") or socket.gethostname()
+    """This node's name: ``PTR_NODE`` (set by ``ptr node start`` before Thespian forks the node's
+    processes) or the host name. Cached per process: a supervisor asks it for every child."""
+    global _node_cache
+    pid = os.getpid()
+    if _node_cache[0] != pid:
+        _node_cache = (pid, os.environ.get("PTR_NODE") or socket.gethostname())
+    return _node_cache[1]
+
+
+def set_node_name(name: str) -> None:
+    """Name this node; processes forked afterwards (an admin and its actors) inherit the name."""
+    global _node_cache
+    os.environ["PTR_NODE"] = name
+    _node_cache = (os.getpid(), name)
 
 
 NODE_NAME = node_name()  # at import; processes forked later read node_name()

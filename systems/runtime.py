@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -40,7 +41,7 @@ from protocols.supervision import (
     WhereisReply,
 )
 from supervisors.root import RootSupervisor
-from actors.behaviour import node_name
+from actors.behaviour import node_name, set_node_name
 from systems.processes import processes_in_sessions
 from supervisors.spec import SupervisorSpec
 
@@ -142,13 +143,39 @@ class ActorRuntime:
         if system is None or self.attached:
             return
         try:
-            if self.root is not None:
-                self._await(system.ask(self.root, Shutdown(), timeout_s),
-                            lambda m: isinstance(m, ExitNotice), timeout_s, system)
+            stopped = self.root is None or self._await(
+                system.ask(self.root, Shutdown(), timeout_s),
+                lambda m: isinstance(m, ExitNotice), timeout_s, system) is not None
+            if not stopped:  # something hangs: end the actors, so the admin can stop at once
+                self._kill_actors()
         except Exception:  # the system is going away regardless; shutdown() below is what counts
             log.exception("graceful stop of the tree failed")
         finally:
             system.shutdown()
+            self._reap()
+
+    def _kill_actors(self) -> None:
+        """SIGKILL every actor process of this system but its admin (the admin leads the session)."""
+        for pid in self.leftover_processes():
+            if pid not in self.session_ids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def _reap(self, grace_s: float = 5.0) -> None:
+        """Thespian's shutdown gives up on an admin or actor that does not answer in time (a busy
+        process) and leaves it running. Whatever of this system's session outlives a grace period
+        is killed: a stopped ptr system leaves no process, whatever its actors were doing."""
+        left = self.wait_until_gone(grace_s)
+        if left:
+            log.warning("killing %d processes the actor system left behind: %s", len(left), left)
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.wait_until_gone(grace_s)
 
     def __enter__(self) -> ActorRuntime:
         return self.start() if self.system is None else self
@@ -280,7 +307,7 @@ class NodeRuntime:
         self.admin_sid = 0
 
     def start(self) -> NodeRuntime:
-        os.environ["PTR_NODE"] = self.name
+        set_node_name(self.name)
         caps = {**self.capabilities, "Admin Port": self.admin_port, "ptr.node": self.name,
                 "Convention Address.IPv4": self.join}
         try:

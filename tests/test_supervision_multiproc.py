@@ -81,3 +81,18 @@ def test_the_whole_system_leaves_no_process(make_runtime) -> None:
     rt.shutdown()
     assert rt.wait_until_gone() == []
     assert not any(alive(p) for p in pids)
+
+
+def test_stopping_a_system_whose_actor_hangs_for_ever_still_leaves_no_process(make_runtime) -> None:
+    """A child with an infinite shutdown time that really hangs: the tree cannot stop gracefully,
+    Thespian's own shutdown gives up on it, and ptr kills what is left of the system's session."""
+    rt = make_runtime(ROOT_SPEC, base="multiproc")
+    h = Harness(rt)
+    h.start_tree(Strategy.ONE_FOR_ONE, [worker("stuck", shutdown_ms=None)])
+    stuck = h.child("stuck")
+    h.rt.tell(stuck.address, Hang())
+    began = time.monotonic()
+    rt.shutdown(timeout_s=1.0)
+    assert rt.leftover_processes() == [], "nothing of the system outlives shutdown()"
+    assert not alive(stuck.pid)
+    assert time.monotonic() - began < 30
