@@ -267,10 +267,11 @@ def _memory_mb(pid: int) -> dict[str, float]:
 
 
 def measure_ptr(data_dir: Path, house: HouseConfig, history: list[dict[str, Any]], seconds: float,
-                connections: int, stats_queries: int) -> dict[str, Any]:
+                connections: int, stats_queries: int,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     settings = SYSTEM.settings(overrides={
         "data_dir": str(data_dir), "http_port": 0, "api_port": 0, "mqtt": False,
-        "simulate": False, "house": house, "max_in_flight": 4096})
+        "simulate": False, "house": house, "max_in_flight": 4096, **(overrides or {})})
     assert isinstance(settings, SmartHomeSettings)
     tls_dir = settings.tls_dir()
     assert tls_dir is not None
@@ -427,7 +428,10 @@ def measure_bare(data_dir: Path, house: HouseConfig, rooms: int, history: list[d
 # --- the benchmark ------------------------------------------------------------------------------
 
 def run(rooms: int = 250, seconds: float = 30.0, history_hours: float = 24.0,
-        connections: int = 32, stats_queries: int = 20, bare: bool = True) -> dict[str, Any]:
+        connections: int = 32, stats_queries: int = 20, bare: bool = True,
+        edge_window: int | None = None) -> dict[str, Any]:
+    """``edge_window`` overrides the system's setting of that name (batches in flight from the
+    HTTPS edge to the ingest), to measure its effect."""
     house = generated_house(rooms)
     until = time.time() - 120
     history = history_readings(house, history_hours, until)
@@ -439,7 +443,8 @@ def run(rooms: int = 250, seconds: float = 30.0, history_hours: float = 24.0,
         "bytes_per_sensor": {k: round(state_bytes_per_sensor(k, 500)) for k in KINDS},
     }
     with tempfile.TemporaryDirectory(prefix="ptr-bench-smart-home-") as tmp:
-        ptr = measure_ptr(Path(tmp) / "ptr", house, history, seconds, connections, stats_queries)
+        ptr = measure_ptr(Path(tmp) / "ptr", house, history, seconds, connections, stats_queries,
+                          {"edge_window": edge_window} if edge_window else None)
         result.update({
             "readings_per_s": ptr["readings_per_s"], "sent_per_s": ptr["sent_per_s"],
             "ack_p50_ms": ptr["ack_p50_ms"], "ack_p99_ms": ptr["ack_p99_ms"],
