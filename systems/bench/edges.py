@@ -26,10 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,6 +54,7 @@ from protocols.storage import (
 )
 from supervisors.spec import ChildSpec, SupervisorSpec
 from systems.runtime import ActorRuntime
+from systems.bench._helper import BenchHelper
 
 TARGETS = {"http_records_per_s": 5_000, "udp_datagrams_per_s": 60_000}
 DATAGRAM_BYTES = 100
@@ -163,36 +162,7 @@ def _bare_http_server(db_url: str) -> None:
     asyncio.run(main())
 
 
-class _Helper:
-    """A helper process (``python -m systems.bench.edges ROLE ...``): one JSON line on stdout, and
-    killed on exit whatever happened. Not multiprocessing: spawn would re-run the caller's script."""
-
-    def __init__(self, *argv: Any) -> None:
-        root = Path(__file__).resolve().parents[2]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
-        self.process = subprocess.Popen([sys.executable, "-m", "systems.bench.edges",
-                                         *map(str, argv)], cwd=root, env=env,
-                                        stdout=subprocess.PIPE, text=True)
-
-    def line(self, timeout_s: float) -> dict[str, Any]:
-        """The helper's JSON line; raises TimeoutError if it does not come in time."""
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
-        text = self.process.stdout.readline() if ready else ""
-        if not text:
-            raise TimeoutError(f"bench helper {self.process.args[3:]} said nothing in {timeout_s} s")
-        return dict(json.loads(text))
-
-    def __enter__(self) -> _Helper:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+HELPER_MODULE = "systems.bench.edges"  # helpers run this module's __main__ with a role
 
 
 def measure_http(rt: ActorRuntime, data_dir: Path, seconds: float, connections: int,
@@ -203,7 +173,7 @@ def measure_http(rt: ActorRuntime, data_dir: Path, seconds: float, connections: 
     ptr = asyncio.run(_http_load(edge.url + HTTP_PATH, seconds, connections, batch, tag + "ptr"))
     ptr_rows = _count_rows(_sqlite(data_dir / "http.db"), tag + "ptr")
 
-    with _Helper("http-server", _sqlite(data_dir / "bare-http.db")) as server:
+    with BenchHelper(HELPER_MODULE, "http-server", _sqlite(data_dir / "bare-http.db")) as server:
         url = f"http://127.0.0.1:{server.line(30)['port']}{HTTP_PATH}"
         asyncio.run(_http_load(url, warm_s, connections, batch, tag + "warm"))
         bare = asyncio.run(_http_load(url, seconds, connections, batch, tag + "bare"))
@@ -270,7 +240,8 @@ def _udp_sender(host: str, port: int, count: int, seconds: float, cpu: int | Non
 
 def _run_sender(host: str, port: int, count: int, seconds: float,
                 cpu: int | None) -> dict[str, Any]:
-    with _Helper("udp-sender", host, port, count, seconds, -1 if cpu is None else cpu) as sender:
+    with BenchHelper(HELPER_MODULE, "udp-sender", host, port, count, seconds,
+                     -1 if cpu is None else cpu) as sender:
         return sender.line(seconds + 30)
 
 
@@ -457,7 +428,7 @@ def _median_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _helper_main(argv: list[str]) -> None:
-    """Entry point of the helper processes (see ``_Helper``)."""
+    """Entry point of the helper processes (see ``BenchHelper``)."""
     role, *rest = argv
     if role == "udp-sender":
         host, port, count, seconds, cpu = rest

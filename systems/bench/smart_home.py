@@ -35,9 +35,7 @@ import asyncio
 import json
 import math
 import os
-import select
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +63,7 @@ from protocols.storage import GetEdgeInfo
 from systems.processes import processes_in_sessions
 from systems.runtime import ActorRuntime
 from systems.smart_home import SYSTEM, SmartHomeSettings
+from systems.bench._helper import BenchHelper
 
 TARGETS = {"readings_per_s": 1000, "ingest_to_db_p99_ms": 1000, "stats_query_24h_ms": 200}
 ROOM = "room-0000"
@@ -379,41 +378,14 @@ def _bare_server(data_dir: str, rooms: int) -> None:
     asyncio.run(main())
 
 
-class _Helper:
-    """``python -m systems.bench.smart_home ROLE ...`` in its own process; killed on exit."""
-
-    def __init__(self, *argv: Any) -> None:
-        root = Path(__file__).resolve().parents[2]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
-        self.process = subprocess.Popen([sys.executable, "-m", "systems.bench.smart_home",
-                                         *map(str, argv)], cwd=root, env=env,
-                                        stdout=subprocess.PIPE, text=True)
-
-    def line(self, timeout_s: float) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
-        text = self.process.stdout.readline() if ready else ""
-        if not text:
-            raise TimeoutError(f"bench helper said nothing in {timeout_s} s")
-        return dict(json.loads(text))
-
-    def __enter__(self) -> _Helper:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+HELPER_MODULE = "systems.bench.smart_home"  # helpers run this module's __main__ with a role
 
 
 def measure_bare(data_dir: Path, house: HouseConfig, rooms: int, history: list[dict[str, Any]],
                  seconds: float, connections: int, stats_queries: int) -> dict[str, Any]:
     ensure_self_signed(data_dir / "tls")
     context = client_context(data_dir / "tls")
-    with _Helper("bare-server", data_dir, rooms) as server:
+    with BenchHelper(HELPER_MODULE, "bare-server", data_dir, rooms) as server:
         url = f"https://127.0.0.1:{server.line(60)['port']}"
         result = _measure(url, url, context, house, f"sqlite:///{data_dir / 'bare.db'}", seconds,
                           connections, history, stats_queries, lambda: None,
