@@ -71,8 +71,10 @@ def test_ptr_run_smart_home_shows_readings_and_alerts_arriving(tmp_path) -> None
 def test_the_simulator_actor_reports_what_it_sent(make_runtime, tmp_path) -> None:
     home = start_home(make_runtime, tmp_path, simulate=True, demo=False)
     home.wait_stored(8)
-    stats = home.rt.ask("sh-simulator", GetSimulatorStats(), 5)
-    assert stats.acked >= 8 and stats.url == home.ingest_url
+    # a reading is stored before its HTTP answer reaches the simulator: wait for the answers too
+    stats = home.rt.wait_for(lambda: (lambda s: s if s.acked >= 8 else None)(
+        home.rt.ask("sh-simulator", GetSimulatorStats(), 5)), timeout_s=20, what="8 acked")
+    assert stats.url == home.ingest_url and stats.refused == 0
 
 
 def test_the_benchmark_runs_small_and_reports_each_figure_beside_its_baseline() -> None:
