@@ -65,7 +65,6 @@ def set_node_name(name: str) -> None:
     _node_cache = (os.getpid(), name)
 
 
-NODE_NAME = node_name()  # at import; processes forked later read node_name()
 SUPER = hash("SUPER")  # Thespian's ActorTypeDispatcher.SUPER: "not handled here"
 
 

@@ -175,8 +175,7 @@ class WhichChildren(Message):
     """OTP's which_children: the supervisor answers with a ``ChildrenReport``."""
 
 
-ChildStatus = Literal["starting", "running", "stopping", "restarting", "stopped", "failed",
-                      "unplaceable"]
+ChildStatus = Literal["starting", "running", "stopping", "restarting", "stopped", "unplaceable"]
 
 
 class ChildInfo(Message):

@@ -4,50 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import select
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, Pending, SaturatedError
+from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, SaturatedError
 from protocols.errors import PtrError
+from tests.bridge_actor import ActorThread
 
 
 def readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
-
-
-class ActorThread:
-    """Stands in for the Thespian actor: waits on ``wake_fd``, drains, and answers each item."""
-
-    def __init__(self, bridge: EdgeBridge[Any], answer: Callable[[Pending[Any]], None]) -> None:
-        self.bridge = bridge
-        self.answer = answer
-        self.wakeups = 0
-        self._stop_r, self._stop_w = socket.socketpair()
-        self._thread = threading.Thread(target=self._run, name="test-actor", daemon=True)
-
-    def _run(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.bridge.wake_fd, self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            self.wakeups += 1
-            for pending in self.bridge.drain(max_items=16):
-                self.answer(pending)
-
-    def __enter__(self) -> ActorThread:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop_w.send(b"x")
-        self._thread.join(5)
-        assert not self._thread.is_alive()
-        self._stop_r.close()
-        self._stop_w.close()
 
 
 @pytest.fixture

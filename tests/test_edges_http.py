@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
-import socket
 import ssl
 import stat
-import threading
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from actors.edges import (
 )
 from protocols.errors import ConfigError, InvalidMessageError, SpecError
 from protocols.message import Message
+from tests.bridge_actor import ActorThread
 
 
 class Reading(Message):
@@ -62,35 +60,6 @@ ROUTES = [
     Route("POST", "/echo/hasty", Echo, Answer.REPLY, timeout_s=0.05),
 ]
 MAX_BODY = 1024
-
-
-class ActorThread:
-    """Stands in for the Thespian actor: waits on ``wake_fd``, drains, answers through the bridge."""
-
-    def __init__(self, bridge: EdgeBridge[Inbound], answer: Callable[[Pending[Inbound]], None]) -> None:
-        self.bridge = bridge
-        self.answer = answer
-        self._stop_r, self._stop_w = socket.socketpair()
-        self._thread = threading.Thread(target=self._run, name="test-actor", daemon=True)
-
-    def _run(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.bridge.wake_fd, self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            for pending in self.bridge.drain():
-                self.answer(pending)
-
-    def __enter__(self) -> ActorThread:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop_w.send(b"x")
-        self._thread.join(5)
-        assert not self._thread.is_alive()
-        self._stop_r.close()
-        self._stop_w.close()
 
 
 def echo_actor(pending: Pending[Inbound]) -> None:

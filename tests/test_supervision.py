@@ -8,9 +8,9 @@ import time
 import pytest
 
 from protocols.scripted import Crash, GetValue, SetValue
-from protocols.supervision import ExitKind, StartChild, StartChildReply, TerminateChild
+from protocols.supervision import ExitKind, StartChild, TerminateChild
 from supervisors.backoff import Backoff
-from supervisors.spec import INFINITY, RestartType, Strategy, SupervisorSpec
+from supervisors.spec import RestartType, Strategy
 from tests.harness import Harness, root_spec, worker
 
 P, T, TEMP = RestartType.PERMANENT, RestartType.TRANSIENT, RestartType.TEMPORARY
