@@ -309,7 +309,8 @@ class HttpsFleet:
         self.last_refusal = ""
         self.queue: deque[tuple[bytes, str, str, str, float]] = deque()
         self.in_flight = 0
-        self.stopping = asyncio.Event()
+        self.halted = asyncio.Event()    # no new readings
+        self.stopping = asyncio.Event()  # no more deliveries either
         self.wake = asyncio.Event()
         self.mode_sent = ""
 
@@ -325,14 +326,19 @@ class HttpsFleet:
             workers = [asyncio.create_task(self._worker(session)) for _ in range(self.connections)]
             try:
                 await self._produce(session)
+                await asyncio.gather(*workers)  # drain: they end when the queue is empty
             finally:
                 self.stopping.set()
                 self.wake.set()
                 await asyncio.gather(*workers, return_exceptions=True)
 
-    def stop(self) -> None:
-        """Stop producing and sending (call on the fleet's loop)."""
-        self.stopping.set()
+    def stop(self, *, drain: bool = False) -> None:
+        """Stop producing (call on the fleet's loop). With ``drain``, what the sensors have queued
+        is still delivered (retried as usual) before ``run`` returns, so every reading counted as
+        sent gets its answer; without, queued and retrying readings are abandoned at once."""
+        self.halted.set()
+        if not drain:
+            self.stopping.set()
         self.wake.set()
 
     async def _produce(self, session: Any) -> None:
@@ -340,7 +346,7 @@ class HttpsFleet:
         sensors = list(self.model.states)
         period = 1.0 / self.rate_hz
         tick = loop.time()
-        while not self.stopping.is_set():
+        while not self.halted.is_set():
             now = time.time()
             if self.set_mode:
                 await self._sync_mode(session, now)
@@ -349,7 +355,7 @@ class HttpsFleet:
                 delay = due - loop.time()
                 if delay > 0:
                     try:
-                        await asyncio.wait_for(self.stopping.wait(), delay)
+                        await asyncio.wait_for(self.halted.wait(), delay)
                         return
                     except TimeoutError:
                         pass
@@ -379,7 +385,7 @@ class HttpsFleet:
     async def _worker(self, session: Any) -> None:
         while True:
             if not self.queue:
-                if self.stopping.is_set():
+                if self.halted.is_set():
                     return
                 self.wake.clear()
                 await self.wake.wait()

@@ -128,7 +128,8 @@ class UdpEdgeActor(BridgedEdge):
 
     def receiveMsg_GetEdgeInfo(self, msg: GetEdgeInfo, sender: Any) -> EdgeInfo:
         return EdgeInfo(scheme="udp", host=str(self.address[0]), port=int(self.address[1]),
-                        incarnation=self.incarnation)
+                        incarnation=self.incarnation, batches_sent=self.batches_sent,
+                        items_sent=self.items_sent)
 
     def receiveMsg_GetUdpEdgeStats(self, msg: GetUdpEdgeStats, sender: Any) -> UdpEdgeStats:
         assert self.udp is not None

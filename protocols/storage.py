@@ -135,10 +135,15 @@ class GetEdgeInfo(Message):
 
 
 class EdgeInfo(Message):
+    """Where an edge listens; for a bridged edge also how many batches it has sent its targets
+    and how many items they held (this incarnation), which shows what batching achieves."""
+
     scheme: str  # "http", "https" or "udp"
     host: str
     port: int
     incarnation: int = 0
+    batches_sent: int = 0
+    items_sent: int = 0
 
     @property
     def url(self) -> str:

@@ -66,6 +66,11 @@ class SmartHomeSettings(SystemSettings):
     ``mode``: ``broker`` persists every reading before the 200 (nothing acknowledged is lost, even
     when the writer or an analyzer is killed); ``direct`` answers 202 at once and hands readings
     over in memory (faster, loses what a dying actor held).
+
+    ``edge_window`` batches may be in flight from the HTTPS edge to the ingest; a batch waits up to
+    ``edge_linger_s`` for more readings before it leaves. At 1,000 readings/s a batch of ~5
+    readings cost the ingest ~2 ms of CPU, almost all of it Thespian's round trip; 20 ms of
+    lingering makes batches of ~20 and costs at most 20 ms of answer time.
     """
 
     mode: Literal["broker", "direct"] = "broker"
@@ -88,6 +93,7 @@ class SmartHomeSettings(SystemSettings):
     analyzer_poll_s: float = Field(default=0.05, gt=0)
     max_in_flight: int = Field(default=1024, ge=1)
     edge_window: int = Field(default=2, ge=1)
+    edge_linger_s: float = Field(default=0.02, ge=0, le=1)
 
     def broker(self) -> str:
         return self.broker_url or f"sqlite:///{Path(self.data_dir) / 'smart-home-broker.db'}"
@@ -128,7 +134,8 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
                                           "routes": ingest_routes(settings.mode),
                                           "target": INGEST, "max_body_bytes": 4 << 20,
                                           "max_in_flight": settings.max_in_flight,
-                                          "window": settings.edge_window},
+                                          "window": settings.edge_window,
+                                          "linger_s": settings.edge_linger_s},
                   name=HTTP_EDGE),
     ]
     if settings.mqtt:

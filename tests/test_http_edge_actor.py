@@ -181,6 +181,19 @@ def test_a_saturated_tree_answers_503_with_retry_after_then_serves_the_waiting(m
     assert stored_ids(tmp_path) == ["w0-0", "w1-0"]
 
 
+def test_requests_arriving_within_the_linger_time_leave_as_one_batch(make_runtime, tmp_path,
+                                                                     base) -> None:
+    rt = make_runtime(tree(tmp_path, edge={"linger_s": 1.0}), base=base)
+    edge = edge_of(rt)
+    for n in range(5):
+        assert call(edge.url + "/readings/accepted", readings(f"l{n}", 2)).status == 202
+    rt.wait_for(lambda: edge_of(rt).items_sent == 5, what="the lingering batch leaving")
+    assert edge_of(rt).batches_sent == 1
+    lone = meanwhile(rt, lambda: call(edge.url + "/readings", readings("lone", 1)))
+    assert lone.status == 200  # a lone request is not stranded: it leaves when its wait is over
+    assert (edge_of(rt).batches_sent, edge_of(rt).items_sent) == (2, 6)
+
+
 def test_a_storage_failure_is_a_503_and_the_edge_outlives_the_batchers_crash(make_runtime,
                                                                             tmp_path) -> None:
     rt = make_runtime(tree(tmp_path), base="simple")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -79,11 +80,12 @@ class Pending(Generic[T]):
     nothing. On a fire-and-forget item they are no-ops.
     """
 
-    __slots__ = ("item", "_bridge", "_loop", "_future", "_settled")
+    __slots__ = ("item", "queued_at", "_bridge", "_loop", "_future", "_settled")
 
     def __init__(self, item: T, bridge: EdgeBridge[T], loop: asyncio.AbstractEventLoop | None,
                  future: asyncio.Future[Any] | None) -> None:
         self.item = item
+        self.queued_at = time.monotonic()
         self._bridge = bridge
         self._loop = loop
         self._future = future
@@ -149,6 +151,15 @@ class EdgeBridge(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed is not None
+
+    @property
+    def oldest_queued_at(self) -> float | None:
+        """``time.monotonic()`` when the oldest item not drained yet was queued; None if none is."""
+        queue = self._queue
+        try:
+            return queue[0].queued_at
+        except IndexError:
+            return None
 
     def close(self, exc: BaseException | None = None) -> None:
         """Refuse new items and fail every unanswered one with ``exc`` (default BridgeClosedError).
