@@ -605,6 +605,11 @@ class BotFleet:
             self._readers.append(reader)
         return self
 
+    @property
+    def pids(self) -> list[int]:
+        """The bot processes' pids (to place them on CPUs, say); empty before ``start``."""
+        return [proc.pid for proc in self._procs]
+
     def _read(self, n: int, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -10,7 +10,9 @@ Flow: ``UdpEdge`` drains the socket in batches (never ``DatagramProtocol``, see 
 calls ``_on_batch``, which appends each input to its session's list: nothing is decided before the
 tick. At each tick, every room steps once with the inputs gathered since the last tick (rules in
 ``actors.game_room``), is checkpointed, and sends one snapshot datagram per connected player (every
-``snapshot_every`` ticks).
+``snapshot_every`` ticks; rooms take turns, so each tick sends about ``1/snapshot_every`` of the
+snapshots instead of every other tick sending all of them: the sends are the largest part of a
+tick, and it is the longest tick that must fit its slot).
 
 Failure rules:
 
@@ -134,12 +136,13 @@ class _Session:
 
 
 class _Room:
-    __slots__ = ("room_id", "incarnation", "sim", "sessions")
+    __slots__ = ("room_id", "incarnation", "sim", "sessions", "phase")
 
-    def __init__(self, room_id: str, incarnation: int, sim: RoomSim) -> None:
+    def __init__(self, room_id: str, incarnation: int, sim: RoomSim, phase: int = 0) -> None:
         self.room_id = room_id
         self.incarnation = incarnation
         self.sim = sim
+        self.phase = phase  # snapshots go out on ticks where (tick + phase) % snapshot_every == 0
         self.sessions: dict[int, _Session] = {}  # by player id
 
 
@@ -167,6 +170,7 @@ class TickEngine:
                                           reads_per_wake=1_000_000 if polled else 256,
                                           watch=not polled)
         self.rooms: dict[str, _Room] = {}
+        self._attached = 0  # rooms attached so far: spreads their snapshot phases
         self.checkpoints: dict[str, RoomSnapshot] = {}
         self._orphaned: dict[str, float] = {}  # room id -> when its checkpoint lost its room
         self._finished: dict[str, tuple[float, RoomFinished]] = {}  # room id -> (when, result)
@@ -265,7 +269,9 @@ class TickEngine:
             self._emit(RoomFailed(room_id, incarnation, f"restore failed: {exc}"))
             return
         self._orphaned.pop(room_id, None)
-        self.rooms[room_id] = _Room(room_id, incarnation, sim)
+        self._attached += 1
+        self.rooms[room_id] = _Room(room_id, incarnation, sim,
+                                    self._attached % self.settings.snapshot_every)
         if snapshot is not None:
             log.warning("room %s (incarnation %d) resumed from its checkpoint of tick %d",
                         room_id, incarnation, snapshot.tick)
@@ -410,10 +416,10 @@ class TickEngine:
         self.ticks += 1
         tick = self.ticks
         settings = self.settings
-        send = tick % settings.snapshot_every == 0
+        every = settings.snapshot_every
         keep = tick % settings.checkpoint_every == 0
         for room in list(self.rooms.values()):
-            self._tick_room(room, tick, send, keep)
+            self._tick_room(room, tick, (tick + room.phase) % every == 0, keep)
         if tick % max(1, int(settings.tick_hz)) == 0:
             self._housekeeping(tick)
         ended = loop.time()

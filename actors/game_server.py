@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ __all__ = ["GameEngineError", "GameServer", "RoomActor"]
 
 log = logging.getLogger("ptr.game.server")
 
-DRAIN_POLL_S = 0.05  # safety net where Thespian cannot watch a file descriptor (simpleSystemBase)
+DRAIN_POLL_S = 0.05  # where Thespian cannot watch a file descriptor (simpleSystemBase)
+WATCHED_DRAIN_POLL_S = 1.0  # a safety net where it can: the loop thread is not disturbed for it
+SWITCH_INTERVAL_S = 0.0005  # the GIL hand-over wait (Python's default: 5 ms), see on_start
 RESTARTING_TTL_S = 30.0
 RESULT_ATTEMPTS = 3
 
@@ -120,7 +123,13 @@ class GameServer(LightHost):
             raise
         self.udp_host, self.udp_port = str(address[0]), int(address[1])
         self.watch_fds([self.events.wake_fd])
-        self.start_timer(DRAIN_POLL_S, DrainEvents(), repeat=True)
+        self.start_timer(WATCHED_DRAIN_POLL_S if self.can_watch_fds else DRAIN_POLL_S,
+                         DrainEvents(), repeat=True)
+        # When this (actor) thread wakes while the loop thread ticks, or holds the GIL when a tick
+        # is due, the other thread waits up to the switch interval for it: 5 ms by default, a
+        # third of a tick. This thread works a few times a second, so a short interval costs
+        # nothing and bounds that wait to 0.5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         gc.freeze()  # what exists now is never garbage: full collections skip it (shorter pauses)
 
     def on_stop(self, reason: ExitReason) -> None:

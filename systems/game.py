@@ -30,7 +30,13 @@ from systems.spec import SystemSettings, SystemSpec
 
 
 class GameSettings(SystemSettings):
-    """Every knob of the game system; ``--set KEY=VALUE`` or a TOML ``[game]`` table sets them."""
+    """Every knob of the game system; ``--set KEY=VALUE`` or a TOML ``[game]`` table sets them.
+
+    ``snapshot_every`` defaults to 2: the rooms simulate at ``tick_hz`` (60) and send snapshots at
+    30 Hz, taking turns so that each tick sends half of them (as Fortnite sends at 30 Hz and
+    Source-engine servers send fewer updates than they tick). A snapshot datagram is the largest
+    cost of a tick on loopback; ``snapshot_every=1`` sends one per player per tick.
+    """
 
     lobby_host: str = "127.0.0.1"
     lobby_port: int = Field(default=8700, ge=0, le=65535)
@@ -43,7 +49,7 @@ class GameSettings(SystemSettings):
     fill_wait_s: float = Field(default=3.0, ge=0)
     poll_s: float = Field(default=1.0, gt=0)
     tick_hz: float = Field(default=60.0, gt=0, le=240)
-    snapshot_every: int = Field(default=1, ge=1)
+    snapshot_every: int = Field(default=2, ge=1)
     checkpoint_every: int = Field(default=1, ge=1)
     reads_per_tick: int = Field(default=4, ge=0)          # 0: read the socket whenever data arrives
     round_s: float = Field(default=120.0, gt=0)

@@ -7,6 +7,7 @@ import queue
 import socket
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import msgpack
@@ -143,6 +144,27 @@ def test_a_player_with_a_valid_token_joins_and_gets_a_snapshot_every_tick(rig, p
     assert (welcome.room_id, welcome.player_id, welcome.last_seq) == ("r1", 1, 0)
     ticks = [alice.expect(Snapshot).tick for _ in range(5)]
     assert ticks == list(range(ticks[0], ticks[0] + 5)), "one snapshot per tick, none missed"
+
+
+def test_at_a_lower_snapshot_rate_rooms_take_turns_so_every_tick_sends_a_share() -> None:
+    rig = Rig(snapshot_every=2)
+    try:
+        for room_id, player_id in (("r1", 1), ("r2", 2)):
+            rig.attach(room_id, (player_id,))
+        alice, bob = Player(rig, 1), Player(rig, 2)
+        try:
+            alice.join("r1")
+            bob.join("r2")
+            a = [alice.expect(Snapshot).tick for _ in range(4)]
+            b = [bob.expect(Snapshot).tick for _ in range(4)]
+        finally:
+            alice.close()
+            bob.close()
+    finally:
+        rig.close()
+    assert [y - x for x, y in pairwise(a)] == [2, 2, 2], "each room: every other tick"
+    assert [y - x for x, y in pairwise(b)] == [2, 2, 2]
+    assert a[0] % 2 != b[0] % 2, "the two rooms send on alternate ticks"
 
 
 def test_inputs_are_acknowledged_by_the_snapshot_of_the_tick_that_applied_them(rig, players) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +32,7 @@ from protocols.game import (
     encode_input,
     encode_join,
 )
-from systems.bench.game import bench_settings, bench_tree, measure
+from systems.bench.game import CpuPlan, bench_settings, bench_tree, measure, measure_bare
 from systems.game import SYSTEM, GameSettings
 from systems.runtime import ActorRuntime
 
@@ -216,6 +218,42 @@ def test_bots_log_in_queue_and_play_over_udp_as_the_benchmark_measures(make_runt
     assert result["dropped"]["unauthenticated"] == 0 and result["room_crashes"] == 0
     assert set(result["meets_targets"]) == {"players", "inputs_per_s", "tick_p99_ms",
                                            "late_tick_ratio"}
+
+
+def test_the_bare_baseline_is_played_by_the_same_bots_and_measured_the_same_way(
+        tmp_path) -> None:
+    s = bench_settings(6, str(tmp_path), hash_profile="fast", bot_processes=2, room_size=3,
+                       snapshot_every=2)
+    result = measure_bare(s, duration_s=1.0, settle_s=0.2, warmup_timeout_s=60)
+    assert result["bare_players_playing"] == 6
+    assert result["bare_inputs_per_s"] > 0 and result["bare_inputs_applied_per_s"] > 0
+    assert result["bare_bots_snapshot_loss_ratio"] == 0.0, "the same snapshot rate as the bots'"
+    assert result["bare_tick_p99_ms"] > 0 and result["bare_input_to_snapshot_p99_ms"] is not None
+
+
+def test_the_cpu_plan_puts_every_thread_of_a_server_on_its_own_cpu_and_restores_ours() -> None:
+    plan = CpuPlan(True)
+    if len(os.sched_getaffinity(0)) < 2:
+        assert plan.describe() is None  # one CPU: nothing to separate
+        return
+    original = os.sched_getaffinity(0)
+    server = subprocess.Popen([sys.executable, "-c", "import threading, time; "
+                               "threading.Thread(target=time.sleep, args=(30,)).start(); "
+                               "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(os.listdir(f"/proc/{server.pid}/task")) < 2:
+            assert time.monotonic() < deadline, "the server's second thread never started"
+            time.sleep(0.01)
+        plan.apply([server.pid], [])
+        for task in os.listdir(f"/proc/{server.pid}/task"):
+            assert os.sched_getaffinity(int(task)) == plan.server_cpus
+        assert os.sched_getaffinity(0) == plan.other_cpus
+    finally:
+        plan.restore()
+        server.kill()
+        server.wait(10)
+    assert os.sched_getaffinity(0) == original
 
 
 def test_bot_fleet_stops_every_process_it_started() -> None:
