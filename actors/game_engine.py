@@ -186,6 +186,9 @@ class TickEngine:
         self.late_ticks = 0
         self.tick_ms: deque[float] = deque(maxlen=TICK_HISTORY)
         self.lag_ms: deque[float] = deque(maxlen=TICK_HISTORY)
+        self.read_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # of each tick: reading inputs
+        self.send_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # ... and sending snapshots
+        self._send_s = 0.0
         self._window = _Window(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -413,6 +416,8 @@ class TickEngine:
             self.edge.drain()  # every input that arrived before the tick belongs to it
         else:
             self.edge.flush()
+        read = loop.time() - began
+        self._send_s = 0.0
         self.ticks += 1
         tick = self.ticks
         settings = self.settings
@@ -427,6 +432,8 @@ class TickEngine:
         self.executed += 1
         self.tick_ms.append((ended - began) * 1000.0)
         self.lag_ms.append((began - scheduled) * 1000.0)
+        self.read_ms.append(read * 1000.0)
+        self.send_ms.append(self._send_s * 1000.0)
         if ended > scheduled + period:
             self.late_ticks += 1
         next_at = scheduled + period
@@ -468,11 +475,13 @@ class TickEngine:
         tail = sim.snapshot_tail()
         packb, sendto = msgpack.packb, self._sendto
         failed = 0
+        began = time.perf_counter()
         for session in room.sessions.values():
             try:
                 sendto(head + packb(session.player.last_seq) + tail, session.addr)
             except OSError:
                 failed += 1
+        self._send_s += time.perf_counter() - began
         sent = len(room.sessions) - failed
         self.snapshots_sent += sent
         stats = self.edge.stats
@@ -536,6 +545,9 @@ class TickEngine:
         run = min(now["executed"] - window.values["executed"], len(self.tick_ms))
         executed = list(self.tick_ms)[len(self.tick_ms) - run:] if run > 0 else []
         lags = list(self.lag_ms)[len(self.lag_ms) - run:] if run > 0 else []
+        reads = list(self.read_ms)[len(self.read_ms) - run:] if run > 0 else []
+        sends = list(self.send_ms)[len(self.send_ms) - run:] if run > 0 else []
+        rooms = [t - r - s for t, r, s in zip(executed, reads, sends, strict=True)]
         result: dict[str, Any] = {k: v - window.values[k] for k, v in now.items()}
         del result["executed"]
         result.update(window_s=time.monotonic() - window.began,
@@ -544,6 +556,11 @@ class TickEngine:
                       tick_p99_ms=_percentile(executed, 0.99),
                       tick_max_ms=round(max(executed, default=0.0), 3),
                       start_lag_p99_ms=_percentile(lags, 0.99),
+                      start_lag_p50_ms=_percentile(lags, 0.50),
+                      phases_ms={name: {"p50": _percentile(values, 0.50),
+                                        "p99": _percentile(values, 0.99)}
+                                 for name, values in (("read", reads), ("rooms", rooms),
+                                                      ("send", sends))},
                       rooms=len(self.rooms), sessions=len(self.sessions), pid=os.getpid(),
                       profile=[])
         if profile == "start" and self._profiler is None:

@@ -478,6 +478,8 @@ class GameStatsReport(Message):
     tick_p99_ms: float
     tick_max_ms: float
     start_lag_p99_ms: float
+    start_lag_p50_ms: float = 0.0
+    phases_ms: dict[str, dict[str, float]] = {}  # a tick's read / rooms / send times, p50 and p99
     datagrams: int
     inputs_received: int
     inputs_applied: int

@@ -231,6 +231,14 @@ def test_the_bare_baseline_is_played_by_the_same_bots_and_measured_the_same_way(
     assert result["bare_tick_p99_ms"] > 0 and result["bare_input_to_snapshot_p99_ms"] is not None
 
 
+def test_the_floor_loop_counts_a_tick_late_when_its_work_cannot_fit_the_slot() -> None:
+    from systems.bench.game_bare import floor
+    fits = floor(work_ms=1.0, seconds=0.5, tick_hz=60)
+    overruns = floor(work_ms=25.0, seconds=0.5, tick_hz=60)
+    assert fits["ticks"] >= 29 and fits["late_tick_ratio"] < 0.5
+    assert overruns["late_tick_ratio"] == 1.0, "25 ms of work never fits a 16.7 ms slot"
+
+
 def test_the_cpu_plan_puts_every_thread_of_a_server_on_its_own_cpu_and_restores_ours() -> None:
     plan = CpuPlan(True)
     if len(os.sched_getaffinity(0)) < 2:

@@ -7,7 +7,9 @@ message each from an edge actor to a room actor, ``naive_window`` in flight; (2)
 ``duration_s`` window: the game servers' counters and tick times (reset at its start) and the bots'
 own measurements (input sent -> first snapshot acknowledging it, on the bot's clock); (4) with
 ``bare``, the same bots play ``game_bare``'s framework-free server (same rules, wire format and
-snapshot rate) and the same window gives the ``bare_*`` figures and the ratios.
+snapshot rate) and the same window gives the ``bare_*`` figures and the ratios; (5) with
+``floor``, the machine's own floor for late ticks (``measure_floor``): a loop that only burns
+ptr's median tick time on the servers' CPU while the other CPU spins.
 
 CPUs (``pin``, on by default when the machine has two or more): once the bots play, each game
 server process (all its threads) is put on the first CPU and everything else (the bots, the other
@@ -226,7 +228,9 @@ def measure(rt: ActorRuntime, settings: GameSettings, *, duration_s: float = 20.
         "tick_p50_ms": max(s.tick_p50_ms for s in servers),
         "tick_p99_ms": max(s.tick_p99_ms for s in servers),
         "tick_max_ms": max(s.tick_max_ms for s in servers),
+        "tick_start_lag_p50_ms": max(s.start_lag_p50_ms for s in servers),
         "tick_start_lag_p99_ms": max(s.start_lag_p99_ms for s in servers),
+        "tick_phases_ms": servers[0].phases_ms,
         "late_tick_ratio": round(total["late_ticks"] / max(1, total["ticks"]), 5),
         "ticks": total["ticks"], "late_ticks": total["late_ticks"],
         "input_to_snapshot_p50_ms": bots.latency_p50_ms,
@@ -297,7 +301,8 @@ def measure_bare(settings: GameSettings, *, duration_s: float, warmup_timeout_s:
         "bare_inputs_per_s": round(s["inputs_received"] / s["window_s"]),
         "bare_inputs_applied_per_s": round(s["inputs_applied"] / s["window_s"]),
         "bare_tick_p50_ms": s["tick_p50_ms"], "bare_tick_p99_ms": s["tick_p99_ms"],
-        "bare_tick_max_ms": s["tick_max_ms"], "bare_tick_start_lag_p99_ms": s["start_lag_p99_ms"],
+        "bare_tick_max_ms": s["tick_max_ms"], "bare_tick_start_lag_p50_ms": s["start_lag_p50_ms"],
+        "bare_tick_start_lag_p99_ms": s["start_lag_p99_ms"], "bare_tick_phases_ms": s["phases_ms"],
         "bare_late_tick_ratio": round(s["late_ticks"] / max(1, s["ticks"]), 5),
         "bare_input_to_snapshot_p50_ms": bots.latency_p50_ms,
         "bare_input_to_snapshot_p99_ms": bots.latency_p99_ms,
@@ -306,12 +311,32 @@ def measure_bare(settings: GameSettings, *, duration_s: float, warmup_timeout_s:
     }
 
 
+def measure_floor(work_ms: float, seconds: float, tick_hz: float,
+                  cpu_plan: CpuPlan | None = None) -> dict[str, Any]:
+    """The machine's floor for late ticks in this run: ``game_bare``'s ``floor`` loop burning
+    ``work_ms`` a tick on the servers' CPU while a spinning process keeps the other CPUs as busy
+    as the bots keep them. A vCPU whose sibling is busy loses time to the host; what this loop
+    misses, a game server on that CPU misses too."""
+    plan = cpu_plan or CpuPlan(False)
+    with BenchHelper("systems.bench.game_bare", "spin") as spinner:
+        spinner.line(30)
+        with BenchHelper("systems.bench.game_bare", "floor", work_ms, seconds,
+                         tick_hz) as loop:
+            plan.apply([loop.process.pid], [spinner.process.pid])
+            result = loop.line(seconds + 60)
+    plan.restore()
+    return {"floor_work_ms": result["work_ms"], "floor_ticks": result["ticks"],
+            "floor_late_tick_ratio": result["late_tick_ratio"],
+            "floor_start_lag_p99_ms": result["start_lag_p99_ms"],
+            "floor_start_lag_max_ms": result["start_lag_max_ms"]}
+
+
 def run(players: int = 1000, duration_s: float = 20.0, bot_processes: int = 2,
         room_size: int = 10, servers: int = 1, tick_hz: float = 60.0, snapshot_every: int = 2,
         reads_per_tick: int = 4,
         hash_profile: str = "owasp", naive_inputs: int = 5000, naive_window: int = 8,
         warmup_timeout_s: float = 240.0, profile: bool = False, pin: bool = True,
-        bare: bool = True) -> dict[str, Any]:
+        bare: bool = True, floor: bool = True) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="ptr-bench-game-")
     plan = CpuPlan(pin)
     try:
@@ -333,6 +358,8 @@ def run(players: int = 1000, duration_s: float = 20.0, bot_processes: int = 2,
                                                  / max(1e-9, result["bare_tick_p99_ms"]), 2)
                 result["server_cpu_ratio"] = round(sum(result["server_cpu_pct"])
                                                    / max(1e-9, result["bare_server_cpu_pct"]), 2)
+            if floor:
+                result.update(measure_floor(result["tick_p50_ms"], duration_s, tick_hz, plan))
         finally:
             plan.restore()
     finally:

@@ -17,6 +17,9 @@ actors and their supervisor, idle-session housekeeping, ``REJOIN``, rate-limited
 ``GET /stats`` (``?reset=1`` starts a new window) answers the counters ``ptr bench game`` reads from
 a ptr game server. Run as ``python -m systems.bench.game_bare ROOM_SIZE TICK_HZ SNAPSHOT_EVERY
 READS_PER_TICK ROUND_TICKS``: prints ``{"lobby_url": ...}`` and serves until killed.
+
+Two more roles measure the machine itself: ``floor WORK_MS SECONDS TICK_HZ`` (a loop that only
+burns CPU, see ``floor``) and ``spin`` (a busy CPU, standing in for the bots' load).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class BareGame:
         self.late_ticks = 0
         self.tick_ms: list[float] = []
         self.lag_ms: list[float] = []
+        self.read_ms: list[float] = []
+        self.send_ms: list[float] = []
         self.window_began = time.monotonic()
         self.window_cpu = time.process_time()
         self.window_values = self.values()
@@ -179,7 +184,10 @@ class BareGame:
     # --- the loop -----------------------------------------------------------------------------
 
     def tick(self) -> None:
+        began = time.perf_counter()
         self.read()
+        self.read_ms.append((time.perf_counter() - began) * 1000)
+        send_s = 0.0
         self.ticks += 1
         tick, every, counters = self.ticks, self.snapshot_every, self.counters
         packb, sendto = msgpack.packb, self.sock.sendto
@@ -194,10 +202,13 @@ class BareGame:
             sim.step(batch, counters)
             if (tick + room.phase) % every == 0 and room.players:
                 head, tail = snapshot_head(sim.tick), sim.snapshot_tail()
+                sending = time.perf_counter()
                 for player in room.players.values():
                     sendto(head + packb(player.state.last_seq) + tail, player.addr)
                     sent += 1
+                send_s += time.perf_counter() - sending
         self.snapshots_sent += sent
+        self.send_ms.append(send_s * 1000)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -238,17 +249,30 @@ class BareGame:
         run = result.pop("executed")
         ticks = sorted(self.tick_ms[len(self.tick_ms) - run:]) if run > 0 else [0.0]
         lags = sorted(self.lag_ms[len(self.lag_ms) - run:]) if run > 0 else [0.0]
+        window = slice(len(self.tick_ms) - run, None) if run > 0 else slice(0, 0)
+        phases = {"read": self.read_ms[window], "send": self.send_ms[window],
+                  "rooms": [t - r - s for t, r, s in zip(self.tick_ms[window], self.read_ms[window],
+                                                         self.send_ms[window], strict=True)]}
         result.update(window_s=time.monotonic() - self.window_began,
                       cpu_s=time.process_time() - self.window_cpu,
                       tick_p50_ms=round(ticks[int(0.5 * len(ticks))], 3),
                       tick_p99_ms=round(ticks[min(len(ticks) - 1, int(0.99 * len(ticks)))], 3),
                       tick_max_ms=round(ticks[-1], 3),
                       start_lag_p99_ms=round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3),
+                      start_lag_p50_ms=round(lags[int(0.5 * len(lags))], 3),
+                      phases_ms={name: {"p50": _percentile(values, 0.5),
+                                        "p99": _percentile(values, 0.99)}
+                                 for name, values in phases.items()},
                       players=len(self.conns), rooms=len(self.rooms), pid=os.getpid())
         if reset:
             self.window_began, self.window_cpu = time.monotonic(), time.process_time()
             self.window_values = self.values()
         return result
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values) or [0.0]
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 async def main(game: BareGame) -> None:
@@ -297,7 +321,52 @@ async def main(game: BareGame) -> None:
     await game.run()
 
 
+def floor(work_ms: float, seconds: float, tick_hz: float) -> dict[str, Any]:
+    """The machine's own floor for late ticks: a loop that only burns ``work_ms`` of CPU per
+    tick (no sockets, no Python objects), scheduled like the game loops and counted the same way.
+    Whatever it misses, no game server on this CPU at this moment could have made."""
+    period = 1.0 / tick_hz
+    clock = time.perf_counter
+    next_at = clock() + period
+    ticks = late = 0
+    lags: list[float] = []
+    end = next_at + seconds
+    while next_at < end:
+        delay = next_at - clock()
+        if delay > 0:
+            time.sleep(delay)
+        began = clock()
+        lags.append((began - next_at) * 1000)
+        until = began + work_ms / 1000
+        while clock() < until:
+            pass
+        ended = clock()
+        ticks += 1
+        if ended > next_at + period:
+            late += 1
+        next_at += period
+        if ended > next_at + period:
+            missed = int((ended - next_at) / period)
+            late, ticks, next_at = late + missed, ticks + missed, next_at + missed * period
+    return {"work_ms": work_ms, "ticks": ticks, "late_ticks": late,
+            "late_tick_ratio": round(late / max(1, ticks), 5),
+            "start_lag_p99_ms": _percentile(lags, 0.99), "start_lag_max_ms": _percentile(lags, 1)}
+
+
+def spin() -> None:
+    """Keep a CPU busy (as the bots keep theirs) until killed."""
+    print(json.dumps({"spinning": os.getpid()}), flush=True)
+    while True:
+        pass
+
+
 if __name__ == "__main__":
-    room_size, tick_hz, every, reads, round_ticks = sys.argv[1:6]
-    asyncio.run(main(BareGame(int(room_size), float(tick_hz), int(every), int(reads),
-                              int(round_ticks))))
+    if sys.argv[1] == "floor":
+        print(json.dumps(floor(float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))),
+              flush=True)
+    elif sys.argv[1] == "spin":
+        spin()
+    else:
+        room_size, tick_hz, every, reads, round_ticks = sys.argv[1:6]
+        asyncio.run(main(BareGame(int(room_size), float(tick_hz), int(every), int(reads),
+                                  int(round_ticks))))
