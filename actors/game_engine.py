@@ -192,7 +192,7 @@ class TickEngine:
         self._window = _Window(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
-        self._read_handle: asyncio.TimerHandle | None = None
+        self._read_handles: list[asyncio.TimerHandle] = []
         self._next_at = 0.0
         self._profiler: cProfile.Profile | None = None
         self._sendto: Callable[[bytes, Address], int] = self._not_started
@@ -210,24 +210,32 @@ class TickEngine:
         self._sendto = sock.sendto
         self._next_at = self._loop.time() + 1.0 / self.settings.tick_hz
         self._handle = self._loop.call_at(self._next_at, self._on_tick)
-        if self.settings.reads_per_tick:  # polled, not watched: see _poll_socket
-            self._read_handle = self._loop.call_later(self._read_period(), self._poll_socket)
         self._window = _Window(self)
         return self.address
 
     async def stop(self) -> None:
         """Stop ticking and close the socket; idempotent."""
-        for handle in (self._handle, self._read_handle):
+        for handle in (self._handle, *self._read_handles):
             if handle is not None:
                 handle.cancel()
-        self._handle = self._read_handle = None
+        self._handle = None
+        self._read_handles = []
         if self._profiler is not None:
             self._profiler.disable()
             self._profiler = None
         await self.edge.stop()
 
-    def _read_period(self) -> float:
-        return 1.0 / (self.settings.tick_hz * self.settings.reads_per_tick)
+    def _schedule_polls(self, slot_start: float) -> None:
+        """Poll the socket ``reads_per_tick - 1`` times between this tick and the next, at fixed
+        points of the slot (``slot_start + k * period / reads_per_tick``), not ``period /
+        reads_per_tick`` after the previous poll ended: polls that drift run into the tick and
+        delay it, and a poll just after a long tick reads that tick's whole backlog."""
+        loop, reads = self._loop, self.settings.reads_per_tick
+        if loop is None or reads <= 1:
+            return
+        step = 1.0 / (self.settings.tick_hz * reads)
+        self._read_handles = [loop.call_at(slot_start + k * step, self._poll_socket)
+                              for k in range(1, reads)]
 
     def _poll_socket(self) -> None:
         """Read everything the socket holds now (``reads_per_tick`` times a tick, and at each tick).
@@ -237,9 +245,8 @@ class TickEngine:
         every datagram. Each wake-up costs this thread its event-loop round, and costs every
         sender (on loopback: the bots) the wake-up of this process inside its ``sendto``.
         """
-        self.edge.drain()
-        if self._loop is not None and self.edge.running:
-            self._read_handle = self._loop.call_later(self._read_period(), self._poll_socket)
+        if self.edge.running:
+            self.edge.drain()
 
     @staticmethod
     def _not_started(data: bytes, addr: Address) -> int:
@@ -444,6 +451,8 @@ class TickEngine:
             next_at += missed * period
         self._next_at = next_at
         self._handle = loop.call_at(next_at, self._on_tick)
+        if settings.reads_per_tick:  # polled, not watched: see _poll_socket
+            self._schedule_polls(next_at - period)
 
     def _tick_room(self, room: _Room, tick: int, send: bool, keep: bool) -> None:
         sim = room.sim

@@ -25,6 +25,7 @@ burns CPU, see ``floor``) and ``spin`` (a busy CPU, standing in for the bots' lo
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -216,8 +217,10 @@ class BareGame:
         read_every = period / self.reads_per_tick if self.reads_per_tick else 0.0
         next_at = loop.time() + period
         while True:
-            while read_every and loop.time() + read_every < next_at:
-                await asyncio.sleep(read_every)
+            for k in range(1, self.reads_per_tick):  # at fixed points of the slot, like ptr's
+                at = next_at - period + k * read_every
+                if at > loop.time():
+                    await asyncio.sleep(at - loop.time())
                 self.read()
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             began = loop.time()
@@ -360,6 +363,9 @@ def spin() -> None:
         pass
 
 
+GC_THRESHOLDS = (20_000, 10, 10)  # as ptr's game server sets them: the comparison is the framework
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "floor":
         print(json.dumps(floor(float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))),
@@ -367,6 +373,8 @@ if __name__ == "__main__":
     elif sys.argv[1] == "spin":
         spin()
     else:
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         room_size, tick_hz, every, reads, round_ticks = sys.argv[1:6]
         asyncio.run(main(BareGame(int(room_size), float(tick_hz), int(every), int(reads),
                                   int(round_ticks))))
