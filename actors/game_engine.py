@@ -37,6 +37,7 @@ import logging
 import os
 import pstats
 import secrets
+import threading
 import time
 import traceback
 from collections import deque
@@ -114,6 +115,7 @@ class EngineSettings:
     checkpoint_every: int = 1
     idle_timeout_s: float = 10.0
     reads_per_tick: int = 4
+    loop_cpu: int | None = None  # pin the loop thread (only it) to this CPU
 
     def __post_init__(self) -> None:
         if self.tick_hz <= 0 or self.snapshot_every < 1 or self.checkpoint_every < 1:
@@ -198,12 +200,18 @@ class TickEngine:
         self._sendto: Callable[[bytes, Address], int] = self._not_started
         self._auth_log = RateLimitedLog(log)
         self.address: Address | None = None
+        self.loop_tid = 0  # the loop thread's native id, once started
 
     # --- lifecycle (coroutines run on the loop) -----------------------------------------------
 
     async def start(self) -> Address:
         """Bind the UDP socket and start ticking; returns the bound address."""
         self._loop = asyncio.get_running_loop()
+        self.loop_tid = threading.get_native_id()
+        if self.settings.loop_cpu is not None:
+            # On Linux this pins the calling thread only: the loop thread gets the CPU, the
+            # actor thread beside it (and whatever else the host runs) can be kept off it.
+            os.sched_setaffinity(0, {self.settings.loop_cpu})
         self.address = await self.edge.start()
         sock = self.edge.socket
         assert sock is not None
@@ -571,6 +579,7 @@ class TickEngine:
                                  for name, values in (("read", reads), ("rooms", rooms),
                                                       ("send", sends))},
                       rooms=len(self.rooms), sessions=len(self.sessions), pid=os.getpid(),
+                      loop_tid=self.loop_tid,
                       profile=[])
         if profile == "start" and self._profiler is None:
             self._profiler = cProfile.Profile()

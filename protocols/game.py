@@ -495,6 +495,7 @@ class GameStatsReport(Message):
     room_crashes: int
     cpu_s: float
     pid: int
+    loop_tid: int = 0  # the tick loop thread's native id (to place it on a CPU)
     profile: list[str] = []
 
 

@@ -36,6 +36,10 @@ class GameSettings(SystemSettings):
     30 Hz, taking turns so that each tick sends half of them (as Fortnite sends at 30 Hz and
     Source-engine servers send fewer updates than they tick). A snapshot datagram is the largest
     cost of a tick on loopback; ``snapshot_every=1`` sends one per player per tick.
+
+    ``loop_cpus`` gives each game server's tick loop a CPU of its own (the loop thread alone: the
+    server's actor thread stays free to run elsewhere), the usual way to keep a real-time loop off
+    a core that other work preempts; keep that CPU free of everything else (``taskset``, cgroups).
     """
 
     lobby_host: str = "127.0.0.1"
@@ -52,6 +56,7 @@ class GameSettings(SystemSettings):
     snapshot_every: int = Field(default=2, ge=1)
     checkpoint_every: int = Field(default=1, ge=1)
     reads_per_tick: int = Field(default=4, ge=0)          # 0: read the socket whenever data arrives
+    loop_cpus: list[int] = []  # server K pins its tick loop's thread to loop_cpus[(K-1) % len]
     round_s: float = Field(default=120.0, gt=0)
     arena: int = Field(default=1000, ge=100)
     speed: int = Field(default=5, ge=1)
@@ -103,6 +108,7 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
                 "tick_hz": s.tick_hz, "snapshot_every": s.snapshot_every,
                 "checkpoint_every": s.checkpoint_every, "idle_timeout_s": s.idle_timeout_s,
                 "reads_per_tick": s.reads_per_tick,
+                "loop_cpu": s.loop_cpus[(k - 1) % len(s.loop_cpus)] if s.loop_cpus else None,
                 "lobby": "lobby", "matchmaker": "matchmaker"}),
             room_supervisor.as_child(rooms, host=server, name=rooms),
         ])

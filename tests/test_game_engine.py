@@ -3,8 +3,10 @@ snapshots, drops that are counted, and a crashed room resumed from its checkpoin
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from itertools import pairwise
@@ -165,6 +167,19 @@ def test_at_a_lower_snapshot_rate_rooms_take_turns_so_every_tick_sends_a_share()
     assert [y - x for x, y in pairwise(a)] == [2, 2, 2], "each room: every other tick"
     assert [y - x for x, y in pairwise(b)] == [2, 2, 2]
     assert a[0] % 2 != b[0] % 2, "the two rooms send on alternate ticks"
+
+
+def test_loop_cpu_pins_the_loop_thread_alone() -> None:
+    ours = os.sched_getaffinity(0)
+    cpu = max(ours)
+    rig = Rig(loop_cpu=cpu)
+    try:
+        assert rig.engine.loop_tid not in (0, threading.get_native_id())
+        assert os.sched_getaffinity(rig.engine.loop_tid) == {cpu}
+        assert os.sched_getaffinity(0) == ours, "the calling thread keeps its CPUs"
+        assert rig.stats()["loop_tid"] == rig.engine.loop_tid
+    finally:
+        rig.close()
 
 
 def test_inputs_are_acknowledged_by_the_snapshot_of_the_tick_that_applied_them(rig, players) -> None:

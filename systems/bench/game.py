@@ -134,13 +134,16 @@ def _play(fleet: BotFleet, players: int, *, warmup_timeout_s: float, settle_s: f
     return _Window(server, bots, playing, login_s, warmup_s)
 
 
-def _pin_threads(pid: int, cpus: set[int]) -> None:
-    """Every thread of ``pid`` onto ``cpus`` (``sched_setaffinity`` on a pid moves one thread)."""
+def _pin_threads(pid: int, cpus: set[int], keep: frozenset[int] = frozenset()) -> None:
+    """Every thread of ``pid`` but those in ``keep`` onto ``cpus`` (``sched_setaffinity`` on a
+    pid moves one thread)."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return
     for task in tasks:
+        if int(task) in keep:
+            continue
         try:
             os.sched_setaffinity(int(task), cpus)
         except (ProcessLookupError, PermissionError):
@@ -148,9 +151,12 @@ def _pin_threads(pid: int, cpus: set[int]) -> None:
 
 
 class CpuPlan:
-    """The game servers on a CPU of their own, everything else (bots, this process, the other
-    actors) on the rest: how the server would run on a machine of its own, with its players
-    elsewhere. ``active`` is False on a machine with one CPU (then nothing is pinned)."""
+    """The game servers' tick loops on a CPU of their own, everything else (bots, this process,
+    the other actors, the game servers' actor threads) on the rest: how a server would run on a
+    machine of its own, with its players elsewhere. ptr's servers pin their loop thread themselves
+    (``loop_cpus``), and ``apply`` keeps those threads (``keep``) where they are; the bare server
+    has one thread and is pinned whole. ``active`` is False on a machine with one CPU (then
+    nothing is pinned)."""
 
     def __init__(self, enabled: bool) -> None:
         self.original = os.sched_getaffinity(0)
@@ -159,11 +165,12 @@ class CpuPlan:
         self.server_cpus = {cpus[0]}
         self.other_cpus = set(cpus[1:])
 
-    def apply(self, server_pids: list[int], other_pids: list[int]) -> None:
+    def apply(self, server_pids: list[int], other_pids: list[int],
+              keep: frozenset[int] = frozenset()) -> None:
         if not self.active:
             return
         for pid in other_pids:
-            _pin_threads(pid, self.other_cpus)
+            _pin_threads(pid, self.other_cpus, keep)
         _pin_threads(os.getpid(), self.other_cpus)
         for pid in server_pids:
             _pin_threads(pid, self.server_cpus)
@@ -199,9 +206,9 @@ def measure(rt: ActorRuntime, settings: GameSettings, *, duration_s: float = 20.
                      frame_hz=settings.tick_hz, snapshot_every=settings.snapshot_every)
 
     def pin() -> None:
-        servers = [s.pid for s in _server_stats(rt, settings)]
+        loops = frozenset(s.loop_tid for s in _server_stats(rt, settings))
         others = processes_in_sessions(rt.session_ids - {os.getsid(0)}) + fleet.pids
-        plan.apply(servers, [p for p in others if p not in servers])
+        plan.apply([], others, keep=loops)  # the loops pinned themselves (loop_cpus)
 
     reports: list[GameStatsReport] = []
 
@@ -331,7 +338,7 @@ def measure_floor(work_ms: float, seconds: float, tick_hz: float,
             "floor_start_lag_max_ms": result["start_lag_max_ms"]}
 
 
-def run(players: int = 1000, duration_s: float = 20.0, bot_processes: int = 2,
+def run(players: int = 1024, duration_s: float = 20.0, bot_processes: int = 2,
         room_size: int = 10, servers: int = 1, tick_hz: float = 60.0, snapshot_every: int = 2,
         reads_per_tick: int = 4,
         hash_profile: str = "owasp", naive_inputs: int = 5000, naive_window: int = 8,
@@ -343,7 +350,8 @@ def run(players: int = 1000, duration_s: float = 20.0, bot_processes: int = 2,
         settings = bench_settings(players, data_dir, bot_processes=bot_processes,
                                   room_size=room_size, servers=servers, tick_hz=tick_hz,
                                   snapshot_every=snapshot_every, reads_per_tick=reads_per_tick,
-                                  hash_profile=hash_profile)
+                                  hash_profile=hash_profile,
+                                  loop_cpus=sorted(plan.server_cpus) if plan.active else [])
         try:
             with ActorRuntime(bench_tree(settings), base="multiproc", name="game") as rt:
                 result = measure(rt, settings, duration_s=duration_s,
