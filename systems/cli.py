@@ -52,7 +52,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     system = catalog.get(args.system)
-    settings = system.settings(args.config, parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    if args.players is not None:
+        overrides["players"] = args.players
+    settings = system.settings(args.config, overrides)
     tree = system.tree(settings)
     runtime = ActorRuntime(tree, base=args.base, admin_port=args.admin_port, name=system.name)
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -208,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--for", dest="run_for", type=float, default=None, metavar="SECONDS",
                    help="stop after this long (default: until Ctrl-C)")
     p.add_argument("--simulate", action="store_true", help="also start the load simulator")
+    p.add_argument("--players", type=int, default=None, metavar="N",
+                   help="how many simulated players (same as --set players=N)")
     p.add_argument("--admin-port", type=int, default=None,
                    help="Thespian admin port (default: a free one)")
     p.set_defaults(func=cmd_run)

@@ -53,6 +53,7 @@ def test_ctrl_c_stops_the_system_and_leaves_no_process() -> None:
     (["run", "ping", "--set", "no_such=1"], "invalid setting 'no_such'"),
     (["run", "ping", "--config", "/nonexistent.toml"], "config file not found"),
     (["bench", "nope"], "unknown benchmark"),
+    (["run", "ping", "--players", "3"], "invalid setting 'players'"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     out = ptr(*args)
@@ -69,3 +70,15 @@ def test_a_toml_config_overrides_defaults(tmp_path: Path) -> None:
     answered = [int(line.split("answered ")[1].split(",")[0])
                 for line in out.stdout.splitlines() if "answered" in line]
     assert answered[-1] >= 10, "a 50 ms interval gives about 20 pings a second"
+
+
+def test_run_game_simulate_players_starts_that_many_bots_and_reports_them() -> None:
+    out = ptr("run", "game", "--simulate", "--players", "4", "--for", "8", "--set",
+              "hash_profile=fast", "--set", "room_size=2", "--set", "fill_wait_s=0.2",
+              "--set", "lobby_port=0", "--set", "udp_port=0", timeout=120)
+    assert out.returncode == 0, out.stderr
+    summary = next(line for line in out.stdout.splitlines() if line.startswith("game: bots"))
+    assert summary.startswith("game: bots 4 in 2 processes"), summary
+    rate = float(summary.split("processes: ")[1].split(" inputs/s")[0].replace(",", ""))
+    assert rate > 0, f"the bots played: {summary}"
+    assert out.stdout.rstrip().endswith("stopped; 0 actor processes left")
