@@ -82,6 +82,9 @@ MAX_ENTRIES = 256
 REPLAY_SLICE = 2000
 MINOR_TOPIC_EVERY = 5
 CLOCK_TICK_S = 1.0
+RETENTION_EVERY_S = 60.0  # how often the writer drops broker entries every consumer is done with
+RETAIN_ENTRIES = 2000     # the newest readings entries are kept: the ingest refills its
+                          # duplicate window from them when it restarts
 
 
 def last_mode(broker: DurableLog) -> str | None:
@@ -95,6 +98,11 @@ def last_mode(broker: DurableLog) -> str | None:
 def analyzer_name(kind: str) -> str:
     """The registered name of the analyzer of ``kind`` (``sh-analyzer-heating``...)."""
     return f"sh-analyzer-{kind}"
+
+
+def analyzer_group(kind: str) -> str:
+    """The analyzer's consumer group; ``<group>-replay`` marks where its rebuild starts."""
+    return f"analyzer-{kind}"
 
 
 class PollBroker:
@@ -348,7 +356,7 @@ class KindAnalyzer(NamedTargets):
         self.commit_interval_s = float(args.get("commit_interval_s", COMMIT_INTERVAL_S))
         self.uncommitted = 0
         self.committed_at = 0.0
-        self.group = f"analyzer-{self.kind}"
+        self.group = analyzer_group(self.kind)
         now = time.time()
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
         self.engine = make_engine(str(args["db_url"]))
@@ -559,8 +567,15 @@ class ReadingWriter(Actor):
     just before the transaction.
     Direct mode: buffers what it is sent and flushes every ``flush_s`` or ``max_rows`` readings.
 
+    Retention (broker mode): every ``retention_every_s`` the writer drops the broker entries that
+    every consumer is done with: readings below the oldest of its own committed offset and each
+    analyzer's replay marker (a restarted analyzer rebuilds from there), keeping at least the
+    newest ``retain_entries``; alerts and rollups below its own committed offset (it is their only
+    reader). Mode changes are kept: they are few, and the newest one is the house's mode.
+
     Args: ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
-    ``commit_interval_s``, ``flush_s`` (0.05), ``max_rows`` (2000).
+    ``commit_interval_s``, ``flush_s`` (0.05), ``max_rows`` (2000), ``retention_every_s`` (60),
+    ``retain_entries`` (2000).
     """
 
     TOPICS = (READINGS_TOPIC, ALERTS_TOPIC, ROLLUPS_TOPIC, MODES_TOPIC)
@@ -584,6 +599,11 @@ class ReadingWriter(Actor):
         self.polls = 0
         self.uncommitted: dict[str, int] = {}
         self.committed_at = 0.0
+        self.kinds = sorted({s.kind for s in house.sensors})
+        self.retention_every_s = float(args.get("retention_every_s", RETENTION_EVERY_S))
+        self.retain_entries = int(args.get("retain_entries", RETAIN_ENTRIES))
+        self.retained_at = time.monotonic()
+        self.truncated = 0  # readings entries dropped by retention, this incarnation
         if not self.direct:
             self.broker = open_broker(str(args["broker_url"]))
             self.next = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
@@ -627,6 +647,8 @@ class ReadingWriter(Actor):
                 self.next[topic] = offset + 1
         if self.uncommitted and time.monotonic() - self.committed_at >= self.commit_interval_s:
             self.commit()
+        if time.monotonic() - self.retained_at >= self.retention_every_s:
+            self.apply_retention()
         if backlog:
             self.send(self.myAddress, PollBroker())
 
@@ -636,6 +658,23 @@ class ReadingWriter(Actor):
             self.broker.commit(WRITER_GROUP, topic, offset)
         self.uncommitted = {}
         self.committed_at = time.monotonic()
+
+    def apply_retention(self) -> None:
+        """Drop what every consumer is done with (see the class docstring); committed offsets are
+        read from the broker, so an analyzer that never committed keeps everything."""
+        broker = self.broker
+        assert broker is not None
+        self.retained_at = time.monotonic()
+        done = min([broker.committed(WRITER_GROUP, READINGS_TOPIC)]
+                   + [broker.committed(f"{analyzer_group(k)}-replay", READINGS_TOPIC)
+                      for k in self.kinds])
+        keep_from = min(done + 1, broker.end_offset(READINGS_TOPIC) - self.retain_entries + 1)
+        first = broker.read(READINGS_TOPIC, 1, 1)
+        if keep_from > 1 and first and first[0].offset < keep_from:
+            broker.truncate(READINGS_TOPIC, keep_from)
+            self.truncated += keep_from - first[0].offset
+        for topic in (ALERTS_TOPIC, ROLLUPS_TOPIC):
+            broker.truncate(topic, broker.committed(WRITER_GROUP, topic) + 1)
 
     def take(self, topic: str, entries: list[LogEntry]) -> None:
         """Buffer the rows of ``entries``; readings keep their entry's time as ``received_at``."""
@@ -709,8 +748,10 @@ class ReadingWriter(Actor):
         c = self.counts
         return WriterStats(pid=os.getpid(), incarnation=self.incarnation, readings=c["readings"],
                            duplicates=c["duplicates"], alerts=c["alerts"], rollups=c["rollups"],
-                           modes=c["modes"], lag_entries=lag, recent_alerts=self.recent_alerts)
+                           modes=c["modes"], lag_entries=lag, recent_alerts=self.recent_alerts,
+                           truncated_entries=self.truncated)
 
 
 __all__ = ["API", "HTTP_EDGE", "INGEST", "KindAnalyzer", "MQTT_EDGE", "NamedTargets",
-           "ReadingIngest", "ReadingWriter", "SIMULATOR", "WRITER", "analyzer_name"]
+           "ReadingIngest", "ReadingWriter", "SIMULATOR", "WRITER", "analyzer_group",
+           "analyzer_name"]

@@ -339,6 +339,7 @@ class WriterStats(Message):
     modes: int
     lag_entries: int
     recent_alerts: list[str] = []
+    truncated_entries: int = 0  # broker entries of readings dropped by retention (this incarnation)
 
 
 class GetIngestStats(Message):

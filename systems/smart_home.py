@@ -71,6 +71,10 @@ class SmartHomeSettings(SystemSettings):
     ``edge_linger_s`` for more readings before it leaves. At 1,000 readings/s a batch of ~5
     readings cost the ingest ~2 ms of CPU, almost all of it Thespian's round trip; 20 ms of
     lingering makes batches of ~20 and costs at most 20 ms of answer time.
+
+    Broker retention: every ``broker_retention_every_s`` the writer drops the broker's entries
+    that every consumer is done with (readings kept from the analyzers' replay point, about the
+    last one to two hours, and at least the newest ``broker_retain_entries``).
     """
 
     mode: Literal["broker", "direct"] = "broker"
@@ -94,6 +98,8 @@ class SmartHomeSettings(SystemSettings):
     max_in_flight: int = Field(default=1024, ge=1)
     edge_window: int = Field(default=2, ge=1)
     edge_linger_s: float = Field(default=0.02, ge=0, le=1)
+    broker_retention_every_s: float = Field(default=60.0, gt=0)
+    broker_retain_entries: int = Field(default=2000, ge=0)
 
     def broker(self) -> str:
         return self.broker_url or f"sqlite:///{Path(self.data_dir) / 'smart-home-broker.db'}"
@@ -126,7 +132,9 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
         for kind in kinds])
     edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow)}
     children = [
-        ChildSpec("writer", ReadingWriter, {**common, "poll_interval_s": settings.writer_poll_s},
+        ChildSpec("writer", ReadingWriter, {**common, "poll_interval_s": settings.writer_poll_s,
+                                            "retention_every_s": settings.broker_retention_every_s,
+                                            "retain_entries": settings.broker_retain_entries},
                   name=WRITER),
         analyzers.as_child("analyzers"),
         ChildSpec("ingest", ReadingIngest, common, name=INGEST),

@@ -168,6 +168,23 @@ def test_committing_past_the_end_is_refused(log: DurableLog) -> None:
     assert log.committed("billing", "orders") == 0
 
 
+def test_truncation_drops_the_oldest_entries_and_keeps_every_offset(log: DurableLog) -> None:
+    log.append("t", [f"p{n}".encode() for n in range(1, 11)])
+    log.commit("g", "t", 7)
+    log.truncate("t", 6)
+    assert [e.offset for e in log.read("t", 1, 100)] == [6, 7, 8, 9, 10]
+    assert log.read("t", 6, 1)[0].payload == b"p6"
+    assert (log.end_offset("t"), log.committed("g", "t")) == (10, 7)
+    assert log.append("t", [b"p11"]) == [11], "offsets go on where they were"
+    log.truncate("t", 3)  # below what is already gone: nothing changes
+    assert [e.offset for e in log.poll("g", "t", 100)] == [8, 9, 10, 11]
+    log.truncate("t", 12)  # everything
+    assert log.read("t", 1, 100) == [] and log.end_offset("t") == 11
+    with pytest.raises(ValueError, match="ends at 11"):
+        log.truncate("t", 13)
+    log.truncate("never-written", 1)  # nothing to drop, no error
+
+
 def test_entries_and_committed_offsets_survive_reopening_the_log(open_log: OpenLog) -> None:
     first = open_log()
     first.append("orders", [b"a", b"b", b"c"])

@@ -35,6 +35,7 @@ class DurableLog(ABC):
       from the next one and does not move it: only ``commit`` does, so a consumer that crashes
       before committing gets the same entries again (at-least-once). Committing a lower offset
       rewinds the group for a replay.
+    * ``truncate`` drops a topic's oldest entries (retention); offsets never change.
     * After ``close`` every call raises StorageError; ``close`` itself may be called again.
     """
 
@@ -91,6 +92,22 @@ class DurableLog(ABC):
         """The next entries for ``group``: ``read(topic, committed + 1, max_count)``."""
         return self.read(topic, self.committed(group, topic) + 1, max_count)
 
+    def truncate(self, topic: str, before_offset: int) -> None:
+        """Drop the entries of ``topic`` below ``before_offset`` (Kafka's ``deleteRecords``): the
+        retention of a log whose consumers have all moved past them. The rest keep their offsets;
+        a read from a dropped offset starts at the first kept entry; committed offsets stay.
+
+        Raises ValueError for an offset beyond ``end_offset + 1`` (there is nothing there to keep).
+        """
+        check_name("topic", topic)
+        _check_positive("before_offset", before_offset)
+        self._check_open()
+        end = self._end_offset(topic)
+        if before_offset > end + 1:
+            raise ValueError(f"cannot truncate topic {topic!r} below {before_offset}: it ends at {end}")
+        if before_offset > 1:
+            self._truncate(topic, before_offset)
+
     def end_offset(self, topic: str) -> int:
         """The offset of the last entry in ``topic``; 0 for an empty or unknown topic."""
         check_name("topic", topic)
@@ -130,6 +147,9 @@ class DurableLog(ABC):
 
     @abstractmethod
     def _end_offset(self, topic: str) -> int: ...
+
+    @abstractmethod
+    def _truncate(self, topic: str, before_offset: int) -> None: ...
 
     @abstractmethod
     def _close(self) -> None: ...

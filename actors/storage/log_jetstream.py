@@ -187,6 +187,14 @@ class JetStreamLog(DurableLog):
         state = self._run(f"end of topic {topic!r}", self._stream_state(self.stream_name(topic)))
         return 0 if state is None else state.last_seq
 
+    def _truncate(self, topic: str, before_offset: int) -> None:
+        self._run(f"truncation of topic {topic!r}", self._purge(topic, before_offset))
+
+    async def _purge(self, topic: str, before_offset: int) -> None:
+        stream = self.stream_name(topic)
+        if await self._stream_state(stream) is not None:
+            await self._js.purge_stream(stream, seq=before_offset)  # up to, not including, seq
+
     def _close(self) -> None:
         try:
             self._run("close", self._nc.close())

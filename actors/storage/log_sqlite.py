@@ -126,6 +126,17 @@ class SqliteLog(DurableLog):
         rows = self._fetch(query, f"end of topic {topic!r}")
         return rows[0][0] if rows else 0
 
+    def _truncate(self, topic: str, before_offset: int) -> None:
+        # Freed pages are reused by later appends: the file stops growing instead of shrinking
+        # (VACUUM would rewrite it under the write lock).
+        delete = _ENTRIES.delete().where(_ENTRIES.c.topic == topic,
+                                         _ENTRIES.c.entry_offset < before_offset)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(delete)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"truncation of topic {topic!r} failed: {exc}") from exc
+
     def _close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
