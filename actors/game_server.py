@@ -100,7 +100,8 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 class GameServer(LightHost):
     """Args: ``token_secret``, ``token_ttl_s``, ``udp_host``, ``udp_port``, ``tick_hz``,
     ``snapshot_every``, ``checkpoint_every``, ``idle_timeout_s``, ``reads_per_tick``, ``loop_cpu``
-    (pin the tick loop's thread alone to that CPU), ``lobby`` and
+    (pin the tick loop's thread alone to that CPU), ``loop_priority`` (SCHED_FIFO for it),
+    ``lobby`` and
     ``matchmaker``
     (registered names). If its socket cannot be bound, ``on_start`` raises: the start fails."""
 
@@ -118,7 +119,8 @@ class GameServer(LightHost):
             checkpoint_every=int(args.get("checkpoint_every", 1)),
             idle_timeout_s=float(args.get("idle_timeout_s", 10.0)),
             reads_per_tick=int(args.get("reads_per_tick", 4)),
-            loop_cpu=None if args.get("loop_cpu") is None else int(args["loop_cpu"])))
+            loop_cpu=None if args.get("loop_cpu") is None else int(args["loop_cpu"]),
+            loop_priority=int(args.get("loop_priority", 0))))
         self.room_actors: dict[str, _RoomEntry] = {}
         self.loop_thread = LoopThread(f"{self.child_id or 'game'}-loop")
         self.loop_thread.start()

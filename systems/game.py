@@ -40,6 +40,9 @@ class GameSettings(SystemSettings):
     ``loop_cpus`` gives each game server's tick loop a CPU of its own (the loop thread alone: the
     server's actor thread stays free to run elsewhere), the usual way to keep a real-time loop off
     a core that other work preempts; keep that CPU free of everything else (``taskset``, cgroups).
+    ``loop_priority`` (1-99) runs those loop threads under SCHED_FIFO, so that on their CPU they
+    run before any ordinary thread the moment a tick is due (needs CAP_SYS_NICE; Linux keeps 5 %
+    of each second for ordinary threads). Both are off by default: they are deployment choices.
     """
 
     lobby_host: str = "127.0.0.1"
@@ -57,6 +60,7 @@ class GameSettings(SystemSettings):
     checkpoint_every: int = Field(default=1, ge=1)
     reads_per_tick: int = Field(default=4, ge=0)          # 0: read the socket whenever data arrives
     loop_cpus: list[int] = []  # server K pins its tick loop's thread to loop_cpus[(K-1) % len]
+    loop_priority: int = Field(default=0, ge=0, le=99)  # 1-99: the tick loops under SCHED_FIFO
     round_s: float = Field(default=120.0, gt=0)
     arena: int = Field(default=1000, ge=100)
     speed: int = Field(default=5, ge=1)
@@ -109,6 +113,7 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
                 "checkpoint_every": s.checkpoint_every, "idle_timeout_s": s.idle_timeout_s,
                 "reads_per_tick": s.reads_per_tick,
                 "loop_cpu": s.loop_cpus[(k - 1) % len(s.loop_cpus)] if s.loop_cpus else None,
+                "loop_priority": s.loop_priority,
                 "lobby": "lobby", "matchmaker": "matchmaker"}),
             room_supervisor.as_child(rooms, host=server, name=rooms),
         ])

@@ -19,6 +19,7 @@ from actors.edges import LoopThread
 from actors.game_auth import SessionTokens
 from actors.game_engine import EngineSettings, RoomFailed, RoomFinished, TickEngine
 from actors.game_room import RoomConfig
+from protocols.errors import ConfigError
 from protocols.game import (
     REJECT_BAD_TOKEN,
     REJECT_NOT_IN_ROOM,
@@ -49,7 +50,11 @@ class Rig:
         self.engine = TickEngine(TOKENS, self.events.put, EngineSettings(port=0, **settings))
         self.loop = LoopThread("engine-test")
         self.loop.start()
-        self.address = self.loop.run(self.engine.start(), 5)
+        try:
+            self.address = self.loop.run(self.engine.start(), 5)
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.loop.run(_call(fn, *args, **kwargs), 5)
@@ -178,6 +183,20 @@ def test_loop_cpu_pins_the_loop_thread_alone() -> None:
         assert os.sched_getaffinity(rig.engine.loop_tid) == {cpu}
         assert os.sched_getaffinity(0) == ours, "the calling thread keeps its CPUs"
         assert rig.stats()["loop_tid"] == rig.engine.loop_tid
+    finally:
+        rig.close()
+
+
+def test_loop_priority_runs_the_loop_thread_alone_under_sched_fifo() -> None:
+    try:
+        rig = Rig(loop_priority=5)
+    except ConfigError as exc:  # not permitted here: the refusal names what is missing
+        assert "CAP_SYS_NICE" in str(exc)
+        return
+    try:
+        assert os.sched_getscheduler(rig.engine.loop_tid) == os.SCHED_FIFO
+        assert os.sched_getparam(rig.engine.loop_tid).sched_priority == 5
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER, "the calling thread stays ordinary"
     finally:
         rig.close()
 

@@ -16,6 +16,9 @@ server process (all its threads) is put on the first CPU and everything else (th
 actors, this process) on the others, for ptr and for the bare server alike. Without it, the bots'
 ~0.8 of a core and the server share both cores and the scheduler's preemptions decide the tick's
 tail; with it, the server runs as it would on a machine of its own with its players elsewhere.
+With ``realtime`` (on by default, only with ``pin``) the tick loop runs under SCHED_FIFO
+(``loop_priority``), and so do the bare server and the floor loop: the services this machine
+also runs (RabbitMQ, PostgreSQL, NATS...) and kernel workers then wait on that CPU, not the tick.
 
 Definitions: ``inputs_per_s`` are valid inputs the servers received (authenticated, routed to a
 room); ``inputs_applied_per_s`` those the rooms applied; ``tick_p99_ms`` the time a tick spends
@@ -48,6 +51,7 @@ from systems.bench._helper import BenchHelper
 from systems.processes import processes_in_sessions
 from systems.runtime import ActorRuntime
 
+REALTIME_PRIORITY = 10  # SCHED_FIFO for the tick loops (ptr's and bare's), with ``pin`` only
 MIN_PLAYING_SHARE = 0.95  # measure anyway if this many bots play when the warm-up times out
 TARGETS = {"players": 1000, "inputs_per_s": 60_000, "tick_p99_ms": 16.7, "late_tick_ratio": 0.001}
 
@@ -198,7 +202,7 @@ def measure(rt: ActorRuntime, settings: GameSettings, *, duration_s: float = 20.
                               "reads_per_tick": settings.reads_per_tick,
                               "room_size": settings.room_size, "servers": settings.servers,
                               "hash_profile": settings.hash_profile, "duration_s": duration_s,
-                              "pinned": plan.describe()}
+                              "pinned": plan.describe(), "loop_priority": settings.loop_priority}
     result["naive_inputs_per_s"] = round(measure_naive(rt, naive_inputs, naive_window))
     lobby = rt.ask("lobby", LobbyInfo(), 10)
     assert isinstance(lobby, LobbyAddress)
@@ -287,7 +291,8 @@ def measure_bare(settings: GameSettings, *, duration_s: float, warmup_timeout_s:
     plan = cpu_plan or CpuPlan(False)
     round_ticks = max(1, round(settings.round_s * settings.tick_hz))
     with BenchHelper("systems.bench.game_bare", settings.room_size, settings.tick_hz,
-                     settings.snapshot_every, settings.reads_per_tick, round_ticks) as server:
+                     settings.snapshot_every, settings.reads_per_tick, round_ticks,
+                     settings.loop_priority) as server:
         lobby_url = str(server.line(30)["lobby_url"])
 
         def stats(reset: bool = False) -> dict[str, Any]:
@@ -319,7 +324,7 @@ def measure_bare(settings: GameSettings, *, duration_s: float, warmup_timeout_s:
 
 
 def measure_floor(work_ms: float, seconds: float, tick_hz: float,
-                  cpu_plan: CpuPlan | None = None) -> dict[str, Any]:
+                  cpu_plan: CpuPlan | None = None, priority: int = 0) -> dict[str, Any]:
     """The machine's floor for late ticks in this run: ``game_bare``'s ``floor`` loop burning
     ``work_ms`` a tick on the servers' CPU while a spinning process keeps the other CPUs as busy
     as the bots keep them. A vCPU whose sibling is busy loses time to the host; what this loop
@@ -328,7 +333,7 @@ def measure_floor(work_ms: float, seconds: float, tick_hz: float,
     with BenchHelper("systems.bench.game_bare", "spin") as spinner:
         spinner.line(30)
         with BenchHelper("systems.bench.game_bare", "floor", work_ms, seconds,
-                         tick_hz) as loop:
+                         tick_hz, priority) as loop:
             plan.apply([loop.process.pid], [spinner.process.pid])
             result = loop.line(seconds + 60)
     plan.restore()
@@ -343,7 +348,7 @@ def run(players: int = 1024, duration_s: float = 20.0, bot_processes: int = 2,
         reads_per_tick: int = 4,
         hash_profile: str = "owasp", naive_inputs: int = 5000, naive_window: int = 8,
         warmup_timeout_s: float = 240.0, profile: bool = False, pin: bool = True,
-        bare: bool = True, floor: bool = True) -> dict[str, Any]:
+        realtime: bool = True, bare: bool = True, floor: bool = True) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="ptr-bench-game-")
     plan = CpuPlan(pin)
     try:
@@ -351,7 +356,9 @@ def run(players: int = 1024, duration_s: float = 20.0, bot_processes: int = 2,
                                   room_size=room_size, servers=servers, tick_hz=tick_hz,
                                   snapshot_every=snapshot_every, reads_per_tick=reads_per_tick,
                                   hash_profile=hash_profile,
-                                  loop_cpus=sorted(plan.server_cpus) if plan.active else [])
+                                  loop_cpus=sorted(plan.server_cpus) if plan.active else [],
+                                  loop_priority=REALTIME_PRIORITY if realtime and plan.active
+                                  else 0)
         try:
             with ActorRuntime(bench_tree(settings), base="multiproc", name="game") as rt:
                 result = measure(rt, settings, duration_s=duration_s,
@@ -367,7 +374,8 @@ def run(players: int = 1024, duration_s: float = 20.0, bot_processes: int = 2,
                 result["server_cpu_ratio"] = round(sum(result["server_cpu_pct"])
                                                    / max(1e-9, result["bare_server_cpu_pct"]), 2)
             if floor:
-                result.update(measure_floor(result["tick_p50_ms"], duration_s, tick_hz, plan))
+                result.update(measure_floor(result["tick_p50_ms"], duration_s, tick_hz, plan,
+                                            settings.loop_priority))
         finally:
             plan.restore()
     finally:

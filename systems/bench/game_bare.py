@@ -16,9 +16,9 @@ actors and their supervisor, idle-session housekeeping, ``REJOIN``, rate-limited
 
 ``GET /stats`` (``?reset=1`` starts a new window) answers the counters ``ptr bench game`` reads from
 a ptr game server. Run as ``python -m systems.bench.game_bare ROOM_SIZE TICK_HZ SNAPSHOT_EVERY
-READS_PER_TICK ROUND_TICKS``: prints ``{"lobby_url": ...}`` and serves until killed.
+READS_PER_TICK ROUND_TICKS PRIORITY``: prints ``{"lobby_url": ...}`` and serves until killed.
 
-Two more roles measure the machine itself: ``floor WORK_MS SECONDS TICK_HZ`` (a loop that only
+Two more roles measure the machine itself: ``floor WORK_MS SECONDS TICK_HZ PRIORITY`` (a loop that only
 burns CPU, see ``floor``) and ``spin`` (a busy CPU, standing in for the bots' load).
 """
 
@@ -366,8 +366,16 @@ def spin() -> None:
 GC_THRESHOLDS = (20_000, 10, 10)  # as ptr's game server sets them: the comparison is the framework
 
 
+def realtime(priority: int) -> None:
+    """SCHED_FIFO for this (single-threaded) process, as ptr's ``loop_priority`` does for its
+    loop thread; 0 leaves it alone."""
+    if priority:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "floor":
+        realtime(int(sys.argv[5]))
         print(json.dumps(floor(float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))),
               flush=True)
     elif sys.argv[1] == "spin":
@@ -375,6 +383,7 @@ if __name__ == "__main__":
     else:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
-        room_size, tick_hz, every, reads, round_ticks = sys.argv[1:6]
+        room_size, tick_hz, every, reads, round_ticks, priority = sys.argv[1:7]
+        realtime(int(priority))
         asyncio.run(main(BareGame(int(room_size), float(tick_hz), int(every), int(reads),
                                   int(round_ticks))))
