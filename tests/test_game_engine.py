@@ -33,6 +33,7 @@ from protocols.game import (
     encode_join,
     encode_leave,
 )
+from tests.clients import expect_datagram
 
 SECRET = "engine-test-secret-0123456789"
 TOKENS = SessionTokens(SECRET)
@@ -93,18 +94,8 @@ class Player:
 
     def expect(self, kind: type, timeout_s: float = 3.0,
                where: Callable[[Any], bool] = lambda d: True) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"player {self.player_id}: no {kind.__name__} in time")
-            self.sock.settimeout(remaining)
-            try:
-                datagram = decode_server(self.sock.recv(4096))
-            except TimeoutError:
-                continue
-            if isinstance(datagram, kind) and where(datagram):
-                return datagram
+        return expect_datagram(self.sock, decode_server, kind, where=where, timeout_s=timeout_s,
+                               who=f"player {self.player_id}")
 
     def join(self, room_id: str = "r1") -> Welcome:
         self.send(encode_join(self.token, room_id))

@@ -3,14 +3,11 @@ supervised, a crashed room resumed with its players, scores on the leaderboard, 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from protocols.game import (
 from systems.bench.game import CpuPlan, bench_settings, bench_tree, measure, measure_bare
 from systems.game import SYSTEM, GameSettings
 from systems.runtime import ActorRuntime
+from tests.clients import call, expect_datagram
 
 pytestmark = pytest.mark.multiproc
 
@@ -58,13 +56,8 @@ class Http:
         self.url = answer.url
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], Any]:
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read()), response.headers
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read()), error.headers
+        answer = call(self.url + path, body, timeout_s=10)
+        return answer.status, answer.json, answer.headers
 
     def player(self, name: str) -> dict[str, Any]:
         credentials = {"name": name, "password": "password-" + name}
@@ -91,16 +84,7 @@ class UdpPlayer:
 
     def expect(self, kind: type, where: Callable[[Any], bool] = lambda d: True,
                timeout_s: float = 5.0) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(remaining)
-            try:
-                datagram = decode_server(self.sock.recv(4096))
-            except TimeoutError:
-                break
-            if isinstance(datagram, kind) and where(datagram):
-                return datagram
-        raise AssertionError(f"no {kind.__name__} within {timeout_s} s")
+        return expect_datagram(self.sock, decode_server, kind, where=where, timeout_s=timeout_s)
 
     def join(self) -> Welcome:
         self.sock.sendto(encode_join(self.token, self.room_id), self.server)

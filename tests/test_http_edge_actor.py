@@ -3,14 +3,11 @@ status and reason, back-pressure as 503, TLS, an allowlist, and a restart on the
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import ssl
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from protocols.storage import EdgeInfo, FlushNow, GetBatcherStats, GetEdgeInfo, 
 from protocols.supervision import ChildInfo, ExitKind
 from supervisors.spec import ChildSpec, SupervisorSpec
 from systems.runtime import ActorRuntime, free_port
+from tests.clients import Background, call, meanwhile
 
 ROUTES = [
     Route("POST", "/readings", list[SensorReading], Answer.REPLY, timeout_s=5),
@@ -59,52 +57,6 @@ def stored_ids(tmp_path: Path) -> list[str]:
 
 def readings(prefix: str, count: int) -> list[dict[str, Any]]:
     return [{"message_id": f"{prefix}-{n}", "sensor": "s1", "value": n} for n in range(count)]
-
-
-class Answered:
-    def __init__(self, status: int, headers: Any, body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def call(url: str, body: Any = None, *, context: ssl.SSLContext | None = None,
-         timeout_s: float = 10) -> Answered:
-    """One HTTP request; a body that is not bytes is sent as JSON."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data, {"Content-Type": "application/json"},
-                                     method="GET" if data is None else "POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
-            return Answered(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as error:
-        return Answered(error.code, error.headers, error.read())
-
-
-def meanwhile(rt: ActorRuntime, fn: Callable[[], Any], timeout_s: float = 15) -> Any:
-    """Run a blocking client call in a thread while this thread lets the system run."""
-    return Background(fn).result(rt, timeout_s)
-
-
-class Background:
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self.box: dict[str, Any] = {}
-        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self.thread.start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        try:
-            self.box["value"] = fn()
-        except BaseException as exc:  # handed to the test thread by result()
-            self.box["error"] = exc
-
-    def result(self, rt: ActorRuntime, timeout_s: float = 15) -> Any:
-        rt.wait_for(lambda: not self.thread.is_alive(), timeout_s, what="client call")
-        if "error" in self.box:
-            raise self.box["error"]
-        return self.box["value"]
 
 
 def edge_of(rt: ActorRuntime) -> EdgeInfo:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from protocols.smart_home import KINDS, METRICS, GetIngestStats
-from tests.test_smart_home_support import SENSOR_OF, call, reading, start_home
+from tests.clients import call
+from tests.test_smart_home_support import SENSOR_OF, reading, start_home
 
 ROOM_OF = {"heating": "living", "meteo": "outside", "motion": "living",
            "electricity": "kitchen"}

@@ -3,12 +3,7 @@ talk to its edges over real HTTPS, read its database directly."""
 
 from __future__ import annotations
 
-import json
-import ssl
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +25,7 @@ from protocols.smart_home import GetWriterStats
 from protocols.storage import EdgeInfo, GetEdgeInfo
 from systems.runtime import ActorRuntime
 from systems.smart_home import SYSTEM, SmartHomeSettings
+from tests.clients import Answered, call, meanwhile
 
 
 def small_house(**overrides: Any) -> HouseConfig:
@@ -51,50 +47,6 @@ def home_settings(tmp_path: Path, **overrides: Any) -> SmartHomeSettings:
     settings = SYSTEM.settings(overrides=values)
     assert isinstance(settings, SmartHomeSettings)
     return settings
-
-
-class Answered:
-    def __init__(self, status: int, headers: Any, body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"Answered({self.status}, {self.body[:300]!r})"
-
-
-def call(url: str, body: Any = None, *, context: ssl.SSLContext | None = None,
-         method: str | None = None, timeout_s: float = 15) -> Answered:
-    """One HTTP(S) request; a body that is not bytes is sent as JSON."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data, {"Content-Type": "application/json"},
-                                     method=method or ("GET" if data is None else "POST"))
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
-            return Answered(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as error:
-        return Answered(error.code, error.headers, error.read())
-
-
-def meanwhile(rt: ActorRuntime, fn: Callable[[], Any], timeout_s: float = 20) -> Any:
-    """Run a blocking client call in a thread while this thread lets the actors run (on
-    simpleSystemBase they run only while the runtime's owner listens)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed over to the test thread below
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    rt.wait_for(lambda: not thread.is_alive(), timeout_s, what="client call")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 class Home:
