@@ -35,6 +35,7 @@ from typing import Any
 from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, SaturatedError
 from actors.game_auth import SessionTokens
 from actors.game_engine import (
+    GC_THRESHOLDS,
     EngineFailed,
     EngineSettings,
     RoomFailed,
@@ -65,11 +66,6 @@ log = logging.getLogger("ptr.game.server")
 DRAIN_POLL_S = 0.05  # where Thespian cannot watch a file descriptor (simpleSystemBase)
 WATCHED_DRAIN_POLL_S = 1.0  # a safety net where it can: the loop thread is not disturbed for it
 SWITCH_INTERVAL_S = 0.0005  # the GIL hand-over wait (Python's default: 5 ms), see on_start
-# Python collects its youngest generation when 700 more containers are alive than were: a poll
-# that reads 750 datagrams holds ~2,000 (addresses, decoded inputs, the batch) for a moment and
-# set that off two or three times, ~3.5 % of the loop thread measured in ``ptr bench game``. Those
-# objects die by reference counting anyway; collect young objects after 20,000 instead.
-GC_THRESHOLDS = (20_000, 10, 10)
 RESTARTING_TTL_S = 30.0
 RESULT_ATTEMPTS = 3
 

@@ -35,7 +35,8 @@ Args: ``routes`` (list of ``Route``), ``target`` (registered name for every rout
 (HTTPS with a self-signed pair made there on first run) or ``tls_cert`` + ``tls_key`` (a given
 pair), ``allow`` (CIDR allowlist, default loopback; others get 403), ``max_body_bytes`` (1 MiB,
 413 above), ``max_in_flight`` (256), ``window`` (4), ``drain_max`` (256), ``linger_s`` (0: how
-long a batch may wait for more items before it is sent, unless ``drain_max`` fill it first),
+long a batch may wait for more items before it is sent; while it waits the edge sleeps on a
+timer, so ``drain_max`` items arriving meanwhile leave when the timer fires),
 ``retry_after_s`` (1).
 """
 
@@ -217,7 +218,7 @@ class BridgedEdge(Actor):
 
     def linger(self, bridge: EdgeBridge[Any]) -> bool:
         """True while the batch should wait for more items (Kafka's ``linger.ms``): its oldest item
-        is younger than ``linger_s`` and it is not full. Every batch costs a Thespian round trip
+        is younger than ``linger_s`` and it was not full when the edge last woke. Every batch costs a Thespian round trip
         (~1-2 ms of CPU on each side), so at a steady trickle a few ms of waiting buys batches
         several times larger for the same answer time budget. A one-shot timer ends the wait."""
         if self.lingering:

@@ -17,7 +17,7 @@ import pytest
 
 from actors.edges import LoopThread
 from actors.game_auth import SessionTokens
-from actors.game_engine import EngineSettings, RoomFailed, RoomFinished, TickEngine
+from actors.game_engine import EngineSettings, RoomFailed, RoomFinished, TickEngine, slot_after
 from actors.game_room import RoomConfig
 from protocols.errors import ConfigError
 from protocols.game import (
@@ -163,6 +163,12 @@ def test_at_a_lower_snapshot_rate_rooms_take_turns_so_every_tick_sends_a_share()
     assert [y - x for x, y in pairwise(a)] == [2, 2, 2], "each room: every other tick"
     assert [y - x for x, y in pairwise(b)] == [2, 2, 2]
     assert a[0] % 2 != b[0] % 2, "the two rooms send on alternate ticks"
+
+
+def test_a_tick_is_late_when_it_ends_after_its_slot_and_every_slot_it_overran_is_skipped() -> None:
+    assert slot_after(10.0, 10.4, 1.0) == (11.0, 0, 0)
+    assert slot_after(10.0, 11.5, 1.0) == (11.0, 1, 0)   # late; the next one starts late
+    assert slot_after(10.0, 13.5, 1.0) == (13.0, 3, 2)   # slots 11-12 and 12-13 never ran
 
 
 def test_loop_cpu_pins_the_loop_thread_alone() -> None:

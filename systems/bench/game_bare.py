@@ -37,6 +37,7 @@ from typing import Any
 import msgpack
 
 from actors.game_auth import SessionTokens
+from actors.game_engine import GC_THRESHOLDS, make_realtime, slot_after
 from actors.game_room import InputCounters, PlayerState, RoomConfig, RoomSim
 from protocols.game import (
     InputDatagram,
@@ -228,14 +229,9 @@ class BareGame:
             ended = loop.time()
             self.tick_ms.append((ended - began) * 1000)
             self.lag_ms.append((began - next_at) * 1000)
-            if ended > next_at + period:
-                self.late_ticks += 1
-            next_at += period
-            if ended > next_at + period:  # a whole slot already passed: skip it, count it late
-                missed = int((ended - next_at) / period)
-                self.late_ticks += missed
-                self.ticks += missed
-                next_at += missed * period
+            next_at, late, skipped = slot_after(next_at, ended, period)
+            self.late_ticks += late
+            self.ticks += skipped
 
     # --- what the benchmark reads -------------------------------------------------------------
 
@@ -343,14 +339,8 @@ def floor(work_ms: float, seconds: float, tick_hz: float) -> dict[str, Any]:
         until = began + work_ms / 1000
         while clock() < until:
             pass
-        ended = clock()
-        ticks += 1
-        if ended > next_at + period:
-            late += 1
-        next_at += period
-        if ended > next_at + period:
-            missed = int((ended - next_at) / period)
-            late, ticks, next_at = late + missed, ticks + missed, next_at + missed * period
+        next_at, late_now, skipped = slot_after(next_at, clock(), period)
+        ticks, late = ticks + 1 + skipped, late + late_now
     return {"work_ms": work_ms, "ticks": ticks, "late_ticks": late,
             "late_tick_ratio": round(late / max(1, ticks), 5),
             "start_lag_p99_ms": _percentile(lags, 0.99), "start_lag_max_ms": _percentile(lags, 1)}
@@ -363,19 +353,10 @@ def spin() -> None:
         pass
 
 
-GC_THRESHOLDS = (20_000, 10, 10)  # as ptr's game server sets them: the comparison is the framework
-
-
-def realtime(priority: int) -> None:
-    """SCHED_FIFO for this (single-threaded) process, as ptr's ``loop_priority`` does for its
-    loop thread; 0 leaves it alone."""
-    if priority:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-
-
 if __name__ == "__main__":
     if sys.argv[1] == "floor":
-        realtime(int(sys.argv[5]))
+        if int(sys.argv[5]):  # SCHED_FIFO, as ptr's ``loop_priority`` gives its loop thread
+            make_realtime(int(sys.argv[5]))
         print(json.dumps(floor(float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))),
               flush=True)
     elif sys.argv[1] == "spin":
@@ -384,6 +365,7 @@ if __name__ == "__main__":
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         room_size, tick_hz, every, reads, round_ticks, priority = sys.argv[1:7]
-        realtime(int(priority))
+        if int(priority):  # the same placement and GC settings as ptr's game server: the
+            make_realtime(int(priority))  # comparison is the framework, not the tuning
         asyncio.run(main(BareGame(int(room_size), float(tick_hz), int(every), int(reads),
                                   int(round_ticks))))
