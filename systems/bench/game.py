@@ -38,7 +38,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from actors.game_bench import NaiveInputSource, NaiveRoom
@@ -94,17 +94,19 @@ def _server_stats(rt: ActorRuntime, settings: GameSettings, **query: Any) -> lis
     return reports
 
 
+@dataclass(frozen=True)
 class _Window:
-    """What one measurement window saw: the server's counters and the bots' result."""
+    """What one measurement window saw: what ``read`` returned, and the bots' result."""
 
-    def __init__(self, server: dict[str, Any], bots: Any, playing: int, login_s: float,
-                 warmup_s: float) -> None:
-        self.server, self.bots, self.playing = server, bots, playing
-        self.login_s, self.warmup_s = login_s, warmup_s
+    server: Any
+    bots: Any
+    playing: int
+    login_s: float
+    warmup_s: float
 
 
 def _play(fleet: BotFleet, players: int, *, warmup_timeout_s: float, settle_s: float,
-          duration_s: float, reset: Callable[[], None], read: Callable[[], dict[str, Any]],
+          duration_s: float, reset: Callable[[], Any], read: Callable[[], Any],
           pin: Callable[[], None]) -> _Window:
     """Start the bots, wait until they play, pin, then one window: ``reset`` the server's
     counters, let ``duration_s`` pass, ``read`` them. The bots are stopped whatever happens."""
@@ -214,17 +216,13 @@ def measure(rt: ActorRuntime, settings: GameSettings, *, duration_s: float = 20.
         others = processes_in_sessions(rt.session_ids - {os.getsid(0)}) + fleet.pids
         plan.apply([], others, keep=loops)  # the loops pinned themselves (loop_cpus)
 
-    reports: list[GameStatsReport] = []
-
-    def read() -> dict[str, Any]:
-        reports.extend(_server_stats(rt, settings, profile="stop" if profile else ""))
-        return {}
-
     window = _play(fleet, players, warmup_timeout_s=warmup_timeout_s, settle_s=settle_s,
-                   duration_s=duration_s, pin=pin, read=read,
+                   duration_s=duration_s, pin=pin,
+                   read=lambda: _server_stats(rt, settings, profile="stop" if profile else ""),
                    reset=lambda: _server_stats(rt, settings, reset=True,
                                                profile="start" if profile else ""))
-    servers, bots = reports, window.bots
+    servers: list[GameStatsReport] = window.server
+    bots = window.bots
     result["login_s"] = round(window.login_s, 1)
     result["warmup_s"] = round(window.warmup_s, 1)
     result["players_playing"] = window.playing
