@@ -20,6 +20,7 @@ from actors._thespian import (
     PoisonMessage,
     ThespianWatch,
     WakeupMessage,
+    link_to_parent,
 )
 from actors.behaviour import ActorBehaviour, ReplyTo, RequestFailedError
 from actors.timers import TimerTick
@@ -36,10 +37,12 @@ _thespian_send = ActorTypeDispatcher.send
 class Actor(ActorBehaviour, ActorTypeDispatcher):
     """Base of every ptr process actor. See ``ActorBehaviour`` for the programming model.
 
-    If a handler raises, the actor exits with reason ``error`` and its supervisor decides.
+    If a handler raises, the actor exits with reason ``error`` and its supervisor decides. Its
+    process dies with its parent's (``link_to_parent``): a killed supervisor takes its subtree along.
     """
 
     def __init__(self) -> None:
+        link_to_parent()
         super().__init__()
         self._init_behaviour()
         self._watch: ThespianWatch | None = None

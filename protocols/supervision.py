@@ -116,11 +116,20 @@ class RegisterName(Message):
     name: str
     address: Any
     path: str
+    pid: int = 0     # the OS process it runs in, on ``node``
+    node: str = ""
 
 
 class UnregisterName(Message):
     name: str
     address: Any
+
+
+class UnregisterSubtree(Message):
+    """To the root: a child's process was killed, and its subtree with it (linked death); every
+    name registered under ``path_prefix`` whose process is gone is gone."""
+
+    path_prefix: str
 
 
 class Whereis(Message):

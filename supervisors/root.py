@@ -3,10 +3,19 @@
 Every supervisor registers its named children here when they report ``Started`` and unregisters
 them when they go, so a name always resolves to the current incarnation's address (or to nothing
 while it restarts). The registry dies with the root, and so does the whole system.
+
+The root also watches the process that started the system (``owner_pid`` in its args: ``ptr run``,
+or a test). When that process is gone, nobody can stop the system any more, so the root stops the
+tree (children in reverse start order, as on any shutdown) and then ends every process of the actor
+system, the admin and the logger included, within ``OWNER_GRACE_S`` whatever the children do.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+from dataclasses import dataclass
 from typing import Any
 
 from protocols.light import MonitorName, NameDown
@@ -15,10 +24,36 @@ from protocols.supervision import (
     NodeLost,
     RegisterName,
     UnregisterName,
+    UnregisterSubtree,
     Whereis,
     WhereisReply,
 )
+from protocols.supervision import ExitReason
+from actors.behaviour import node_name
+from actors.os_process import ProcessWatch, pid_alive
 from supervisors.supervisor import Supervisor
+
+log = logging.getLogger("ptr.root")
+
+OWNER_CHECK_S = 0.25   # how often the root looks for the process that started the system
+OWNER_GRACE_S = 3.0    # after the owner is gone, the longest a graceful stop may take
+
+
+@dataclass(frozen=True)
+class OwnerCheck:
+    pass
+
+
+@dataclass(frozen=True)
+class EndSession:
+    pass
+
+
+def end_actor_system_session() -> None:
+    """SIGKILL every process of this actor system: Thespian's admin leads their process group."""
+    group = os.getpgid(0)
+    if group == os.getsid(0) and group != os.getpid():  # never a test's or ptr's own group
+        os.killpg(group, signal.SIGKILL)
 
 
 class RootSupervisor(Supervisor):
@@ -27,20 +62,58 @@ class RootSupervisor(Supervisor):
     def on_start(self) -> None:
         self.names: dict[str, Any] = {}
         self.name_paths: dict[str, str] = {}
+        self.name_pids: dict[str, int] = {}  # where known (this node): the OS process of each name
         self.monitors: dict[str, list[Any]] = {}
         self.nodes: dict[str, tuple[Any, dict[str, Any]]] = {}
+        owner_pid = int(self.args.get("owner_pid") or 0)
+        self.owner = ProcessWatch(owner_pid) if owner_pid else None
+        self.owner_gone = False
         super().on_start()
         self.notifyOnSystemRegistrationChanges(True)
+        if self.owner is not None:
+            self.start_timer(OWNER_CHECK_S, OwnerCheck(), repeat=True)
+
+    # --- the process that started the system --------------------------------------------------
+
+    def receiveMsg_OwnerCheck(self, msg: OwnerCheck, sender: Any) -> None:
+        if self.owner is None or self.owner_gone or self.owner.alive():
+            return
+        self.owner_gone = True
+        log.warning("%s: the process that started this system (pid %d) is gone; stopping it",
+                    self.path, self.owner.pid)
+        self.start_timer(OWNER_GRACE_S, EndSession())
+        self.begin_shutdown(ExitReason.shutdown(f"owner process {self.owner.pid} is gone"))
+
+    def receiveMsg_EndSession(self, msg: EndSession, sender: Any) -> None:
+        end_actor_system_session()
+
+    def finish_shutdown(self, reason: ExitReason) -> None:
+        super().finish_shutdown(reason)
+        if self.owner_gone:
+            end_actor_system_session()
 
     def receiveMsg_RegisterName(self, msg: RegisterName, sender: Any) -> None:
         self.names[msg.name] = msg.address
         self.name_paths[msg.name] = msg.path
+        self.name_pids[msg.name] = msg.pid if msg.node == node_name() else 0
 
     def receiveMsg_UnregisterName(self, msg: UnregisterName, sender: Any) -> None:
         if self.names.get(msg.name) == msg.address:
             del self.names[msg.name]
             for subscriber in self.monitors.get(msg.name, ()):
                 self.send(subscriber, NameDown(name=msg.name, address=msg.address))
+
+    def receiveMsg_UnregisterSubtree(self, msg: UnregisterSubtree, sender: Any) -> None:
+        """A supervisor's process died and took its subtree along (linked death): every name
+        registered below it whose process is gone goes down now, and its monitors hear of it. (A
+        name the restarted subtree registered already runs in a live process and stays.)"""
+        for name, path in list(self.name_paths.items()):
+            pid = self.name_pids.get(name, 0)
+            if path.startswith(msg.path_prefix) and name in self.names and pid \
+                    and not pid_alive(pid):
+                address = self.names.pop(name)
+                for subscriber in self.monitors.get(name, ()):
+                    self.send(subscriber, NameDown(name=name, address=address))
 
     def receiveMsg_MonitorName(self, msg: MonitorName, sender: Any) -> None:
         """Erlang's monitor, by name: tell the subscriber each time the name goes down."""

@@ -41,6 +41,7 @@ from protocols.supervision import (
     HeartbeatAck,
     NodeLost,
     ChildrenReport,
+    ExitKind,
     ExitNotice,
     ExitReason,
     Init,
@@ -54,6 +55,7 @@ from protocols.supervision import (
     TerminateChild,
     TerminateChildReply,
     UnregisterName,
+    UnregisterSubtree,
     WhichChildren,
 )
 from supervisors.restart_window import RestartWindow
@@ -298,7 +300,8 @@ class SupervisorBehaviour:
             self.heartbeat_timer = self.start_timer(HEARTBEAT_S, HeartbeatTick(), repeat=True)
         if rec.spec.name:
             self.send(self.root, RegisterName(name=rec.spec.name, address=address,
-                                              path=f"{self.path}/{rec.child_id}"))
+                                              path=f"{self.path}/{rec.child_id}", pid=pid,
+                                              node=node))
         for to in rec.waiting or ():
             self.reply_later(to, StartChildReply(child_id=rec.child_id, address=address))
         rec.waiting = None
@@ -446,6 +449,9 @@ class SupervisorBehaviour:
             rec.stop_timer = None
         if rec.spec.name and rec.status != "starting":
             self.send(self.root, UnregisterName(name=rec.spec.name, address=rec.address))
+        if reason.exit_kind is ExitKind.KILLED and rec.spec.is_supervisor:
+            # a killed supervisor's process took its subtree along: their names are gone too
+            self.send(self.root, UnregisterSubtree(path_prefix=f"{self.path}/{rec.child_id}/"))
         if type(rec.address) is LightAddress:
             self.light_children.pop(rec.address, None)
         rec.status, rec.address, rec.pid = "stopped", None, 0

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.behaviour import node_name
-from protocols.errors import PtrError
+from protocols.errors import ConfigError, PtrError
 from systems import catalog, runfile
+from systems.processes import pid_alive, port_holders
 from systems.runfile import RunInfo, encode_address
-from systems.runtime import ActorRuntime, NodeRuntime, free_port
+from systems.runtime import ActorRuntime, NodeRuntime, cookie_hex, free_port, set_cookie
 
 
 class _Stop(Exception):
@@ -29,6 +30,43 @@ class _Stop(Exception):
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Stop()
+
+
+class _StopFlag:
+    """Ctrl-C and SIGTERM ask ``ptr run`` to stop; the main loop sees it within a second. No
+    exception is raised inside Thespian's transport, which would leave it half-way."""
+
+    def __init__(self) -> None:
+        self.signal = 0
+        signal.signal(signal.SIGINT, self.set)
+        signal.signal(signal.SIGTERM, self.set)
+
+    def set(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __bool__(self) -> bool:
+        return bool(self.signal)
+
+
+EXIT_SYSTEM_GONE = 3
+
+
+def check_not_running(system: Any, settings: Any) -> None:
+    """Refuse to start over a previous instance: name what holds what, in one line."""
+    for info in runfile.read_all("system"):
+        if info.name == system.name:
+            owner = f"ptr pid {info.pid}" if info.alive else f"ptr pid {info.pid} gone"
+            raise ConfigError(
+                f"{system.name} is already running ({owner}, admin port {info.admin_port}, "
+                f"{len(info.processes())} actor processes); stop it with: ptr stop {system.name}")
+    busy = []
+    for setting, port in (system.listen_ports(settings) if system.listen_ports else {}).items():
+        for pid, proto, cmd in port_holders(port):
+            busy.append(f"port {port} ({setting}) is held by pid {pid} over {proto}: {cmd[:80]}")
+            break
+    if busy:
+        raise ConfigError("; ".join(busy) + " (another instance may be running; stop it, or "
+                          "choose other ports with --set)")
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -57,19 +95,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["players"] = args.players
     settings = system.settings(args.config, overrides)
     tree = system.tree(settings)
+    if args.base == "multiproc":
+        check_not_running(system, settings)
     runtime = ActorRuntime(tree, base=args.base, admin_port=args.admin_port, name=system.name)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stop = _StopFlag()
     simulator = None
+    gone: str | None = None
     with runtime:
         run_info = None
         if runtime.base == "multiproc":
             run_info = RunInfo(kind="system", name=system.name, admin_port=runtime.admin_port,
                                pid=os.getpid(), admin_sid=min(runtime.session_ids, default=0),
-                               node=node_name(), root=encode_address(runtime.root))
+                               node=node_name(), root=encode_address(runtime.root),
+                               cookie=cookie_hex())
             run_info.write()
-        print(f"{system.name}: running on {runtime.base} "
-              f"{'(admin port %d)' % runtime.admin_port if runtime.base == 'multiproc' else ''}",
-              flush=True)
+        where = (f" (admin port {runtime.admin_port}, root pid {runtime.root_pid})"
+                 if runtime.base == "multiproc" else "")
+        print(f"{system.name}: running on {runtime.base}{where}", flush=True)
         for child in runtime.which_children().children:
             print(f"  /{system.name}/{child.child_id:20} {child.actor_class:22} pid {child.pid}",
                   flush=True)
@@ -79,31 +121,66 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.simulate and system.simulator is not None:
                 simulator = system.simulator(runtime, settings)
             deadline = time.monotonic() + args.run_for if args.run_for else None
-            while deadline is None or time.monotonic() < deadline:
-                _idle(runtime, deadline)
-                if system.status is not None:
+            while not stop and (deadline is None or time.monotonic() < deadline):
+                _idle(runtime, deadline, stop)
+                gone = runtime.gone()
+                if gone is not None:
+                    break
+                if system.status is not None and not stop:
                     print(f"{system.name}: {system.status(runtime, settings)}", flush=True)
-        except (KeyboardInterrupt, _Stop):
-            print(f"{system.name}: stopping", flush=True)
+            if stop:
+                print(f"{system.name}: stopping", flush=True)
         finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stop itself is not interrupted
             if simulator is not None:
                 simulator.stop()
             if run_info is not None:
                 run_info.remove()
     left = runtime.wait_until_gone()
+    if gone is not None:
+        print(f"ptr: error: {system.name} is gone: {gone}; stopped, "
+              f"{len(left)} actor processes left", file=sys.stderr, flush=True)
+        return EXIT_SYSTEM_GONE
     print(f"{system.name}: stopped; {len(left)} actor processes left", flush=True)
     return 0 if not left else 1
 
 
-def _idle(runtime: ActorRuntime, deadline: float | None) -> None:
+def _idle(runtime: ActorRuntime, deadline: float | None, stop: Any = False) -> None:
     """Let the system run for up to a second (simpleSystemBase only runs while we listen)."""
     until = time.monotonic() + 1.0 if deadline is None else min(deadline, time.monotonic() + 1.0)
-    while (remaining := until - time.monotonic()) > 0:
-        runtime.idle(remaining)
+    while not stop and (remaining := until - time.monotonic()) > 0:
+        runtime.idle(min(remaining, 0.2))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """End a running system cleanly: its ``ptr run`` stops the tree in order; a system whose
+    ``ptr run`` is gone (or does not stop within ``--timeout``) has its processes killed."""
+    info = runfile.find_system(args.system)
+    if info.alive:
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + args.timeout
+        while pid_alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling another process's exit: there is no event to wait on
+    killed = []
+    for pid in info.processes():
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    if pid_alive(info.pid):
+        os.kill(info.pid, signal.SIGKILL)
+        killed.append(info.pid)
+    info.remove()
+    print(f"stopped {info.name}" + (f"; killed {len(killed)} processes that did not stop"
+                                    if killed else ""), flush=True)
+    return 0
 
 
 def _attach(system_name: str | None) -> tuple[RunInfo, ActorRuntime]:
     info = runfile.find_system(system_name)
+    if info.cookie:
+        set_cookie(info.cookie)
     return info, ActorRuntime.attach(info.admin_port, info.root_address(), name=info.name)
 
 
@@ -216,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-port", type=int, default=None,
                    help="Thespian admin port (default: a free one)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("stop", help="stop a running system (cleanly, or by force if it hangs)")
+    p.add_argument("system")
+    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="how long its ptr run may take to stop the tree before it is killed")
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("inspect", help="the live supervision tree of the running system")
     p.add_argument("--system", help="which running system (needed when several run)")

@@ -162,6 +162,14 @@ def simulator(runtime: Any, s: GameSettings) -> SimulatedPlayers:
     return SimulatedPlayers(fleet.start())
 
 
+def listen_ports(s: GameSettings) -> dict[str, int]:
+    """The fixed ports the game listens on (0: a free one, never in anyone's way)."""
+    ports = {"lobby_port": s.lobby_port}
+    for k in range(1, s.servers + 1):
+        ports[f"udp_port (game-{k})"] = s.udp_port_of(k)
+    return {setting: port for setting, port in ports.items() if port}
+
+
 SYSTEM = SystemSpec(name="game", summary="online game: lobby over HTTP, rooms at 60 Hz over UDP",
                     build_tree=build_tree, settings_model=GameSettings, status=status,
-                    edges=edges, simulator=simulator)
+                    edges=edges, simulator=simulator, listen_ports=listen_ports)

@@ -9,6 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from actors.os_process import pid_alive
+
+__all__ = ["orphaned_python_processes", "orphans_in_sessions", "pid_alive", "port_holders",
+           "processes_in_sessions", "reap_zombie_children", "zombie_children"]
+
 
 def _processes() -> Iterator[tuple[int, str, int, int, bytes]]:
     """(pid, state, ppid, session id, cmdline) of every process that is still readable."""
@@ -35,3 +40,81 @@ def orphaned_python_processes(marker: bytes = b"") -> list[int]:
     me = os.getpid()
     return [pid for pid, state, ppid, _, cmd in _processes()
             if pid != me and state != "Z" and ppid == 1 and b"python" in cmd and marker in cmd]
+
+
+def zombie_children() -> set[int]:
+    me = os.getpid()
+    return {pid for pid, state, ppid, _, _ in _processes() if ppid == me and state == "Z"}
+
+
+def reap_zombie_children(known: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Collect this process's exited children that nobody waits for (Thespian's first fork of its
+    admin exits at once and is never joined), except those in ``known`` (zombies that were there
+    before: a ``subprocess.Popen`` someone will wait on keeps its exit status)."""
+    reaped = []
+    for pid in zombie_children() - set(known):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+            reaped.append(pid)
+        except ChildProcessError:
+            pass
+    return reaped
+
+
+def port_holders(port: int) -> list[tuple[int, str, str]]:
+    """(pid, protocol, command line) of each process with a TCP listener or a UDP socket on
+    ``port``, from ``/proc/net`` and the processes' open sockets (root sees every process)."""
+    inodes: dict[str, str] = {}
+    for proto, table in (("tcp", "tcp"), ("tcp", "tcp6"), ("udp", "udp"), ("udp", "udp6")):
+        try:
+            with open(f"/proc/net/{table}") as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                    if local_port == port and (proto == "udp" or cols[3] == "0A"):  # 0A: LISTEN
+                        inodes[f"socket:[{cols[9]}]"] = proto
+        except OSError:
+            continue
+    found = []
+    if not inodes:
+        return found
+    for pid, _state, _ppid, _sid, cmd in _processes():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link in inodes:
+                found.append((pid, inodes[link], cmd.replace(b"\0", b" ").decode(errors="replace").strip()))
+                break
+    return found
+
+
+def orphans_in_sessions(sids: set[int]) -> list[int]:
+    """Live processes of these sessions re-parented to init, but for each session's first process
+    (Thespian's admin, detached on purpose): an actor whose parent died without taking it along."""
+    first: dict[int, tuple[int, int]] = {}
+    adopted = []
+    for pid, state, ppid, sid, _ in _processes():
+        if sid not in sids or state == "Z":
+            continue
+        started = _start_time(pid)
+        if sid not in first or started < first[sid][0]:
+            first[sid] = (started, pid)
+        if ppid == 1:
+            adopted.append(pid)
+    leaders = {pid for _, pid in first.values()}
+    return [pid for pid in adopted if pid not in leaders]
+
+
+def _start_time(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from protocols.errors import ActorSystemError
+from systems.processes import pid_alive, processes_in_sessions
 
 
 def run_dir() -> Path:
@@ -31,6 +32,7 @@ class RunInfo:
     admin_sid: int       # the admin's session: every process of that actor system is in it
     node: str
     root: str = ""       # base64 pickle of the root's address (systems only)
+    cookie: str = ""     # the system's frame cookie (hex): the file is readable by its owner only
 
     @property
     def path(self) -> Path:
@@ -42,7 +44,10 @@ class RunInfo:
     def write(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self)))
         tmp.replace(self.path)
         return self.path
 
@@ -51,11 +56,12 @@ class RunInfo:
 
     @property
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+        """Its ptr process runs."""
+        return pid_alive(self.pid)
+
+    def processes(self) -> list[int]:
+        """The live processes of its actor system (its admin's session)."""
+        return processes_in_sessions({self.admin_sid}) if self.admin_sid else []
 
 
 def encode_address(address: Any) -> str:
@@ -63,7 +69,8 @@ def encode_address(address: Any) -> str:
 
 
 def read_all(kind: str | None = None) -> list[RunInfo]:
-    """Run files of live processes; stale ones (their process is gone) are removed."""
+    """Run files of live systems. One whose ptr process and actor processes are all gone is
+    removed; one whose actor processes outlived their ptr process is kept, for ``ptr stop``."""
     found = []
     if not run_dir().is_dir():
         return found
@@ -72,7 +79,7 @@ def read_all(kind: str | None = None) -> list[RunInfo]:
             info = RunInfo(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             continue
-        if not info.alive:
+        if not info.alive and not info.processes():
             path.unlink(missing_ok=True)
             continue
         if kind is None or info.kind == kind:

@@ -18,7 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-import actors._thespian  # noqa: F401  (sets THESPIAN_BASE_IPADDR before Thespian loads)
+from actors._thespian import (  # first: binds and authenticates Thespian's transport
+    cookie_hex,
+    refused_frames,
+    set_cookie,
+)
 from thespian.actors import (
     ActorExitRequest,
     ActorSystem,
@@ -42,8 +46,16 @@ from protocols.supervision import (
 )
 from supervisors.root import RootSupervisor
 from actors.behaviour import node_name, set_node_name
-from systems.processes import processes_in_sessions
+from systems.processes import (
+    pid_alive,
+    processes_in_sessions,
+    reap_zombie_children,
+    zombie_children,
+)
 from supervisors.spec import SupervisorSpec
+
+__all__ = ["ActorRuntime", "NodeRuntime", "cookie_hex", "free_port", "refused_frames", "running",
+           "set_cookie"]
 
 Base = Literal["simple", "multiproc"]
 BASES: dict[str, str] = {"simple": "simpleSystemBase", "multiproc": "multiprocTCPBase"}
@@ -91,6 +103,7 @@ class ActorRuntime:
         self.root_pid = 0
         self.session_ids: set[int] = set()
         self.attached = False
+        self.root_exit: ExitNotice | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -99,6 +112,7 @@ class ActorRuntime:
         caps.setdefault("ptr.node", node_name())
         if self.base == "multiproc":
             caps.setdefault("Admin Port", self.admin_port)
+        zombies_before = zombie_children()
         try:
             self.system = ActorSystem(BASES[self.base], capabilities=caps,
                                       logDefs=thespian_log_defs(self.log_level),
@@ -107,8 +121,12 @@ class ActorRuntime:
             raise ActorSystemError(f"cannot start the {self.base} actor system: {exc}") from exc
         try:
             self.root = self.system.createActor(RootSupervisor)
+            reap_zombie_children(zombies_before)  # Thespian's first fork of the admin exits at once
+            args: dict[str, Any] = {"spec": self.spec}
+            if self.base == "multiproc":  # the root ends the system if this process dies
+                args["owner_pid"] = os.getpid()
             init = Init(child_id=self.name, path=f"/{self.name}", parent=None, root=None,
-                        args={"spec": self.spec})
+                        args=args)
             answer = self._await(self.system.ask(self.root, init, self.start_timeout_s),
                                  lambda m: isinstance(m, (Started, ExitNotice)),
                                  self.start_timeout_s)
@@ -143,7 +161,7 @@ class ActorRuntime:
         if system is None or self.attached:
             return
         try:
-            stopped = self.root is None or self._await(
+            stopped = self.root is None or self.gone() is not None or self._await(
                 system.ask(self.root, Shutdown(), timeout_s),
                 lambda m: isinstance(m, ExitNotice), timeout_s, system) is not None
             if not stopped:  # something hangs: end the actors, so the admin can stop at once
@@ -262,8 +280,23 @@ class ActorRuntime:
             self._require().listen(interval_s)
 
     def idle(self, seconds: float) -> None:
-        """Give the system time to run (simpleSystemBase runs actors only while its owner listens)."""
-        self._require().listen(seconds)
+        """Give the system time to run (simpleSystemBase runs actors only while its owner listens).
+
+        An ``ExitNotice`` of the root arriving meanwhile (it gave up) is kept for ``gone()``."""
+        system = self._require()
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            for item in _unbatch(system.listen(remaining)):
+                if isinstance(item, ExitNotice) and item.child_id == self.name:
+                    self.root_exit = item
+
+    def gone(self) -> str | None:
+        """Why the system is gone (its root exited or its process died), or None while it runs."""
+        if self.root_exit is not None:
+            return f"the root supervisor exited: {self.root_exit.reason}"
+        if self.base == "multiproc" and self.root_pid and not pid_alive(self.root_pid):
+            return f"the root supervisor's process (pid {self.root_pid}) died"
+        return None
 
     def create_actor(self, actor_class: type) -> Any:
         """An actor outside the tree (a test's recorder, a benchmark's probe); dies with the system."""
@@ -310,10 +343,12 @@ class NodeRuntime:
         set_node_name(self.name)
         caps = {**self.capabilities, "Admin Port": self.admin_port, "ptr.node": self.name,
                 "Convention Address.IPv4": self.join}
+        zombies_before = zombie_children()
         try:
             self.system = ActorSystem(BASES["multiproc"], capabilities=caps,
                                       logDefs=thespian_log_defs(logging.CRITICAL),
                                       transientUnique=True)
+            reap_zombie_children(zombies_before)
             probe = self.system.createActor(_SessionProbe)
             pid = self.system.ask(probe, "pid", 10)
             self.admin_sid = os.getsid(int(pid))

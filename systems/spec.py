@@ -40,6 +40,7 @@ class SystemSpec:
     status: Callable[[Any, Any], str] | None = None   # (runtime, settings) -> one status line
     edges: Callable[[Any], list[str]] | None = None    # settings -> where edges listen
     simulator: Callable[..., Any] | None = None
+    listen_ports: Callable[[Any], dict[str, int]] | None = None  # settings -> {setting: port}
     node_capabilities: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
 
     def settings(self, config_file: Path | None = None,

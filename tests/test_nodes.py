@@ -24,7 +24,7 @@ from supervisors.spec import ChildSpec, SupervisorSpec
 from systems import inspect
 from systems.processes import processes_in_sessions
 from systems.runfile import find_node
-from systems.runtime import ActorRuntime, free_port
+from systems.runtime import ActorRuntime, cookie_hex, free_port
 
 PTR = [sys.executable, "-m", "systems.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,8 @@ SPEC = SupervisorSpec(intensity=20, period_s=5, children=[
 
 class Nodes:
     def __init__(self, run_dir: Path, leader_port: int) -> None:
-        self.env = {**os.environ, "PTR_RUN_DIR": str(run_dir)}
+        # nodes of one system share its cookie (Erlang's distribution cookie)
+        self.env = {**os.environ, "PTR_RUN_DIR": str(run_dir), "PTR_COOKIE": cookie_hex()}
         self.leader_port = leader_port
         self.procs: dict[str, subprocess.Popen[str]] = {}
 
