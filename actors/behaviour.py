@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from actors.peers import PeerSet
 from actors.timers import TimerTable, TimerTick
 from protocols.errors import PtrError, RequestTimeoutError
 from protocols.supervision import (
@@ -164,7 +165,11 @@ class ActorBehaviour:
 
     __slots__ = ("child_id", "path", "parent", "root", "args", "incarnation", "handled", "_timers",
                  "_requests", "_reply_to", "_init_sender", "_start_deferred", "_exiting", "_stopped",
-                 "_chaos")
+                 "_chaos", "_peer_sets")
+
+    #: Message type name -> the args key listing the registered names allowed to send it. Any
+    #: other sender's message of that type is refused and counted (see ``actors.peers``).
+    only_from: dict[str, str] = {}
 
     myAddress: Any
 
@@ -184,6 +189,7 @@ class ActorBehaviour:
         self._exiting = False
         self._stopped = False
         self._chaos: _Chaos | None = None
+        self._peer_sets: dict[str, PeerSet] | None = None
 
     # --- primitives each weight supplies ------------------------------------------------------
 
@@ -224,12 +230,14 @@ class ActorBehaviour:
         except Exception as exc:  # the one place where ptr catches: let it crash
             self._crash(ExitReason.from_exception(exc))
 
-    def _dispatch(self, message: Any, sender: Any) -> None:
+    def _dispatch(self, message: Any, sender: Any, admitted: bool = False) -> None:
         mtype = type(message)
         if mtype is Request:
-            return self._handle_request(message, sender)
+            return self._handle_request(message, sender, admitted)
         if mtype is TimerTick:
             return self._fire_timer(message)
+        if self.only_from and not admitted and not self._admits(message, sender, mtype.__name__):
+            return None
         handler = find_handler(type(self), mtype)
         self.handled += 1
         if handler is None:
@@ -380,8 +388,10 @@ class ActorBehaviour:
             return
         raise RequestTimeoutError(str(pending.target), pending.kind, pending.timeout_s)
 
-    def _handle_request(self, req: Request, sender: Any) -> None:
+    def _handle_request(self, req: Request, sender: Any, admitted: bool = False) -> None:
         body = req.body
+        if self.only_from and not admitted and not self._admits(req, sender, type(body).__name__):
+            return
         handler = find_handler(type(self), type(body))
         self.handled += 1
         self._reply_to = ReplyTo(sender, req.correlation_id)
@@ -404,6 +414,45 @@ class ActorBehaviour:
         else:
             self.send(to.address, Reply(correlation_id=to.correlation_id, body=body))
 
+    # --- who may send what ------------------------------------------------------------------------
+
+    def _admits(self, message: Any, sender: Any, kind: str) -> bool:
+        """True if ``sender`` may send ``kind`` now. Otherwise the message is held while the
+        allowed peers are resolved again, then handled or refused."""
+        key = self.only_from.get(kind)
+        if key is None:
+            return True
+        if self._peer_sets is None:
+            self._peer_sets = {}
+        peers = self._peer_sets.get(key)
+        if peers is None:
+            peers = self._peer_sets[key] = PeerSet(self.args.get(key) or ())
+        if peers.admits(sender):
+            return True
+
+        def resolve(name: str, found: Callable[[Any], None]) -> None:
+            self.request(self.root, Whereis(name=name),
+                         lambda r: found(r.address if isinstance(r, WhereisReply) else None),
+                         timeout_s=5.0, on_timeout=lambda: found(None))
+
+        def recheck() -> None:
+            if peers.admits(sender):
+                self._dispatch(message, sender, admitted=True)
+                return
+            peers.refused += 1
+            log.warning("%s refused %s from %s: not one of %s (%s)", self.path, kind, sender,
+                        key, ", ".join(peers.names) or "none")
+            if type(message) is Request:
+                self.send(sender, Reply(correlation_id=message.correlation_id,
+                                        error=f"refused: {kind} is taken only from {key}"))
+
+        peers.refresh(resolve, recheck)
+        return False
+
+    def refused_senders(self) -> int:
+        """Messages refused because their sender was not an allowed peer (``only_from``)."""
+        return sum(p.refused for p in (self._peer_sets or {}).values())
+
     # --- introspection and fault injection -----------------------------------------------------
 
     def queued(self) -> int:
@@ -412,7 +461,8 @@ class ActorBehaviour:
 
     def receiveMsg_GetActorStats(self, msg: GetActorStats, sender: Any) -> ActorStats:
         return ActorStats(path=self.path, actor_class=type(self).__name__, pid=os.getpid(),
-                          node=node_name(), handled=self.handled, queued=self.queued())
+                          node=node_name(), handled=self.handled, queued=self.queued(),
+                          refused_senders=self.refused_senders())
 
     def receiveMsg_Heartbeat(self, msg: Heartbeat, sender: Any) -> HeartbeatAck:
         return HeartbeatAck(child_id=self.child_id, incarnation=self.incarnation)

@@ -356,8 +356,11 @@ class DrainRequests:
 
 class Lobby(Actor):
     """Args: ``storage_url``, ``token_secret``, ``token_ttl_s``, ``hash_profile``, ``hash_workers``,
-    ``http_host``, ``http_port``, ``allow_networks``, ``chat`` (``ChatRules`` fields) and
-    ``matchmaker`` (its registered name)."""
+    ``http_host``, ``http_port``, ``allow_networks``, ``chat`` (``ChatRules`` fields),
+    ``matchmaker`` (its registered name) and ``game_servers`` (their registered names: a
+    ``GameResult`` is taken from a game server's process only, any other sender is refused)."""
+
+    only_from = {"GameResult": "game_servers"}
 
     def on_start(self) -> None:
         args = self.args

@@ -222,6 +222,7 @@ class ActorStats(Message):
     node: str
     handled: int
     queued: int = -1          # light actors know their mailbox; Thespian does not expose its queue
+    refused_senders: int = 0  # messages refused because the sender may not send them (only_from)
 
 
 class Heartbeat(Message):

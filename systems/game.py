@@ -94,6 +94,7 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
             **auth, "storage_url": s.resolved_storage_url("game"), "hash_profile": s.hash_profile,
             "hash_workers": s.hash_workers, "http_host": s.lobby_host, "http_port": s.lobby_port,
             "allow_networks": list(s.allow_networks), "matchmaker": "matchmaker",
+            "game_servers": [server for server, _ in servers],
             "chat": {"max_chars": s.chat_max_chars, "burst": s.chat_burst,
                      "per_s": s.chat_per_s}}),
         ChildSpec("matchmaker", Matchmaker, name="matchmaker", args={

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from actors._thespian import (  # first: binds and authenticates Thespian's transport
     cookie_hex,
+    frame_codec,
     refused_frames,
     set_cookie,
 )
@@ -54,8 +55,8 @@ from systems.processes import (
 )
 from supervisors.spec import SupervisorSpec
 
-__all__ = ["ActorRuntime", "NodeRuntime", "cookie_hex", "free_port", "refused_frames", "running",
-           "set_cookie"]
+__all__ = ["ActorRuntime", "NodeRuntime", "cookie_hex", "frame_codec", "free_port", "refused_frames",
+           "running", "set_cookie"]
 
 Base = Literal["simple", "multiproc"]
 BASES: dict[str, str] = {"simple": "simpleSystemBase", "multiproc": "multiprocTCPBase"}

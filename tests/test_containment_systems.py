@@ -126,3 +126,23 @@ def test_the_game_serves_again_on_the_same_udp_port_after_each_supervisor_is_kil
         assert not orphans_in_sessions(rt.session_ids)
     assert [(p, i.restarts) for p, i in process_supervisors(rt)] == [("/game/server-1", 1)]
     assert http.post("/leaderboard/top", {"n": 3})[0] == 200
+
+
+def test_the_lobby_takes_a_game_result_only_from_a_game_server(make_runtime, tmp_path: Path) -> None:
+    """An actor of the same system (here the test, holding the cookie) that is not a game server
+    cannot set a player's score: the lobby refuses and counts it. Rounds played on the game server
+    still reach the leaderboard (tests/test_game_system.py)."""
+    from protocols.errors import ActorSystemError
+    from protocols.game import GameResult, PlayerScore
+    from protocols.supervision import ActorStats, GetActorStats
+    from systems.game import SYSTEM
+    rt = make_runtime(SYSTEM.tree(game_settings(tmp_path)), base="multiproc", name="game")
+    http = Http(rt)
+    ann = http.player("ann")
+    forged = GameResult(game_id="forged", room_id="forged", ended_at=1.0,
+                        scores=[PlayerScore(player_id=ann["player_id"], score=1_000_000)])
+    with pytest.raises(ActorSystemError, match="refused: GameResult is taken only from game_servers"):
+        rt.ask("lobby", forged, 10)
+    stats = rt.ask("lobby", GetActorStats(), 5)
+    assert isinstance(stats, ActorStats) and stats.refused_senders == 1
+    assert http.post("/leaderboard/top", {"n": 10})[1]["rows"] == []

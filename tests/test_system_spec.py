@@ -74,7 +74,8 @@ def test_ptr_bench_runtime_prints_one_json_object() -> None:
     assert out.returncode == 0, "\n".join(line for line in out.stderr.splitlines()
                                           if "ScriptedCrash" not in line)[-3000:]
     result = json.loads(out.stdout)
-    for key in ("raw_msgs_per_s", "supervised_msgs_per_s", "overhead_ratio", "restart_p50_ms",
-                "restart_p99_ms"):
+    for key in ("plain_thespian_msgs_per_s", "raw_msgs_per_s", "supervised_msgs_per_s",
+                "transport_ratio", "overhead_ratio", "restart_p50_ms", "restart_p99_ms",
+                "frame_signed_us"):
         assert result[key] > 0, key
     assert result["processes_left"] == 0
