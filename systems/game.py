@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from actors.game_bots import BotFleet, SimulatedPlayers
-from actors.game_lobby import Lobby
-from actors.game_match import Matchmaker
-from actors.game_server import GameServer, RoomActor
+from actors.game.bots import BotFleet, SimulatedPlayers
+from actors.game.lobby import Lobby
+from actors.game.match import Matchmaker
+from actors.game.server import GameServer, RoomActor
 from protocols.errors import PtrError
 from protocols.game import GameStatsQuery, GameStatsReport, LobbyAddress, LobbyInfo, MatchReport, \
     MatchStatus

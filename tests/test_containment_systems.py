@@ -18,8 +18,8 @@ from protocols.light import LightAddress
 from protocols.supervision import ChildInfo
 from systems.processes import orphans_in_sessions, pid_alive
 from systems.runtime import ActorRuntime
-from tests.test_game_system import Http, UdpPlayer
-from tests.test_game_system import settings as game_settings
+from tests.support.game import Http, UdpPlayer
+from tests.support.game import settings as game_settings
 from tests.test_smart_home_support import reading, start_home
 
 pytestmark = pytest.mark.multiproc

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from actors.game_auth import Passwords, SessionTokens
-from actors.game_lobby import ACCOUNTS, ChatRules, LobbyService
+from actors.game.auth import Passwords, SessionTokens
+from actors.game.lobby import ACCOUNTS, ChatRules, LobbyService
 from actors.storage import make_engine
 from protocols.game import GameResult, InvalidTokenError, LobbyRefusedError, PlayerScore
 

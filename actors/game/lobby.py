@@ -46,7 +46,7 @@ from actors.edges import (
     Route,
     build_app,
 )
-from actors.game_auth import Passwords, SessionTokens
+from actors.game.auth import Passwords, SessionTokens
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import InvalidMessageError
 from protocols.game import (

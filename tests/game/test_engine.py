@@ -16,9 +16,9 @@ import msgpack
 import pytest
 
 from actors.edges import LoopThread
-from actors.game_auth import SessionTokens
-from actors.game_engine import EngineSettings, RoomFailed, RoomFinished, TickEngine, slot_after
-from actors.game_room import RoomConfig
+from actors.game.auth import SessionTokens
+from actors.game.engine import EngineSettings, RoomFailed, RoomFinished, TickEngine, slot_after
+from actors.game.room import RoomConfig
 from protocols.errors import ConfigError
 from protocols.game import (
     REJECT_BAD_TOKEN,

@@ -9,7 +9,7 @@ Flow: ``UdpEdge`` drains the socket in batches (never ``DatagramProtocol``, see 
 ``reads_per_tick`` times a tick and at each tick rather than on readiness (see ``_poll_socket``), and
 calls ``_on_batch``, which appends each input to its session's list: nothing is decided before the
 tick. At each tick, every room steps once with the inputs gathered since the last tick (rules in
-``actors.game_room``), is checkpointed, and sends one snapshot datagram per connected player (every
+``actors.game.room``), is checkpointed, and sends one snapshot datagram per connected player (every
 ``snapshot_every`` ticks; rooms take turns, so each tick sends about ``1/snapshot_every`` of the
 snapshots instead of every other tick sending all of them: the sends are the largest part of a
 tick, and it is the longest tick that must fit its slot).
@@ -49,8 +49,8 @@ import msgpack
 
 from actors.edges import Address, UdpEdge
 from actors.edges._ratelimit import RateLimitedLog
-from actors.game_auth import SessionTokens
-from actors.game_room import InputCounters, PlayerState, RoomConfig, RoomSim, RoomSnapshot
+from actors.game.auth import SessionTokens
+from actors.game.room import InputCounters, PlayerState, RoomConfig, RoomSim, RoomSnapshot
 from protocols.errors import ConfigError
 from protocols.game import (
     REJECT_BAD_TOKEN,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.game_bots import LatencyHistogram
+from actors.game.bots import LatencyHistogram
 
 
 def test_percentiles_are_bin_upper_edges_and_slow_answers_count_as_overflow() -> None:

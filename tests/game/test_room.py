@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.game_room import InputCounters, RoomConfig, RoomSim
+from actors.game.room import InputCounters, RoomConfig, RoomSim
 from protocols.game import InputDatagram
 
 

@@ -7,12 +7,12 @@ thread), ``game_server`` (the process actor and its supervised room actors), ``g
 its process fleet) and ``game_bench`` (the naive one-message-per-input comparison).
 """
 
-from actors.game_auth import Passwords, SessionTokens
-from actors.game_bench import NaiveInputSource, NaiveRoom
-from actors.game_lobby import ChatRules, Lobby, LobbyService
-from actors.game_match import Matchmaker, MatchQueue
-from actors.game_room import RoomConfig, RoomSim, RoomSnapshot
-from actors.game_server import GameServer, RoomActor
+from actors.game.auth import Passwords, SessionTokens
+from actors.game.bench import NaiveInputSource, NaiveRoom
+from actors.game.lobby import ChatRules, Lobby, LobbyService
+from actors.game.match import Matchmaker, MatchQueue
+from actors.game.room import RoomConfig, RoomSim, RoomSnapshot
+from actors.game.server import GameServer, RoomActor
 
 __all__ = ["ChatRules", "GameServer", "Lobby", "LobbyService", "MatchQueue", "Matchmaker",
            "NaiveInputSource", "NaiveRoom", "Passwords", "RoomActor", "RoomConfig", "RoomSim",

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from actors.base import Actor, ReplyTo
-from actors.game_room import InputCounters, RoomConfig, RoomSim
+from actors.game.room import InputCounters, RoomConfig, RoomSim
 from protocols.game import InputDatagram, NaiveAck, NaiveDone, NaiveInput, NaiveRun
 
 __all__ = ["NaiveInputSource", "NaiveRoom"]

@@ -41,8 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from actors.game_bench import NaiveInputSource, NaiveRoom
-from actors.game_bots import BotFleet
+from actors.game.bench import NaiveInputSource, NaiveRoom
+from actors.game.bots import BotFleet
 from protocols.game import GameStatsQuery, GameStatsReport, LobbyAddress, LobbyInfo, NaiveDone, \
     NaiveRun
 from supervisors.spec import ChildSpec, SupervisorSpec
@@ -288,7 +288,7 @@ def measure_bare(settings: GameSettings, *, duration_s: float, warmup_timeout_s:
     the figures a framework-free server reaches on this machine in this run, as ``bare_*``."""
     plan = cpu_plan or CpuPlan(False)
     round_ticks = max(1, round(settings.round_s * settings.tick_hz))
-    with BenchHelper("systems.bench.game_bare", settings.room_size, settings.tick_hz,
+    with BenchHelper("systems.bench.game.bare", settings.room_size, settings.tick_hz,
                      settings.snapshot_every, settings.reads_per_tick, round_ticks,
                      settings.loop_priority) as server:
         lobby_url = str(server.line(30)["lobby_url"])
@@ -328,9 +328,9 @@ def measure_floor(work_ms: float, seconds: float, tick_hz: float,
     as the bots keep them. A vCPU whose sibling is busy loses time to the host; what this loop
     misses, a game server on that CPU misses too."""
     plan = cpu_plan or CpuPlan(False)
-    with BenchHelper("systems.bench.game_bare", "spin") as spinner:
+    with BenchHelper("systems.bench.game.bare", "spin") as spinner:
         spinner.line(30)
-        with BenchHelper("systems.bench.game_bare", "floor", work_ms, seconds,
+        with BenchHelper("systems.bench.game.bare", "floor", work_ms, seconds,
                          tick_hz, priority) as loop:
             plan.apply([loop.process.pid], [spinner.process.pid])
             result = loop.line(seconds + 60)

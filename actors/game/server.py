@@ -6,7 +6,7 @@ OTP's ``StartChild`` and a crashed room is restarted by OTP's rules (restart typ
 
 The hot path never touches Thespian. A ``RoomActor`` is the room's identity in the supervision
 tree; the room's state and simulation live in the ``TickEngine`` on the server's loop thread (see
-``actors.game_engine`` for why one thread). Between the two threads:
+``actors.game.engine`` for why one thread). Between the two threads:
 
 * actor thread -> loop: ``loop.call_soon_threadsafe`` (attach, detach) or ``LoopThread.run``
   (queries), a handful per room lifetime;
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, SaturatedError
-from actors.game_auth import SessionTokens
-from actors.game_engine import (
+from actors.game.auth import SessionTokens
+from actors.game.engine import (
     GC_THRESHOLDS,
     EngineFailed,
     EngineSettings,
@@ -42,7 +42,7 @@ from actors.game_engine import (
     RoomFinished,
     TickEngine,
 )
-from actors.game_room import RoomConfig
+from actors.game.room import RoomConfig
 from actors.light import LightActor, LightHost
 from protocols.errors import PtrError
 from protocols.game import (

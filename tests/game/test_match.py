@@ -4,7 +4,7 @@ in order and know their position."""
 from __future__ import annotations
 
 from protocols.game import RoomInfo, ServerReport
-from actors.game_match import REPORT_GRACE_S, MatchQueue
+from actors.game.match import REPORT_GRACE_S, MatchQueue
 
 
 class Clock:

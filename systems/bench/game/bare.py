@@ -15,7 +15,7 @@ What it leaves out is what ptr adds: per-tick checkpoints (a crashed room resume
 actors and their supervisor, idle-session housekeeping, ``REJOIN``, rate-limited logs.
 
 ``GET /stats`` (``?reset=1`` starts a new window) answers the counters ``ptr bench game`` reads from
-a ptr game server. Run as ``python -m systems.bench.game_bare ROOM_SIZE TICK_HZ SNAPSHOT_EVERY
+a ptr game server. Run as ``python -m systems.bench.game.bare ROOM_SIZE TICK_HZ SNAPSHOT_EVERY
 READS_PER_TICK ROUND_TICKS PRIORITY``: prints ``{"lobby_url": ...}`` and serves until killed.
 
 Two more roles measure the machine itself: ``floor WORK_MS SECONDS TICK_HZ PRIORITY`` (a loop that only
@@ -36,9 +36,9 @@ from typing import Any
 
 import msgpack
 
-from actors.game_auth import SessionTokens
-from actors.game_engine import GC_THRESHOLDS, make_realtime, slot_after
-from actors.game_room import InputCounters, PlayerState, RoomConfig, RoomSim
+from actors.game.auth import SessionTokens
+from actors.game.engine import GC_THRESHOLDS, make_realtime, slot_after
+from actors.game.room import InputCounters, PlayerState, RoomConfig, RoomSim
 from protocols.game import (
     InputDatagram,
     InvalidTokenError,

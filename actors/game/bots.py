@@ -1,7 +1,7 @@
 """Bot players: log in over HTTP, queue, and play over real UDP, measuring what a player feels.
 
 A ``BotFleet`` (in the caller's process) starts ``processes`` bot processes (``python -m
-actors.game_bots CONFIG``), each running many bots on one asyncio loop, and talks to them over
+actors.game.bots CONFIG``), each running many bots on one asyncio loop, and talks to them over
 their stdin/stdout: ``measure`` starts a measurement window, ``stop`` ends it; each process prints
 JSON lines (``progress`` twice a second, one ``result`` at the end).
 
@@ -594,7 +594,7 @@ class BotFleet:
 
     def start(self) -> BotFleet:
         for n, config in enumerate(self.configs):
-            proc = subprocess.Popen([sys.executable, "-m", "actors.game_bots",
+            proc = subprocess.Popen([sys.executable, "-m", "actors.game.bots",
                                      json.dumps(asdict(config))],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                     bufsize=1)
