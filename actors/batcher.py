@@ -13,8 +13,11 @@ Lifecycle and failure rules:
   so a client that retries a batch after a crash or a timeout leaves no duplicate.
 * Acknowledgements (``Stored``, or ``EdgeAnswers`` for an HTTP edge) go out after the commit. A crash
   or a SIGKILL before it loses only unacknowledged rows, which their senders retry.
-* If the database refuses a flush (``StorageError``), every sender of that flush gets a 503
-  ``Refusal`` and then the Batcher crashes; its supervisor restarts it with a new engine.
+* If the database refuses a flush, every sender of that flush gets a 503 ``Refusal`` naming the
+  reason. A fault of the outside world (``StorageUnavailableError``: disk full, read-only file,
+  server gone) ends there: the Batcher lives on and the next flush tries again, so an outage spends
+  none of its supervisor's restart intensity. Any other ``StorageError`` is a bug: the Batcher then
+  crashes and its supervisor restarts it with a new engine.
 * Rows that do not fit the table (no ``message_id``, unknown columns) are refused with a 400
   ``Refusal`` naming them; they never reach a flush, so they cannot fail other senders' rows.
 * A graceful stop (shutdown or normal exit) flushes and acknowledges what is buffered.
@@ -31,7 +34,7 @@ from typing import Any
 
 from actors.base import Actor, ReplyTo
 from actors.storage import RecordTable, RowWriter, make_engine
-from protocols.errors import StorageError
+from protocols.errors import StorageError, StorageUnavailableError
 from protocols.message import Message
 from protocols.storage import (
     MESSAGE_ID,
@@ -176,7 +179,8 @@ class Batcher(Actor):
     def flush_batch(self) -> int:
         """Write the buffer in one transaction, then acknowledge its senders; returns new rows.
 
-        Raises ``StorageError`` after refusing every sender of the failed flush with a 503.
+        Refuses every sender of a failed flush with a 503; then raises the ``StorageError``
+        unless it is a ``StorageUnavailableError`` (see the module docstring).
         """
         if self.age_timer is not None:
             self.cancel_timer(self.age_timer)
@@ -190,6 +194,8 @@ class Batcher(Actor):
         except StorageError as exc:
             for entry in waiting:
                 self.reply_later(entry.reply_to, entry.on_failure(f"storage failed: {exc}"))
+            if isinstance(exc, StorageUnavailableError):
+                return 0
             raise
         self.flushes += 1
         self.rows_written += len(rows)

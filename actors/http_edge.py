@@ -28,6 +28,8 @@ Failure rules:
   FIFO).
 * A target that does not answer within the route's ``timeout_s`` frees its window slot; its clients
   already got 504 from the route's own timeout. A target that crashes on a batch gives 503.
+* A target that refuses work for now (a 503 ``Refusal``: its storage is unavailable) gives 503 with
+  ``Retry-After`` and the target's reason in the JSON body; the edge itself is not affected.
 * Bad input is answered by the aiohttp app (400, 403, 404, 405, 413) and never reaches the actor.
 
 Args: ``routes`` (list of ``Route``), ``target`` (registered name for every route), ``targets``
@@ -62,7 +64,7 @@ from actors.edges import (
     context_from_files,
     self_signed_context,
 )
-from protocols.errors import ConfigError, InvalidMessageError, RequestTimeoutError
+from protocols.errors import ConfigError, InvalidMessageError, RequestTimeoutError, UnavailableError
 from protocols.light import MonitorName, NameDown
 from protocols.message import Message
 from protocols.storage import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
@@ -422,10 +424,12 @@ class HttpEdgeActor(BridgedEdge):
         self.bridge.resolve_many(resolved)
 
     def refusal_error(self, refusal: Refusal, route: str, name: str) -> Exception:
+        """A 4xx refusal names the bad fields; any other is the target refusing work for now (a
+        store it needs is out): 503 + ``Retry-After`` with the target's reason."""
         if 400 <= refusal.status < 500:
             return InvalidMessageError(refusal.error, kind=route, errors=list(refusal.fields),
                                        status=refusal.status)
-        return self.unavailable(name, refusal.error)
+        return UnavailableError(refusal.error)
 
     @staticmethod
     def fail_all(pendings: list[Pending[Inbound]], exc: BaseException) -> None:

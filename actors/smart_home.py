@@ -13,8 +13,14 @@ of unknown sensors or impossible times (400 naming the field), then, by mode:
 * **direct**: the edge answers 202 at once and the ingest hands the batch in memory to the writer
   and the analyzer of each kind. Lower latency, but what a dying actor held is gone.
 
-Every actor here is let-it-crash: a storage error raises, the supervisor restarts the actor, and
-``on_start`` rebuilds it from the stores.
+Storage faults of the outside world (disk full, a read-only file, PostgreSQL or NATS gone: a
+``StorageUnavailableError``) are not crashes: each actor keeps a ``StorageBackoff``, refuses work
+with the reason meanwhile (the ingest answers 503, which the edge sends on with ``Retry-After``;
+the writer and the analyzers stop consuming) and tries the store again 0.1 s, 0.2 s, ... 2 s
+later, so an outage spends no restart intensity and ends by itself when the store is back. Nothing
+moves past a failure: the ingest remembers a reading only once it is appended, consumers commit
+an offset only after what it produced is stored. Any other error is a bug and crashes the actor;
+the supervisor restarts it and ``on_start`` rebuilds it from the stores.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ from actors.smart_home_store import (
     unpack,
     writers,
 )
-from actors.storage import DurableLog, LogEntry, make_engine
+from actors.storage import DurableLog, LogEntry, StorageBackoff, make_engine
+from protocols.errors import StorageUnavailableError
 from protocols.light import MonitorName, NameDown
 from protocols.smart_home import (
     AnalyzerStats,
@@ -176,8 +183,11 @@ class ReadingIngest(NamedTargets):
     Answers each ``EdgeBatch`` with one answer per item: ``Stored`` (200 ``{"records": n}``), a 400
     ``Refusal`` naming the fields (unknown sensor, a kind the sensor is not, a time in the future or
     too old), or ``ModeSet`` for a mode change. A batch is all or nothing: one bad reading refuses
-    its whole request, so a client's retry never half-repeats it. If the broker refuses an append,
-    this actor crashes and the edge answers 503 to every request of the batch.
+    its whole request, so a client's retry never half-repeats it. If the broker is unavailable
+    (disk full, read-only, NATS down), every request of the batch that was to be stored is
+    refused with a 503 ``Refusal`` naming the reason, nothing of it is remembered, and the broker
+    is tried again by the first batch after the backoff (0.1 s doubling to 2 s); batches before
+    that are refused at once. Any other broker error crashes this actor (the edge answers 503).
 
     A reading whose key (sensor and message id) is among the last ``dedup_window`` accepted is
     answered as stored and not passed on again: a client that retries because its answer was lost
@@ -195,7 +205,8 @@ class ReadingIngest(NamedTargets):
         self.direct = args.get("mode", "broker") == "direct"
         self.max_age_s = float(args.get("max_age_s", 7 * 86400))
         self.max_skew_s = float(args.get("max_skew_s", 300))
-        self.accepted = self.refused = self.appends = self.duplicates = 0
+        self.accepted = self.refused = self.appends = self.duplicates = self.unavailable = 0
+        self.storage = StorageBackoff(self.path or INGEST)
         self.house_mode = "home"
         self.dedup_window = int(args.get("dedup_window", 50_000))
         self.recent: OrderedDict[str, None] = OrderedDict()
@@ -239,6 +250,8 @@ class ReadingIngest(NamedTargets):
         answers: list[Any] = []
         rows: list[dict[str, Any]] = []
         modes: list[dict[str, Any]] = []
+        fresh: dict[str, None] = {}  # keys of this batch, remembered once appended
+        duplicates = 0
         for item in msg.items:
             body = item.body
             if isinstance(body, ModeChange):
@@ -255,18 +268,28 @@ class ReadingIngest(NamedTargets):
                 continue
             for reading in readings:
                 key = f"{reading.sensor_id}/{reading.message_id}"
-                if key in self.recent:
-                    self.duplicates += 1
+                if key in self.recent or key in fresh:
+                    duplicates += 1
                     continue
-                self.remember(key)
+                fresh[key] = None
                 rows.append(reading.model_dump())
             answers.append(Stored(records=len(readings)))
-        if rows or modes:
-            self.persist(rows, modes, now)
+        if (rows or modes) and not self.storage.attempt(lambda: self.persist(rows, modes, now)):
+            return self.refuse_unavailable(answers)
+        for key in fresh:
+            self.remember(key)
+        self.duplicates += duplicates
         self.accepted += len(rows)
         if modes:
             self.house_mode = modes[-1]["mode"]
         return EdgeAnswers(answers=answers)
+
+    def refuse_unavailable(self, answers: list[Any]) -> EdgeAnswers:
+        """The broker is out: what was to be stored (or to set the mode) is refused with 503 and
+        the reason. None of it was acknowledged, so its client may send it again."""
+        refusal = Refusal(status=503, error=f"storage unavailable: {self.storage.reason}")
+        self.unavailable += sum(a.records for a in answers if isinstance(a, Stored))
+        return EdgeAnswers(answers=[a if isinstance(a, Refusal) else refusal for a in answers])
 
     def check(self, readings: Sequence[Any], now: float, batch: bool) -> Refusal | None:
         """The checks a schema cannot make: the sensor is installed, is of that kind, and the time
@@ -319,7 +342,10 @@ class ReadingIngest(NamedTargets):
 
     def receiveMsg_GetIngestStats(self, msg: GetIngestStats, sender: Any) -> IngestStats:
         return IngestStats(accepted=self.accepted, refused=self.refused, appends=self.appends,
-                           duplicates=self.duplicates, mode=self.house_mode)
+                           duplicates=self.duplicates, mode=self.house_mode,
+                           unavailable=self.unavailable,
+                           storage_unavailable=self.storage.reason or "",
+                           storage_outages=self.storage.outages)
 
 
 # --- the analyzers -------------------------------------------------------------------------------
@@ -340,6 +366,11 @@ class KindAnalyzer(NamedTargets):
     the silence rule waits until the analyzer has caught up with the broker, or every sensor
     would look silent for as long as the replay took.
 
+    An unavailable broker or database pauses it (``StorageBackoff``): a failed read consumed
+    nothing, outputs whose append failed are kept and appended before anything else is read, and
+    the offset is committed only once the outputs of everything before it are appended. So a
+    resumed analyzer counts every reading once, and a crash meanwhile replays from the commit.
+
     Direct mode: takes ``ReadingBatch`` messages and sends its outputs to the writer; a restart
     keeps only the rolled-up hours.
 
@@ -354,8 +385,11 @@ class KindAnalyzer(NamedTargets):
         self.direct = args.get("mode", "broker") == "direct"
         self.poll_interval_s = float(args.get("poll_interval_s", POLL_INTERVAL_S))
         self.commit_interval_s = float(args.get("commit_interval_s", COMMIT_INTERVAL_S))
-        self.uncommitted = 0
+        self.committed_offset = 0  # the last offset committed (this incarnation's knowledge)
         self.committed_at = 0.0
+        self.pending_alerts: list[dict[str, Any]] = []   # produced, not yet appended
+        self.pending_rollups: list[dict[str, Any]] = []
+        self.storage = StorageBackoff(self.path or self.kind)
         self.group = analyzer_group(self.kind)
         now = time.time()
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
@@ -370,6 +404,7 @@ class KindAnalyzer(NamedTargets):
         self.previous_hour_first = 0
         self.marker_committed = 0
         self.rebuild_until = 0
+        self.rollups_loaded = False
         self.first_hour = int(now // HOUR_S)
         self.caught_up = False
         if self.direct:
@@ -386,7 +421,7 @@ class KindAnalyzer(NamedTargets):
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
-            if self.broker is not None and self.uncommitted:
+            if self.broker is not None and self.commit_due(0.0):
                 self.commit()  # a graceful stop keeps the next incarnation's replay short
         finally:
             if self.broker is not None:
@@ -398,7 +433,7 @@ class KindAnalyzer(NamedTargets):
 
     @property
     def rebuilding(self) -> bool:
-        return self.next_offset <= self.rebuild_until
+        return self.next_offset <= self.rebuild_until or not self.rollups_loaded
 
     def begin_rebuild(self) -> None:
         broker = self.broker
@@ -406,19 +441,21 @@ class KindAnalyzer(NamedTargets):
         if self.kind == "motion":
             self.analysis.set_mode(last_mode(broker) or "home")
             self.next_mode_offset = broker.end_offset(MODES_TOPIC) + 1
-        self.rebuild_until = broker.committed(self.group, READINGS_TOPIC)
+        self.rebuild_until = self.committed_offset = broker.committed(self.group, READINGS_TOPIC)
         self.marker_committed = broker.committed(f"{self.group}-replay", READINGS_TOPIC)
         self.next_offset = self.marker_committed + 1
-        if self.rebuilding:
+        if self.next_offset <= self.rebuild_until:
             self.send(self.myAddress, RebuildStep())
         else:
             self.load_rollups(self.first_hour)
 
     def receiveMsg_RebuildStep(self, msg: RebuildStep, sender: Any) -> None:
-        if sender == self.myAddress:
-            self.rebuild_step()
-            if self.rebuilding:
-                self.send(self.myAddress, RebuildStep())
+        if sender != self.myAddress:
+            return
+        if not self.storage.attempt(self.rebuild_step):
+            self.start_timer(self.storage.wait_s(), RebuildStep())
+        elif self.rebuilding:
+            self.send(self.myAddress, RebuildStep())
 
     def rebuild_step(self) -> None:
         """Replay one slice (outputs suppressed: they were appended before the commit); at the end,
@@ -426,16 +463,17 @@ class KindAnalyzer(NamedTargets):
         if not self.rebuilding:
             return
         assert self.broker is not None
-        entries = self.broker.read(READINGS_TOPIC, self.next_offset,
-                                   min(REPLAY_SLICE, self.rebuild_until - self.next_offset + 1))
-        if entries:
-            if self.replayed == 0:
-                self.first_hour = int(entries[0].timestamp // HOUR_S)
-            self.consume(entries, emit=False)
-            self.replayed += len(entries)
-        else:
-            self.next_offset = self.rebuild_until + 1  # nothing there (never happens on one log)
-        if not self.rebuilding:
+        if self.next_offset <= self.rebuild_until:
+            entries = self.broker.read(READINGS_TOPIC, self.next_offset,
+                                       min(REPLAY_SLICE, self.rebuild_until - self.next_offset + 1))
+            if entries:
+                if self.replayed == 0:
+                    self.first_hour = int(entries[0].timestamp // HOUR_S)
+                self.consume(entries, emit=False)
+                self.replayed += len(entries)
+            else:
+                self.next_offset = self.rebuild_until + 1  # nothing there (never on one log)
+        if self.next_offset > self.rebuild_until:
             self.load_rollups(self.first_hour)
             log.info("%s: rebuilt from %d broker entries", self.path, self.replayed)
 
@@ -443,13 +481,21 @@ class KindAnalyzer(NamedTargets):
         since = (before_hour - 24) * HOUR_S
         rows = rollups_since(self.engine, self.analysis.sensors, since)
         self.analysis.load_rollups(rows, before_hour)
+        self.rollups_loaded = True
 
     # --- consuming ----------------------------------------------------------------------------
 
     def receiveMsg_PollBroker(self, msg: PollBroker, sender: Any) -> None:
+        if self.broker is not None and not self.rebuilding:
+            self.storage.attempt(self.poll_broker)
+
+    def poll_broker(self) -> None:
+        """Append held outputs, read and analyze the next entries, append what they produced, and
+        commit when due. Raises ``StorageUnavailableError`` where the broker fails; what was done
+        before that stays done and is not repeated."""
         broker = self.broker
-        if broker is None or self.rebuilding:
-            return
+        assert broker is not None
+        self.append_outputs()
         if self.kind == "motion":
             for entry in broker.read(MODES_TOPIC, self.next_mode_offset, MAX_ENTRIES):
                 for change in unpack(entry.payload):
@@ -458,19 +504,27 @@ class KindAnalyzer(NamedTargets):
         entries = broker.read(READINGS_TOPIC, self.next_offset, MAX_ENTRIES)
         if entries:
             self.consume(entries, emit=True)
-            self.uncommitted = entries[-1].offset
-        if self.uncommitted and time.monotonic() - self.committed_at >= self.commit_interval_s:
+            self.append_outputs()
+        if self.commit_due(self.commit_interval_s):
             self.commit()
         self.caught_up = len(entries) < MAX_ENTRIES
         if not self.caught_up:
             self.send(self.myAddress, PollBroker())  # a backlog: go on after other messages
 
+    def commit_due(self, interval_s: float) -> bool:
+        """Entries are analyzed past the commit, their outputs appended, and ``interval_s`` has
+        passed since the last commit."""
+        return (self.next_offset - 1 > self.committed_offset and not self.rebuilding
+                and not (self.pending_alerts or self.pending_rollups)
+                and time.monotonic() - self.committed_at >= interval_s)
+
     def commit(self) -> None:
         """Record what is finished (its outputs appended already), and where a replay starts."""
         broker = self.broker
         assert broker is not None
-        broker.commit(self.group, READINGS_TOPIC, self.uncommitted)
-        self.uncommitted = 0
+        done = self.next_offset - 1
+        broker.commit(self.group, READINGS_TOPIC, done)
+        self.committed_offset = done
         self.committed_at = time.monotonic()
         marker = self.previous_hour_first - 1
         if marker > self.marker_committed:
@@ -510,17 +564,27 @@ class KindAnalyzer(NamedTargets):
             self.analysis.set_mode(msg.rows[-1]["mode"])
 
     def emit(self, alerts: list[dict[str, Any]], rollups: list[dict[str, Any]]) -> None:
-        """Hand outputs on: appended to the broker, or sent to the writer (direct mode)."""
+        """Hand outputs on: held for the broker (``append_outputs``), or sent to the writer
+        (direct mode)."""
         if self.broker is not None:
-            if alerts:
-                self.broker.append(ALERTS_TOPIC, [pack(alerts)])
-            if rollups:
-                self.broker.append(ROLLUPS_TOPIC, [pack(rollups)])
+            self.pending_alerts.extend(alerts)
+            self.pending_rollups.extend(rollups)
             return
         if alerts:
             self.tell_name(WRITER, OutputBatch(table="alerts", rows=alerts))
         if rollups:
             self.tell_name(WRITER, OutputBatch(table="rollups", rows=rollups))
+
+    def append_outputs(self) -> None:
+        """Append the held outputs to the broker; each list is dropped once appended. Raises
+        ``StorageUnavailableError`` (keeping what is not appended) while the broker is out."""
+        assert self.broker is not None
+        if self.pending_alerts:
+            self.broker.append(ALERTS_TOPIC, [pack(self.pending_alerts)])
+            self.pending_alerts = []
+        if self.pending_rollups:
+            self.broker.append(ROLLUPS_TOPIC, [pack(self.pending_rollups)])
+            self.pending_rollups = []
 
     # --- the clock ----------------------------------------------------------------------------
 
@@ -529,10 +593,12 @@ class KindAnalyzer(NamedTargets):
             return
         now = time.time()
         self.emit(self.analysis.check_silence(now), self.analysis.close_hours(now))
+        if self.broker is not None:
+            self.storage.attempt(self.append_outputs)
 
     def receiveMsg_CheckNow(self, msg: CheckNow, sender: Any) -> AnalyzerStats:
-        while self.rebuilding:
-            self.rebuild_step()
+        while self.rebuilding and self.storage.attempt(self.rebuild_step):
+            pass
         self.receiveMsg_PollBroker(PollBroker(), sender)
         self.receiveMsg_ClockTick(ClockTick(), sender)
         return self.stats()
@@ -552,7 +618,9 @@ class KindAnalyzer(NamedTargets):
                              sensors=len(a.sensors), readings=a.readings,
                              late_readings=a.late_readings, alerts=a.alerts, rollups=a.rollups,
                              replayed=self.replayed, next_offset=self.next_offset, mode=a.mode,
-                             window_counts=a.hour_window_counts(time.time()))
+                             window_counts=a.hour_window_counts(time.time()),
+                             storage_unavailable=self.storage.reason or "",
+                             storage_outages=self.storage.outages)
 
 
 # --- the writer ----------------------------------------------------------------------------------
@@ -572,6 +640,11 @@ class ReadingWriter(Actor):
     analyzer's replay marker (a restarted analyzer rebuilds from there), keeping at least the
     newest ``retain_entries``; alerts and rollups below its own committed offset (it is their only
     reader). Mode changes are kept: they are few, and the newest one is the house's mode.
+
+    An unavailable database or broker pauses it (``StorageBackoff``) instead of crashing it: in
+    broker mode nothing moves past the failure (the offsets advance only after the rows are
+    written, and the next try reads the same entries again; the keys skip what one table already
+    took); in direct mode the rows stay buffered (in memory: a kill loses them) until a try works.
 
     Args: ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
     ``commit_interval_s``, ``flush_s`` (0.05), ``max_rows`` (2000), ``retention_every_s`` (60),
@@ -604,6 +677,7 @@ class ReadingWriter(Actor):
         self.retain_entries = int(args.get("retain_entries", RETAIN_ENTRIES))
         self.retained_at = time.monotonic()
         self.truncated = 0  # readings entries dropped by retention, this incarnation
+        self.storage = StorageBackoff(self.path or WRITER)
         if not self.direct:
             self.broker = open_broker(str(args["broker_url"]))
             self.next = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
@@ -625,9 +699,17 @@ class ReadingWriter(Actor):
     # --- broker mode --------------------------------------------------------------------------
 
     def receiveMsg_PollBroker(self, msg: PollBroker, sender: Any) -> None:
+        if self.broker is not None:
+            self.storage.attempt(self.poll_broker)
+
+    def poll_broker(self) -> None:
+        """Read what is new in each topic, write it, then advance (and, when due, commit) the
+        offsets, and apply retention when due. Raises ``StorageUnavailableError`` where the
+        broker or the database fails; the next try starts again from the same offsets."""
         broker = self.broker
-        if broker is None:
-            return
+        assert broker is not None
+        self.buffer = {t: [] for t in self.tables}  # broker mode: the buffer is what was read
+        self.received_at = []
         done: dict[str, int] = {}
         backlog = False
         self.polls += 1
@@ -703,53 +785,69 @@ class ReadingWriter(Actor):
             self.flush_soon()
 
     def flush_soon(self) -> None:
-        if len(self.buffer["readings"]) >= self.max_rows:
-            self.flush()
+        if len(self.buffer["readings"]) >= self.max_rows and self.storage.ready():
+            self.write_buffer()
         elif self.flush_timer is None:
             self.flush_timer = self.start_timer(self.flush_s, FlushWrites())
 
     def receiveMsg_FlushWrites(self, msg: FlushWrites, sender: Any) -> None:
         self.flush_timer = None
-        self.flush()
+        self.write_buffer()
+
+    def write_buffer(self) -> None:
+        """Direct mode: write what is buffered; while the database is out, a timer tries again."""
+        if not self.storage.attempt(self.flush) and self.flush_timer is None:
+            self.flush_timer = self.start_timer(self.flush_s, FlushWrites())
 
     # --- writing ------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write every buffered row, one transaction per table; a failure raises (and crashes)."""
+        """Write every buffered row, one transaction per table; a table's rows leave the buffer
+        once written. Raises ``StorageError`` (``StorageUnavailableError``: the rest stays)."""
         if self.flush_timer is not None:
             self.cancel_timer(self.flush_timer)
             self.flush_timer = None
-        buffer, received = self.buffer, self.received_at
-        self.buffer = {t: [] for t in self.tables}
-        self.received_at = []
+        buffer = self.buffer
         stored_at = time.time()
         rooms = self.rooms
         if buffer["readings"]:
             rows = [reading_db_row(r, rooms.get(r["sensor_id"], "?"), at, stored_at)
-                    for r, at in zip(buffer["readings"], received)]
+                    for r, at in zip(buffer["readings"], self.received_at)]
             new = self.tables["readings"].write_batch(rows)
+            buffer["readings"], self.received_at = [], []
             self.counts["readings"] += new
             self.counts["duplicates"] += len(rows) - new
         if buffer["alerts"]:
             self.counts["alerts"] += self.tables["alerts"].write_batch(
                 [alert_db_row(a, stored_at) for a in buffer["alerts"]])
             self.recent_alerts = (self.recent_alerts + [a["text"] for a in buffer["alerts"]])[-5:]
+            buffer["alerts"] = []
         if buffer["rollups"]:
             self.counts["rollups"] += self.tables["rollups"].write_batch(
                 [rollup_db_row(r, stored_at) for r in buffer["rollups"]])
+            buffer["rollups"] = []
         if buffer["modes"]:
             self.counts["modes"] += self.tables["modes"].write_batch(
                 [mode_db_row(m, stored_at) for m in buffer["modes"]])
+            buffer["modes"] = []
 
     def receiveMsg_GetWriterStats(self, msg: GetWriterStats, sender: Any) -> WriterStats:
-        lag = 0
-        if self.broker is not None:
-            lag = self.broker.end_offset(READINGS_TOPIC) - (self.next[READINGS_TOPIC] - 1)
         c = self.counts
         return WriterStats(pid=os.getpid(), incarnation=self.incarnation, readings=c["readings"],
                            duplicates=c["duplicates"], alerts=c["alerts"], rollups=c["rollups"],
-                           modes=c["modes"], lag_entries=lag, recent_alerts=self.recent_alerts,
-                           truncated_entries=self.truncated)
+                           modes=c["modes"], lag_entries=self.lag_entries(),
+                           recent_alerts=self.recent_alerts, truncated_entries=self.truncated,
+                           storage_unavailable=self.storage.reason or "",
+                           storage_outages=self.storage.outages)
+
+    def lag_entries(self) -> int:
+        """Readings entries in the broker not written yet; -1 while the broker cannot say."""
+        if self.broker is None:
+            return 0
+        try:
+            return self.broker.end_offset(READINGS_TOPIC) - (self.next[READINGS_TOPIC] - 1)
+        except StorageUnavailableError:
+            return -1
 
 
 __all__ = ["API", "HTTP_EDGE", "INGEST", "KindAnalyzer", "MQTT_EDGE", "NamedTargets",

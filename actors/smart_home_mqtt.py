@@ -18,7 +18,11 @@ Failure rules:
 
 * A payload that is not a valid reading is counted (``rejected``), logged, and acknowledged: a
   publisher cannot be told, and without the ack the broker would resend it for ever. So is a
-  reading the ingest refuses (unknown sensor...).
+  reading the ingest refuses as invalid (400: unknown sensor...).
+* A reading the ingest refuses for now (503: its storage is unavailable) is not acknowledged: the
+  edge holds it and offers it again after a backoff (0.1 s doubling to 2 s), and lives on. The
+  broker sends at most ``receive_maximum`` unacknowledged messages, so what is held is bounded;
+  if the edge dies meanwhile, the broker resends them.
 * If the ingest cannot take a batch (it is down, times out or crashes on it), this edge crashes:
   its restart reconnects with the same client id and the broker resends every unacknowledged
   message. Acks are tied to the connection they arrived on; a message from an earlier connection is
@@ -41,6 +45,7 @@ from pydantic import TypeAdapter, ValidationError
 from actors.edges import BridgeClosedError, EdgeBridge, Pending, SaturatedError
 from actors.http_edge import BridgedEdge
 from actors.smart_home import INGEST
+from actors.storage import StorageBackoff
 from protocols.codec import field_errors
 from protocols.errors import PtrError
 from protocols.smart_home import GetMqttStats, MqttStats, ReadingBody
@@ -52,6 +57,10 @@ __all__ = ["MqttDeliveryError", "MqttIngestEdge", "TOPIC_PREFIX"]
 
 TOPIC_PREFIX = "ptr/smart-home"
 _PAYLOAD = TypeAdapter(ReadingBody | list[ReadingBody])
+
+
+class RedeliverHeld:
+    """Timer message: offer the ingest again the readings it refused for now."""
 
 
 class MqttDeliveryError(PtrError):
@@ -90,6 +99,9 @@ class MqttIngestEdge(BridgedEdge):
         self.connected = False
         self.received = self.rejected = self.forwarded = self.acked = 0
         self.last_error = ""
+        self.held: list[_Received] = []   # refused for now (503): not acknowledged, offered again
+        self.held_timer: int | None = None
+        self.backoff = StorageBackoff(self.path or "mqtt")
         bridge: EdgeBridge[_Received] = EdgeBridge(max_in_flight=int(args.get("max_in_flight",
                                                                               4096)))
         self.mqtt_bridge = bridge
@@ -163,7 +175,9 @@ class MqttIngestEdge(BridgedEdge):
     # --- the actor thread -------------------------------------------------------------------------
 
     def send_drained(self, drained: list[Pending[_Received]]) -> None:
-        received = [p.item for p in drained]
+        self.offer([p.item for p in drained])
+
+    def offer(self, received: list[_Received]) -> None:
         items = [EdgeItem(route="mqtt", body=r.body, peer=f"mqtt:{r.topic}") for r in received]
         self.ask_target(self.target, EdgeBatch(items=items),
                         lambda answer: self.acknowledge(received, answer),
@@ -175,7 +189,12 @@ class MqttIngestEdge(BridgedEdge):
                                     f"of {len(received)}")
         client = self.client
         assert client is not None
+        held: list[_Received] = []
         for item, result in zip(received, answer.answers):
+            if isinstance(result, Refusal) and result.status >= 500:
+                held.append(item)
+                self.last_error = result.error
+                continue
             if isinstance(result, Refusal):
                 self.reject(item.topic, result.error)
             else:
@@ -183,6 +202,30 @@ class MqttIngestEdge(BridgedEdge):
             if item.generation == self.generation and self.connected:
                 client.ack(item.mid, item.qos)
                 self.acked += 1
+        if held:
+            self.hold(held)
+        else:
+            self.backoff.succeeded()
+
+    def hold(self, items: list[_Received]) -> None:
+        """Keep refused-for-now readings unacknowledged and offer them again after the backoff."""
+        self.held.extend(items)
+        delay = self.backoff.failed(self.last_error)
+        if self.held_timer is None:
+            self.held_timer = self.start_timer(delay, RedeliverHeld())
+
+    def receiveMsg_RedeliverHeld(self, msg: RedeliverHeld, sender: Any) -> None:
+        if sender != self.myAddress:
+            return
+        self.held_timer = None
+        if not self.ready():  # the window is full or the ingest is restarting: a little later
+            self.held_timer = self.start_timer(self.backoff.first_s, RedeliverHeld())
+            return
+        # A message from an earlier connection cannot be acknowledged on this one; the broker
+        # resends it on this one anyway.
+        held, self.held = [i for i in self.held if i.generation == self.generation], []
+        if held:
+            self.offer(held)
 
     def delivery_failed(self, exc: BaseException) -> None:
         raise MqttDeliveryError(f"{self.target} did not take a batch of MQTT messages: {exc}")
@@ -192,7 +235,7 @@ class MqttIngestEdge(BridgedEdge):
     def receiveMsg_GetMqttStats(self, msg: GetMqttStats, sender: Any) -> MqttStats:
         return MqttStats(connected=self.connected, received=self.received, rejected=self.rejected,
                          forwarded=self.forwarded, acked=self.acked, last_error=self.last_error,
-                         incarnation=self.incarnation)
+                         incarnation=self.incarnation, held=len(self.held))
 
     def receiveMsg_GetEdgeInfo(self, msg: GetEdgeInfo, sender: Any) -> EdgeInfo:
         return EdgeInfo(scheme="mqtt", host=self.broker_host, port=self.broker_port,

@@ -19,13 +19,23 @@ so two sensors cannot overwrite, or be mistaken for duplicates of, each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgpack
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
-from actors.storage import DurableLog, RecordTable, RowWriter, SqliteLog
+from actors.storage import (
+    DurableLog,
+    JetStreamLog,
+    RecordTable,
+    RowWriter,
+    SqliteLog,
+    storage_error,
+)
 from protocols.errors import ConfigError
 from protocols.smart_home import ALL_METRICS, METRICS
 
@@ -60,10 +70,20 @@ _INDEXES = (("ix_smart_home_readings_sensor_ts", "smart_home_readings", ("sensor
 
 
 def open_broker(url: str) -> DurableLog:
-    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default)."""
-    if not url.startswith("sqlite:"):
-        raise ConfigError(f"broker_url {url!r}: the smart home's broker is a sqlite:/// file")
-    return SqliteLog(url)
+    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default), or NATS JetStream
+    at ``nats://host:port/PREFIX`` (streams ``PREFIX_<topic>``; PREFIX defaults to
+    ``PTR_SMART_HOME``)."""
+    if url.startswith("sqlite:"):
+        return SqliteLog(url)
+    if url.startswith("nats://"):
+        parts = urlsplit(url)
+        prefix = parts.path.strip("/") or "PTR_SMART_HOME"
+        try:
+            return JetStreamLog(f"nats://{parts.netloc}", stream_prefix=prefix)
+        except ValueError as exc:  # the prefix is checked before connecting
+            raise ConfigError(f"broker_url {url!r}: {exc}") from None
+    raise ConfigError(f"broker_url {url!r}: the smart home's broker is a sqlite:/// file or "
+                      "nats://host:port/PREFIX")
 
 
 def writers(engine: sa.Engine) -> dict[str, RowWriter]:
@@ -129,6 +149,17 @@ def mode_db_row(change: Mapping[str, Any], stored_at: float) -> dict[str, Any]:
 
 # --- queries (the API, the analyzers' rebuild, tests) ---------------------------------------------
 
+@contextmanager
+def _reading(engine: sa.Engine, what: str) -> Iterator[sa.Connection]:
+    """A connection for one query; a database error becomes a ``StorageError`` (unavailable
+    when it is the disk's or the server's), so the API answers 503 instead of 500."""
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        raise storage_error(exc, f"{what} failed") from exc
+
+
 def _t(name: str) -> sa.TableClause:
     table = TABLES[name]
     return sa.table(table.name, sa.column("message_id"), *(sa.column(c) for c in table.columns))
@@ -155,7 +186,7 @@ def readings_between(engine: sa.Engine, sensor_id: str, since: float, until: flo
     query = (sa.select(readings).where(readings.c.sensor_id == sensor_id,
                                        readings.c.ts >= since, readings.c.ts <= until)
              .order_by(readings.c.ts).limit(limit))
-    with engine.connect() as connection:
+    with _reading(engine, "reading stored readings") as connection:
         return [reading_json(r._mapping) for r in connection.execute(query)]
 
 
@@ -168,7 +199,7 @@ def latest_readings(engine: sa.Engine,
     query = (sa.select(readings).where(readings.c.sensor_id == sensor)
              .order_by(readings.c.ts.desc()).limit(1))
     out: dict[str, dict[str, Any] | None] = {}
-    with engine.connect() as connection:
+    with _reading(engine, "reading the latest readings") as connection:
         for sensor_id in sensor_ids:
             row = connection.execute(query, {"sensor": sensor_id}).first()
             out[sensor_id] = reading_json(row._mapping) if row is not None else None
@@ -185,7 +216,7 @@ def alerts_between(engine: sa.Engine, since: float, until: float, *, rule: str |
     if sensor_id:
         query = query.where(alerts.c.sensor_id == sensor_id)
     query = query.order_by(alerts.c.ts.desc()).limit(limit)
-    with engine.connect() as connection:
+    with _reading(engine, "reading alerts") as connection:
         out = []
         for row in connection.execute(query):
             item = dict(row._mapping)
@@ -207,7 +238,7 @@ def chart_series(engine: sa.Engine, sensor_id: str, metric: str, since: float, u
              .where(readings.c.sensor_id == sensor_id, readings.c.ts >= since,
                     readings.c.ts <= until, column.is_not(None))
              .group_by(bucket).order_by(bucket))
-    with engine.connect() as connection:
+    with _reading(engine, "reading a chart's series") as connection:
         return [(int(b) * bucket_s, float(avg), float(low), float(high))
                 for b, avg, low, high in connection.execute(query)]
 
@@ -219,14 +250,14 @@ def rollups_since(engine: sa.Engine, sensor_ids: Iterable[str],
         return []
     rollups = _t("rollups")
     query = sa.select(rollups).where(rollups.c.sensor_id.in_(ids), rollups.c.hour_start >= since)
-    with engine.connect() as connection:
+    with _reading(engine, "reading rollups") as connection:
         return [dict(r._mapping) for r in connection.execute(query)]
 
 
 def latest_mode(engine: sa.Engine) -> str | None:
     modes = _t("modes")
     query = sa.select(modes.c.mode).order_by(modes.c.ts.desc()).limit(1)
-    with engine.connect() as connection:
+    with _reading(engine, "reading the house mode") as connection:
         return connection.execute(query).scalar()
 
 

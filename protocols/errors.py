@@ -16,7 +16,11 @@
     ├── SaturatedError            an edge cannot take more: its bridge is full, or the tree behind it is
     │                             saturated or restarting; answered 503 + Retry-After (actors.edges.bridge)
     ├── BridgeClosedError         an edge's bridge is closed: its actor is stopping (actors.edges.bridge)
+    ├── UnavailableError          the tree refuses a request for now, with a reason (a store it needs is
+    │                             unavailable); an HTTP edge answers 503 + Retry-After (actors.http_edge)
     └── StorageError              a database, blob or log operation failed in a way the caller must see
+        ├── StorageUnavailableError  disk full, read-only file, server gone: the outside world's
+        │                         fault, not a bug; refuse and retry (also an UnavailableError)
         ├── BlobLinkError         a string is not a blob link (also a ValueError; actors.storage.blobs)
         ├── BlobNotFoundError     a well-formed link names no stored blob (also a KeyError)
         └── BlobCorruptedError    a blob's bytes no longer hash to its link (verified reads)
@@ -86,5 +90,17 @@ class ConfigError(PtrError):
     """A configuration file or flag is invalid; the CLI prints it as one line."""
 
 
+class UnavailableError(PtrError):
+    """A request cannot be served now for a reason outside the program (a store is unavailable);
+    the sender may retry it later. An HTTP edge answers 503 with ``Retry-After`` and the reason."""
+
+
 class StorageError(PtrError):
     """A storage backend failed in a way the caller must handle."""
+
+
+class StorageUnavailableError(StorageError, UnavailableError):
+    """A store is out of reach for a reason of the outside world: the disk is full, the file is
+    read-only, the database server or NATS is down or unreachable. Raised by ``actors.storage``
+    (``storage_error`` classifies driver errors). Not a bug: an actor refuses work with the reason
+    and retries with backoff (``StorageBackoff``) instead of crashing."""

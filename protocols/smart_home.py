@@ -323,6 +323,8 @@ class AnalyzerStats(_Report):
     next_offset: int
     mode: str
     window_counts: dict[str, int] = {}  # sensor id -> readings in its hour window (tests, audits)
+    storage_unavailable: str = ""  # why the broker or database is out ("" while it answers)
+    storage_outages: int = 0       # outages begun (this incarnation)
 
 
 class GetWriterStats(Message):
@@ -340,6 +342,8 @@ class WriterStats(Message):
     lag_entries: int
     recent_alerts: list[str] = []
     truncated_entries: int = 0  # broker entries of readings dropped by retention (this incarnation)
+    storage_unavailable: str = ""  # why the broker or database is out ("" while it answers)
+    storage_outages: int = 0       # outages begun (this incarnation)
 
 
 class GetIngestStats(Message):
@@ -352,6 +356,9 @@ class IngestStats(Message):
     appends: int
     mode: str
     duplicates: int = 0
+    unavailable: int = 0           # readings refused with 503 because the broker was out
+    storage_unavailable: str = ""  # why the broker is out ("" while it answers)
+    storage_outages: int = 0       # outages begun (this incarnation)
 
 
 class GetSimulatorStats(Message):
@@ -379,6 +386,7 @@ class MqttStats(Message):
     acked: int
     last_error: str = ""
     incarnation: int = 0
+    held: int = 0  # readings the ingest refused for now (503): unacknowledged, offered again
 
 
 class CheckNow(Message):

@@ -2,7 +2,8 @@
 
 Every answer is JSON, errors included (``{"error": text, ...}``), so a client always gets a reason it
 can parse: 400 names each bad field, 403 an address outside the allowlist, 404/405 an unknown route,
-413 a body over the limit, 503 (with ``Retry-After``) a saturated or closed bridge, 504 an actor that
+413 a body over the limit, 503 (with ``Retry-After``) a saturated or closed bridge or an actor that
+refuses work for now (``UnavailableError``: its storage is out; the body says why), 504 an actor that
 did not answer in time, 500 a bug here. A handler exception never takes the server down.
 """
 
@@ -29,7 +30,13 @@ from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from actors.edges._metrics import EdgeMetrics
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, SaturatedError
 from protocols.codec import field_errors
-from protocols.errors import ConfigError, InvalidMessageError, RequestTimeoutError, SpecError
+from protocols.errors import (
+    ConfigError,
+    InvalidMessageError,
+    RequestTimeoutError,
+    SpecError,
+    UnavailableError,
+)
 
 __all__ = ["Answer", "Inbound", "METRICS_KEY", "Route", "build_app"]
 
@@ -183,6 +190,8 @@ def _guard(metrics: EdgeMetrics, retry_after_s: int, max_body_bytes: int) -> Mid
             response = _from_http_exception(exc, request, max_body_bytes)
         except SaturatedError as exc:
             response = _error(503, "edge saturated, retry later", retry_after, limit=exc.limit)
+        except UnavailableError as exc:  # the tree refuses for now: a store it needs is out
+            response = _error(503, str(exc), retry_after, retry_after_s=retry_after_s)
         except BridgeClosedError:
             response = _error(503, "edge is shutting down", retry_after)
         except InvalidMessageError as exc:  # the actor judged the content invalid

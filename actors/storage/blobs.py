@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from protocols.errors import StorageError
+from actors.storage.faults import unavailable_os_error
+from protocols.errors import StorageError, StorageUnavailableError
 
 LINK_PREFIX = "blob:sha256:"
 _LINK = re.compile(r"blob:sha256:([0-9a-f]{64})")
@@ -71,7 +72,7 @@ class BlobStore:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 self._install(_write_temp(final.parent, [data]), final)
             except OSError as exc:
-                raise StorageError(f"could not store blob {LINK_PREFIX}{digest}: {exc}") from exc
+                raise _os_failure(exc, f"could not store blob {LINK_PREFIX}{digest}") from exc
         return LINK_PREFIX + digest
 
     def put_file(self, path: Path | str) -> str:
@@ -91,7 +92,7 @@ class BlobStore:
             else:
                 self._install(temp_path, final)
         except OSError as exc:
-            raise StorageError(f"could not store blob from {path}: {exc}") from exc
+            raise _os_failure(exc, f"could not store blob from {path}") from exc
         return LINK_PREFIX + hasher.hexdigest()
 
     def get(self, link: str, *, verify: bool = False) -> bytes:
@@ -113,7 +114,7 @@ class BlobStore:
         except FileNotFoundError:
             raise BlobNotFoundError(link, self.root) from None
         except OSError as exc:
-            raise StorageError(f"could not open blob {link}: {exc}") from exc
+            raise _os_failure(exc, f"could not open blob {link}") from exc
 
     def exists(self, link: str) -> bool:
         """Whether the store holds the blob. A malformed link raises BlobLinkError, never False."""
@@ -151,6 +152,14 @@ def _write_temp(directory: Path, chunks: Iterable[bytes]) -> Path:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
+
+
+def _os_failure(exc: OSError, what: str) -> StorageError:
+    """No space, a read-only or failing disk: ``StorageUnavailableError``; anything else a plain
+    ``StorageError`` (a missing source file is the caller's mistake)."""
+    if unavailable_os_error(exc):
+        return StorageUnavailableError(f"{what}: {exc}")
+    return StorageError(f"{what}: {exc}")
 
 
 def _chunks(source: BinaryIO, observe: Callable[[bytes], object]) -> Iterator[bytes]:

@@ -12,6 +12,11 @@ restarts of both the server and this process.
 
 nats-py is asyncio-only: each log runs its own event loop in a daemon thread and every call waits
 for its coroutine with ``timeout`` seconds; a call that times out is cancelled and raises StorageError.
+
+A server that goes away is the outside world's fault: the client reconnects for ever (every
+``RECONNECT_WAIT_S``), and meanwhile every call fails at once with ``StorageUnavailableError``
+(as do timeouts and a JetStream that is not ready yet), so the caller backs off instead of
+waiting ``timeout`` per call or crashing.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from nats.js.kv import KeyValue
 from actors._loop_thread import LoopThread
 from actors.storage._names import check_name
 from actors.storage.log import DurableLog, LogEntry
-from protocols.errors import StorageError
+from protocols.errors import StorageError, StorageUnavailableError
 
 T = TypeVar("T")
 
@@ -42,6 +47,15 @@ _log = logging.getLogger(__name__)
 _READ_WINDOW = 256
 
 _NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, OSError)
+# The server or the network, not a mistake of ours: a lost or closed connection, no server, no
+# JetStream responder yet (a restarting server), a full server disk (JetStream error 10023).
+_OUTSIDE_ERRORS = (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                   nats.errors.NoServersError, nats.errors.NoRespondersError,
+                   nats.errors.StaleConnectionError, nats.errors.OutboundBufferLimitError,
+                   nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError,
+                   OSError)  # nats.errors.TimeoutError is an OSError too
+_INSUFFICIENT_RESOURCES = 10023
+RECONNECT_WAIT_S = 1
 
 
 class JetStreamLog(DurableLog):
@@ -89,6 +103,8 @@ class JetStreamLog(DurableLog):
             servers,
             name=f"ptr-log-{self.stream_prefix}",
             connect_timeout=max(1, int(self.timeout)),
+            reconnect_time_wait=RECONNECT_WAIT_S,
+            max_reconnect_attempts=-1,  # for ever: a restarted server is found again
             error_cb=_log_nats_error,
         )
         js = nc.jetstream(timeout=self.timeout)
@@ -197,21 +213,35 @@ class JetStreamLog(DurableLog):
 
     def _close(self) -> None:
         try:
-            self._run("close", self._nc.close())
+            self._run("close", self._nc.close(), connected=False)
         except StorageError as exc:
             _log.warning("closing the NATS connection failed: %s", exc)
         finally:
             self._loop.stop()
 
-    def _run(self, what: str, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the log's loop; NATS failures and timeouts become StorageError."""
+    def _run(self, what: str, coro: Coroutine[Any, Any, T], *, connected: bool = True) -> T:
+        """Run ``coro`` on the log's loop; NATS failures and timeouts become StorageError, those of
+        the server or the network StorageUnavailableError. With ``connected``, a client that is
+        reconnecting fails at once instead of waiting ``timeout``."""
+        if not self._loop.running:
+            coro.close()
+            raise StorageError("the storage client is closed")
+        nc = getattr(self, "_nc", None)
+        if connected and nc is not None and not nc.is_connected:
+            coro.close()
+            raise StorageUnavailableError(f"JetStream {what} failed: not connected to NATS "
+                                          f"(reconnecting every {RECONNECT_WAIT_S} s)")
         try:
-            if not self._loop.running:
-                coro.close()
-                raise StorageError("the storage client is closed")
             return self._loop.run(coro, self.timeout)
         except TimeoutError:
-            raise StorageError(f"JetStream {what} got no answer within {self.timeout:g} s") from None
+            raise StorageUnavailableError(
+                f"JetStream {what} got no answer within {self.timeout:g} s") from None
+        except _OUTSIDE_ERRORS as exc:
+            raise StorageUnavailableError(f"JetStream {what} failed: {exc!r}") from exc
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == _INSUFFICIENT_RESOURCES:
+                raise StorageUnavailableError(f"JetStream {what} failed: {exc!r}") from exc
+            raise StorageError(f"JetStream {what} failed: {exc!r}") from exc
         except _NATS_ERRORS as exc:
             raise StorageError(f"JetStream {what} failed: {exc!r}") from exc
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actors.storage.engine import make_engine
 from actors.storage.log import DurableLog, LogEntry
-from protocols.errors import StorageError
+from actors.storage.faults import storage_error
 
 _METADATA = sa.MetaData()
 
@@ -73,7 +73,7 @@ class SqliteLog(DurableLog):
         try:
             _METADATA.create_all(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise StorageError(f"could not create the log tables in {self.engine.url}: {exc}") from exc
+            raise storage_error(exc, f"could not create the log tables in {self.engine.url}") from exc
 
     def _append(self, topic: str, payloads: list[bytes]) -> list[int]:
         now = time.time()
@@ -91,8 +91,8 @@ class SqliteLog(DurableLog):
                     ],
                 )
         except SQLAlchemyError as exc:
-            raise StorageError(
-                f"append of {len(payloads)} payloads to topic {topic!r} failed: {exc}"
+            raise storage_error(
+                exc, f"append of {len(payloads)} payloads to topic {topic!r} failed"
             ) from exc
         return offsets
 
@@ -112,7 +112,7 @@ class SqliteLog(DurableLog):
                 commit = {"group_name": group, "topic": topic, "committed_offset": offset}
                 connection.execute(_COMMIT, commit)
         except SQLAlchemyError as exc:
-            raise StorageError(f"commit of group {group!r} on topic {topic!r} failed: {exc}") from exc
+            raise storage_error(exc, f"commit of group {group!r} on topic {topic!r} failed") from exc
 
     def _committed(self, group: str, topic: str) -> int:
         query = sa.select(_COMMITS.c.committed_offset).where(
@@ -135,7 +135,7 @@ class SqliteLog(DurableLog):
             with self.engine.begin() as connection:
                 connection.execute(delete)
         except SQLAlchemyError as exc:
-            raise StorageError(f"truncation of topic {topic!r} failed: {exc}") from exc
+            raise storage_error(exc, f"truncation of topic {topic!r} failed") from exc
 
     def _close(self) -> None:
         if self._owns_engine:
@@ -146,4 +146,4 @@ class SqliteLog(DurableLog):
             with self.engine.connect() as connection:
                 return list(connection.execute(query).all())
         except SQLAlchemyError as exc:
-            raise StorageError(f"{what} failed: {exc}") from exc
+            raise storage_error(exc, f"{what} failed") from exc

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeEngine
 
+from actors.storage.faults import storage_error
 from protocols.errors import StorageError
 
 ColumnType: TypeAlias = TypeEngine[Any] | type[TypeEngine[Any]]
@@ -87,20 +88,21 @@ class RowWriter:
         try:
             self.table.create(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise StorageError(f"could not create table {self.table.name!r}: {exc}") from exc
+            raise storage_error(exc, f"could not create table {self.table.name!r}") from exc
 
     def drop(self) -> None:
         """Drop the table if it exists (tests and retention jobs)."""
         try:
             self.table.drop(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise StorageError(f"could not drop table {self.table.name!r}: {exc}") from exc
+            raise storage_error(exc, f"could not drop table {self.table.name!r}") from exc
 
     def write_batch(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert ``rows`` in one transaction and return how many were new.
 
         Rows whose ``message_id`` is already stored (or repeated earlier in the batch) are skipped.
-        If any row fails, the whole batch is rolled back and StorageError says why; retrying the
+        If any row fails, the whole batch is rolled back and StorageError says why
+        (``StorageUnavailableError`` for a full disk, a read-only file, a server gone); retrying the
         same batch is always safe.
         """
         if not rows:
@@ -112,8 +114,8 @@ class RowWriter:
                     return self._write_sqlite(connection, keys, rows)
                 return len(connection.execute(self._returning_insert, list(rows)).all())
         except SQLAlchemyError as exc:
-            raise StorageError(
-                f"batch of {len(rows)} rows into {self.table.name!r} was rolled back: {exc}"
+            raise storage_error(
+                exc, f"batch of {len(rows)} rows into {self.table.name!r} was rolled back"
             ) from exc
 
     def _write_sqlite(
