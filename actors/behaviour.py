@@ -5,9 +5,11 @@ light actor (``actors.light.LightActor``, an object inside a host process). Each
 primitives: ``send``, ``_arm_wakeup`` (deliver a ``TimerTick`` later), ``_end_self`` (go away
 after a clean stop, telling the supervisor) and ``_after_leave`` (go away after an ``ExitNotice``).
 
-Lifecycle: the supervisor sends ``Init``; ``on_start`` runs on it and the actor reports ``Started``.
-If a handler or ``on_start`` raises, the actor runs ``on_stop``, tells its supervisor why in an
-``ExitNotice`` and takes no further message; the supervisor starts a fresh instance.
+Lifecycle: the supervisor sends ``Init``; ``on_start`` runs on it and the actor reports ``Started``
+(or ``Ignored``, when ``on_start`` returns ``IGNORE``). If a handler or ``on_start`` raises, the
+actor runs ``on_stop``, tells its supervisor why in an ``ExitNotice`` and takes no further message;
+the supervisor starts a fresh instance. A ``Shutdown`` from anyone ends the actor the same way, with
+the reason it carries.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from actors.peers import PeerSet
+from actors.peers import Peer, PeerRetry, PeerSet
 from actors.timers import TimerTable, TimerTick
 from protocols.errors import PtrError, RequestTimeoutError
+from protocols.light import NameDown
 from protocols.supervision import (
     ActorStats,
     ChaosCrash,
@@ -33,6 +36,7 @@ from protocols.supervision import (
     GetActorStats,
     Heartbeat,
     HeartbeatAck,
+    Ignored,
     Init,
     Reply,
     Request,
@@ -67,6 +71,18 @@ def set_node_name(name: str) -> None:
 
 
 SUPER = hash("SUPER")  # Thespian's ActorTypeDispatcher.SUPER: "not handled here"
+
+
+class _Ignore:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "IGNORE"
+
+
+IGNORE = _Ignore()
+"""Return it from ``on_start`` to decline to start (OTP's ``ignore``): the actor goes away without
+``on_stop``, and its supervisor keeps the spec, not running (see ``protocols.supervision.Ignored``)."""
 
 
 class RequestFailedError(PtrError):
@@ -165,7 +181,7 @@ class ActorBehaviour:
 
     __slots__ = ("child_id", "path", "parent", "root", "args", "incarnation", "handled", "_timers",
                  "_requests", "_reply_to", "_init_sender", "_start_deferred", "_exiting", "_stopped",
-                 "_chaos", "_peer_sets")
+                 "_chaos", "_peer_sets", "_peers")
 
     #: Message type name -> the args key listing the registered names allowed to send it. Any
     #: other sender's message of that type is refused and counted (see ``actors.peers``).
@@ -190,6 +206,7 @@ class ActorBehaviour:
         self._stopped = False
         self._chaos: _Chaos | None = None
         self._peer_sets: dict[str, PeerSet] | None = None
+        self._peers: dict[str, Peer] | None = None
 
     # --- primitives each weight supplies ------------------------------------------------------
 
@@ -207,8 +224,9 @@ class ActorBehaviour:
 
     # --- hooks --------------------------------------------------------------------------------
 
-    def on_start(self) -> None:
-        """Runs on ``Init``. If it raises, the start failed with reason error."""
+    def on_start(self) -> Any:
+        """Runs on ``Init``. If it raises, the start failed with reason error; if it returns
+        ``IGNORE``, the actor declines to start (OTP's ``ignore``)."""
 
     def on_stop(self, reason: ExitReason) -> None:
         """Runs once when the actor leaves for any reason but ``killed``. Errors here are logged only."""
@@ -265,9 +283,20 @@ class ActorBehaviour:
         self.root = root if root is not None else self.myAddress
         self.args, self.incarnation = args, incarnation
         self._init_sender = init_sender
-        self.on_start()
-        if not self._start_deferred:
+        if self.on_start() is IGNORE:
+            self._ignore_start()
+        elif not self._start_deferred:
             self.report_started()
+
+    def _ignore_start(self) -> None:
+        """``on_start`` answered ``IGNORE``: say so and go, without ``on_stop`` (it never started)."""
+        self._stopped = self._exiting = True
+        if self._timers is not None:
+            self._timers.clear()
+        target = self.parent or self._init_sender
+        if target is not None:
+            self.send(target, Ignored(child_id=self.child_id, incarnation=self.incarnation))
+        self._after_leave()
 
     def defer_start(self) -> None:
         """Call in ``on_start`` to report ``Started`` later (a supervisor waits for its children)."""
@@ -288,11 +317,14 @@ class ActorBehaviour:
         self.finish_shutdown(reason)
 
     def finish_shutdown(self, reason: ExitReason) -> None:
+        """Stopped: run ``on_stop`` and tell the supervisor the reason (it matters when the
+        ``Shutdown`` came from someone else: normal and shutdown are normal exits, OTP)."""
         self._run_on_stop(reason)
         self._exiting = True
-        if self.parent is None and self._init_sender is not None:
-            self.send(self._init_sender, ExitNotice(child_id=self.child_id,
-                                                    incarnation=self.incarnation, reason=reason))
+        target = self.parent or self._init_sender
+        if target is not None:
+            self.send(target, ExitNotice(child_id=self.child_id, incarnation=self.incarnation,
+                                         reason=reason))
         self._end_self()
 
     def stop(self, text: str = "") -> None:
@@ -379,6 +411,15 @@ class ActorBehaviour:
             raise RequestFailedError(f"{pending.kind} to {pending.target} failed: {msg.error}")
         pending.on_reply(msg.body)
 
+    def abandon_request(self, cid: str) -> bool:
+        """Forget a request still waiting for its reply (its target is known dead): no callback of
+        it runs. True if it was still waiting."""
+        pending = self._requests.pop(cid, None) if self._requests else None
+        if pending is None:
+            return False
+        self.cancel_timer(pending.timer_id)
+        return True
+
     def _expire_request(self, cid: str) -> None:
         pending = self._requests.pop(cid, None) if self._requests else None
         if pending is None:
@@ -413,6 +454,40 @@ class ActorBehaviour:
             self.send(to.address, body)
         else:
             self.send(to.address, Reply(correlation_id=to.correlation_id, body=body))
+
+    # --- time and peers ----------------------------------------------------------------------
+
+    def clock(self) -> float:
+        """This actor's clock, in monotonic seconds: what its timers, backoffs and windows read.
+        Tests replace it (``actors.clock.MockClock``)."""
+        return time.monotonic()
+
+    def peer(self, name: str, on_down: Callable[[Any], None] | None = None, *,
+             monitor: bool = True) -> Peer:
+        """The handle of a registered peer (one per name): resolved, cached, resolved again after
+        the peer restarts; ``on_down(address)`` when the root says it went down. A short-lived
+        actor (a room) passes ``monitor=False``: the root keeps every monitor's subscriber."""
+        if self._peers is None:
+            self._peers = {}
+        handle = self._peers.get(name)
+        if handle is None:
+            handle = self._peers[name] = Peer(self, name, on_down, monitor)
+        return handle
+
+    def receiveMsg_NameDown(self, msg: NameDown, sender: Any) -> None:
+        """A monitored name went down: its ``Peer`` forgets the address. An actor that overrides
+        this and uses peers calls ``peer_went_down(msg)``."""
+        self.peer_went_down(msg)
+
+    def peer_went_down(self, msg: NameDown) -> None:
+        handle = self._peers.get(msg.name) if self._peers else None
+        if handle is not None:
+            handle.went_down(msg.address)
+
+    def receiveMsg_PeerRetry(self, msg: PeerRetry, sender: Any) -> None:
+        handle = self._peers.get(msg.name) if self._peers else None
+        if handle is not None:
+            handle.retry()
 
     # --- who may send what ------------------------------------------------------------------------
 

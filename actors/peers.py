@@ -1,4 +1,7 @@
-"""Who may send a message: the processes of a few registered names, resolved and kept current.
+"""Registered peers: ``Peer``, the one way to reach a registered name, and ``PeerSet``, who may
+send a message.
+
+``PeerSet``: the processes of a few registered names, resolved and kept current.
 
 An actor declares ``only_from = {"GameResult": "game_servers"}``: a ``GameResult`` is taken only
 from a process that runs one of the registered names listed in ``args["game_servers"]`` (the system
@@ -13,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from protocols.light import LightAddress
+from protocols.light import LightAddress, MonitorName
+from protocols.supervision import Whereis, WhereisReply
 
-__all__ = ["PeerSet", "process_of"]
+__all__ = ["Peer", "PeerRetry", "PeerSet", "process_of"]
 
 
 def process_of(address: Any) -> Any:
@@ -54,3 +58,130 @@ class PeerSet:
 
         for name in self.names:
             resolve(name, lambda address, n=name: found(n, address))
+
+
+class PeerRetry:
+    """Timer message: resolve a peer's name again (it was down or restarting)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+RESOLVE_TIMEOUT_S = 5.0
+RETRY_FIRST_S = 0.02   # a restarted process actor answers ~6-10 ms after a kill (THESPIAN-NOTES)
+RETRY_MAX_S = 1.0
+
+
+class Peer:
+    """A registered name as a handle (one way to reach a peer, used everywhere).
+
+    The first use resolves the name through the root and subscribes to its going down (Erlang's
+    monitor, by name); the address is cached until the root says the peer went down, then the next
+    use resolves again. While the name is not registered (the peer is restarting), resolution is
+    retried with exponential backoff (20 ms doubling to 1 s) for up to ``RESOLVE_TIMEOUT_S``; a use
+    that finds no peer in that time is told so (``on_unavailable``), never left hanging.
+
+    Made by ``ActorBehaviour.peer(name)``; the owner's ``NameDown`` and ``PeerRetry`` reach it.
+    """
+
+    def __init__(self, owner: Any, name: str, on_down: Callable[[Any], None] | None = None,
+                 monitor: bool = True) -> None:
+        self.owner = owner
+        self.name = name
+        self.on_down = on_down
+        self.address: Any = None
+        self.monitoring = not monitor  # a short-lived owner does not subscribe (the root keeps
+        #                                subscribers); it finds a dead peer by a request's timeout
+        self.resolving = False
+        self.waiting: list[tuple[Callable[[Any], None], float]] = []
+        self.retry_s = RETRY_FIRST_S
+        self.in_flight: dict[str, Callable[[], None]] = {}  # request id -> its on_unavailable
+
+    # --- use ----------------------------------------------------------------------------------
+
+    def when_up(self, then: Callable[[Any], None], timeout_s: float = RESOLVE_TIMEOUT_S) -> None:
+        """``then(address)`` once the peer is known (at once if cached), ``then(None)`` if it is not
+        within ``timeout_s``."""
+        if self.address is not None:
+            then(self.address)
+            return
+        self.waiting.append((then, self.owner.clock() + timeout_s))
+        self._resolve()
+
+    def send(self, message: Any) -> None:
+        """Tell the peer ``message``; dropped (and logged by nobody) if it stays unavailable."""
+        self.when_up(lambda address: address is not None and self.owner.send(address, message))
+
+    def request(self, body: Any, on_reply: Callable[[Any], None], *, timeout_s: float,
+                on_unavailable: Callable[[], None]) -> None:
+        """A request to the peer; ``on_unavailable()`` if it is not there or does not answer."""
+        def up(address: Any) -> None:
+            if address is None:
+                on_unavailable()
+                return
+
+            def timed_out() -> None:
+                self.in_flight.pop(cid, None)
+                if self.address == address:
+                    self.address = None  # it did not answer: look it up again next time
+                on_unavailable()
+
+            def replied(answer: Any) -> None:
+                self.in_flight.pop(cid, None)
+                on_reply(answer)
+
+            cid = self.owner.request(address, body, replied, timeout_s=timeout_s,
+                                     on_timeout=timed_out)
+            self.in_flight[cid] = on_unavailable
+
+        self.when_up(up, timeout_s)
+
+    # --- resolution ---------------------------------------------------------------------------
+
+    def _resolve(self) -> None:
+        if self.resolving:
+            return
+        self.resolving = True
+        if not self.monitoring:
+            self.monitoring = True
+            self.owner.send(self.owner.root, MonitorName(name=self.name,
+                                                         subscriber=self.owner.myAddress))
+        self.owner.request(self.owner.root, Whereis(name=self.name), self._resolved,
+                           timeout_s=RESOLVE_TIMEOUT_S, on_timeout=lambda: self._resolved(None))
+
+    def _resolved(self, answer: Any) -> None:
+        self.resolving = False
+        address = answer.address if isinstance(answer, WhereisReply) else None
+        if address is not None:
+            self.address, self.retry_s = address, RETRY_FIRST_S
+            waiting, self.waiting = self.waiting, []
+            for then, _deadline in waiting:
+                then(address)
+            return
+        now = self.owner.clock()
+        expired = [then for then, deadline in self.waiting if deadline <= now]
+        self.waiting = [(then, deadline) for then, deadline in self.waiting if deadline > now]
+        for then in expired:
+            then(None)
+        if self.waiting:
+            self.owner.start_timer(self.retry_s, PeerRetry(self.name))
+            self.retry_s = min(RETRY_MAX_S, self.retry_s * 2)
+
+    def retry(self) -> None:
+        if self.address is None and self.waiting:
+            self._resolve()
+
+    def went_down(self, address: Any) -> None:
+        """The root says the registered address went down: forget it, and fail at once every
+        request still waiting on it (no caller waits out a timeout for a dead peer)."""
+        if self.address is None or address != self.address:
+            return
+        self.address = None
+        in_flight, self.in_flight = self.in_flight, {}
+        for cid, on_unavailable in in_flight.items():
+            if self.owner.abandon_request(cid):
+                on_unavailable()
+        if self.on_down is not None:
+            self.on_down(address)

@@ -73,7 +73,7 @@ from protocols.game import (
     TokenBody,
     TopQuery,
 )
-from protocols.supervision import ExitReason, Whereis, WhereisReply
+from protocols.supervision import ExitReason
 
 __all__ = ["ROUTES", "ChatRules", "Lobby", "LobbyService"]
 
@@ -364,8 +364,7 @@ class Lobby(Actor):
 
     def on_start(self) -> None:
         args = self.args
-        self.matchmaker_name = str(args.get("matchmaker", "matchmaker"))
-        self.matchmaker: Any = None
+        self.matchmaker = self.peer(str(args["matchmaker"]))
         self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
         self.db = make_engine(str(args["storage_url"]))
         self.service = LobbyService(self.db, self.tokens,
@@ -475,7 +474,6 @@ class Lobby(Actor):
         message = QueueOps(ops=[op for _, op in ops])
 
         def unavailable() -> None:
-            self.matchmaker = None
             for p in pendings:
                 p.fail(as_http_error(LobbyRefusedError(503, "matchmaker unavailable",
                                                        retry_after_s=1)))
@@ -486,19 +484,7 @@ class Lobby(Actor):
             else:
                 unavailable()
 
-        def send_to(address: Any) -> None:
-            if address is None:
-                unavailable()
-                return
-            self.matchmaker = address
-            self.request(address, message, answered, timeout_s=3.0, on_timeout=unavailable)
-
-        if self.matchmaker is not None:
-            send_to(self.matchmaker)
-        else:
-            self.request(self.root, Whereis(name=self.matchmaker_name),
-                         lambda r: send_to(r.address if isinstance(r, WhereisReply) else None),
-                         timeout_s=3.0, on_timeout=unavailable)
+        self.matchmaker.request(message, answered, timeout_s=3.0, on_unavailable=unavailable)
 
     # --- from other actors --------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from protocols.game import (
     ServerReport,
     ServerStatus,
 )
-from protocols.supervision import StartChild, StartChildReply, Whereis, WhereisReply
+from protocols.supervision import StartChild, StartChildReply
 
 __all__ = ["MatchQueue", "Matchmaker", "RoomPlan"]
 
@@ -264,18 +264,13 @@ class Matchmaker(Actor):
             else:
                 failed(getattr(reply, "error", "no answer"))
 
-        def resolved(answer: Any) -> None:
-            address = answer.address if isinstance(answer, WhereisReply) else None
-            if address is None:
-                self.queue.server_down(plan.server)
-                failed(f"{server.rooms_supervisor} is down")
-                return
-            self.request(address, StartChild(args={"room_id": room_id, "players": plan.players,
-                                                   "seed": plan.seed}),
-                         answered, timeout_s=5.0, on_timeout=lambda: failed("timeout"))
+        def unavailable() -> None:
+            self.queue.server_down(plan.server)
+            failed(f"{server.rooms_supervisor} is down or did not answer")
 
-        self.request(self.root, Whereis(name=server.rooms_supervisor), resolved, timeout_s=5.0,
-                     on_timeout=lambda: failed("registry timeout"))
+        self.peer(server.rooms_supervisor).request(
+            StartChild(args={"room_id": room_id, "players": plan.players, "seed": plan.seed}),
+            answered, timeout_s=5.0, on_unavailable=unavailable)
 
     def receiveMsg_RoomEnded(self, msg: RoomEnded, sender: Any) -> None:
         self.queue.room_ended(msg.room_id)
@@ -292,13 +287,5 @@ class Matchmaker(Actor):
                 self.queue.server_report(report)
                 self._place()
 
-        def resolved(answer: Any) -> None:
-            address = answer.address if isinstance(answer, WhereisReply) else None
-            if address is None:
-                self.queue.server_down(name)
-                return
-            self.request(address, ServerStatus(), reported, timeout_s=self.poll_s * 2,
-                         on_timeout=lambda: self.queue.server_down(name))
-
-        self.request(self.root, Whereis(name=name), resolved, timeout_s=self.poll_s * 2,
-                     on_timeout=lambda: self.queue.server_down(name))
+        self.peer(name).request(ServerStatus(), reported, timeout_s=self.poll_s * 2,
+                                on_unavailable=lambda: self.queue.server_down(name))

@@ -57,7 +57,7 @@ from protocols.game import (
     ServerReport,
     ServerStatus,
 )
-from protocols.supervision import ExitReason, Whereis, WhereisReply
+from protocols.supervision import ExitReason
 
 __all__ = ["GameEngineError", "GameServer", "RoomActor"]
 
@@ -104,8 +104,8 @@ class GameServer(LightHost):
     def on_start(self) -> None:
         super().on_start()
         args = self.args
-        self.lobby_name = str(args.get("lobby", "lobby"))
-        self.matchmaker_name = str(args.get("matchmaker", "matchmaker"))
+        self.lobby_name = str(args["lobby"])
+        self.matchmaker = self.peer(str(args["matchmaker"]))
         self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
         self.events: EdgeBridge[object] = EdgeBridge(max_in_flight=65_536)
         self.engine = TickEngine(self.tokens, self._post_event, EngineSettings(
@@ -195,17 +195,9 @@ class GameServer(LightHost):
             return
         if ended:
             del self.room_actors[room_id]
-            self.tell_named(self.matchmaker_name, RoomEnded(server=self.child_id, room_id=room_id))
+            self.matchmaker.send(RoomEnded(server=self.child_id, room_id=room_id))
         else:
             entry.state, entry.since = "restarting", time.monotonic()
-
-    def tell_named(self, name: str, message: Any) -> None:
-        """Send ``message`` to a registered name; if the name is down, the message is dropped."""
-        def resolved(answer: Any) -> None:
-            if isinstance(answer, WhereisReply) and answer.address is not None:
-                self.send(answer.address, message)
-        self.request(self.root, Whereis(name=name), resolved, timeout_s=5.0,
-                     on_timeout=lambda: None)
 
     # --- questions ----------------------------------------------------------------------------
 
@@ -272,14 +264,7 @@ class RoomActor(LightActor):
                           self.config.room_id)
                 self.stop("round over; result lost")
 
-        def resolved(answer: Any) -> None:
-            address = answer.address if isinstance(answer, WhereisReply) else None
-            if address is None:
-                give_up()
-                return
-            self.request(address, self.result, lambda _stored: self.stop("round over"),
-                         timeout_s=5.0, on_timeout=give_up)
-
-        self.request(self.root, Whereis(name=self.server.lobby_name), resolved, timeout_s=5.0,
-                     on_timeout=give_up)
+        self.peer(self.server.lobby_name, monitor=False).request(
+            self.result, lambda _stored: self.stop("round over"), timeout_s=5.0,
+            on_unavailable=give_up)
 
