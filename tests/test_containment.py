@@ -5,6 +5,7 @@ killed root or ``ptr run`` ends the whole system."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -125,7 +126,9 @@ def test_a_node_with_another_cookie_cannot_join(make_runtime: Callable[..., Acto
     procs = []
 
     def node(name: str, cookie: str) -> None:
-        env = {**os.environ, "PTR_RUN_DIR": str(tmp_path / name), "PTR_COOKIE": cookie}
+        # the member advertises (so binds) another address: a node's own interface, not all
+        env = {**os.environ, "PTR_RUN_DIR": str(tmp_path / name), "PTR_COOKIE": cookie,
+               "THESPIAN_BASE_IPADDR": "127.0.0.2" if name == "member" else "127.0.0.1"}
         proc = subprocess.Popen(
             [*PTR, "node", "start", "--join", f"127.0.0.1:{rt.admin_port}", "--name", name,
              "--capability", "role=edge", "--for", "60"],
@@ -140,6 +143,9 @@ def test_a_node_with_another_cookie_cannot_join(make_runtime: Callable[..., Acto
         wait(lambda: rt.which_children().children[0].status == "running", 20, "edge placed")
         assert rt.which_children().children[0].node == "member"
         assert set(rt.ask(rt.root, ListNodes(), 5)) == {"member"}
+        member = RunInfo(**json.loads((tmp_path / "member" / "node-member.json").read_text()))
+        addresses = {address for _, address, _ in listening(member.processes())}
+        assert addresses == {"127.0.0.2"}, addresses
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
