@@ -20,18 +20,13 @@ class Pinger(Actor):
     def on_start(self) -> None:
         self.sent = self.answered = 0
         self.last_ms = 0.0
+        self.ponger = self.peer(str(self.args["target"]))
         self.start_timer(float(self.args.get("interval_s", 1.0)), PingStats(), repeat=True)
 
     def receiveMsg_PingStats(self, msg: PingStats, sender: Any) -> PingReport | None:
         if sender != self.myAddress:
             return PingReport(sent=self.sent, answered=self.answered,
                               last_round_trip_ms=self.last_ms, incarnation=self.incarnation)
-        self.whereis(str(self.args.get("target", "ponger")), self._ping)
-        return None
-
-    def _ping(self, address: Any) -> None:
-        if address is None:
-            return  # the ponger is restarting; the next tick tries again
         self.sent += 1
         began = time.perf_counter()
 
@@ -39,5 +34,6 @@ class Pinger(Actor):
             self.answered += 1
             self.last_ms = (time.perf_counter() - began) * 1000
 
-        self.request(address, PingRequest(seq=self.sent), answered, timeout_s=1.0,
-                     on_timeout=lambda: None)
+        self.ponger.request(PingRequest(seq=self.sent), answered, timeout_s=1.0,
+                            on_unavailable=lambda: None)  # restarting: the next tick tries again
+        return None
