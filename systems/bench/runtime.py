@@ -42,7 +42,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure_messages(rt: ActorRuntime, count: int, window: int, rounds: int) -> dict[str, float]:
+def measure_messages(rt: ActorRuntime, count: int, window: int, rounds: int) -> dict[str, Any]:
     raw_source, raw_sink = rt.create_actor(RawSource), rt.create_actor(RawSink)
     ptr_source, ptr_sink = rt.whereis("bench-source"), rt.whereis("bench-sink")
     timeout = 120.0
@@ -99,6 +99,34 @@ def frame_cost_us(frames: int = 20_000, repeat: int = 5) -> dict[str, float]:
         signed.append(per_frame(codec.dumps, codec.loads))
     return {"frame_plain_us": round(min(plain), 2), "frame_signed_us": round(min(signed), 2),
             "frame_mac_us": round(min(signed) - min(plain), 2)}
+
+
+def measure_restarts(rt: ActorRuntime, samples: int) -> dict[str, Any]:
+    by_fault: dict[str, list[float]] = {"error": [], "sigkill": []}
+    for n in range(samples):
+        fault = "error" if n % 2 == 0 else "sigkill"
+        old = rt.whereis("victim")
+        pid = rt.ask(old, Ping()).pid
+        began = time.perf_counter()
+        if fault == "error":
+            rt.tell(old, Crash(text="bench"))
+        else:
+            os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                address = rt.whereis("victim", timeout_s=5)
+                if address != old and rt.ask(address, Ping(), 1).pid != pid:
+                    break
+            except (NoSuchNameError, RequestTimeoutError):
+                pass
+        by_fault[fault].append((time.perf_counter() - began) * 1000)
+    every = by_fault["error"] + by_fault["sigkill"]
+    return {
+        "restart_p50_ms": round(statistics.median(every), 2),
+        "restart_p99_ms": round(_percentile(every, 0.99), 2),
+        "restart_samples": len(every),
+        "restart_by_fault_p50_ms": {k: round(statistics.median(v), 2) for k, v in by_fault.items()},
+    }
 
 
 def run(messages: int = 5000, window: int = 8, rounds: int = 3, restarts: int = 40) -> dict[str, Any]:
