@@ -72,7 +72,7 @@ def _bound_address_init(self: Any, *args: Any, **kwargs: Any) -> None:
         self.bindname = (self.sockname[0], self.bindname[1])
 
 
-_ipbase.IPActorAddress.__init__ = _bound_address_init  # type: ignore[method-assign]
+_ipbase.IPActorAddress.__init__ = _bound_address_init
 
 
 # --- authenticated frames -----------------------------------------------------------------------
@@ -159,7 +159,7 @@ _ensure_cookie()
 def plain_transport() -> None:
     """Thespian's transport as shipped: every interface, unauthenticated pickles. Only for the
     baseline of ``ptr bench runtime``, in a process of its own; never in a system."""
-    _ipbase.IPActorAddress.__init__ = _original_address_init  # type: ignore[method-assign]
+    _ipbase.IPActorAddress.__init__ = _original_address_init
     _tcp.serializer = pickle
 
 

@@ -13,6 +13,7 @@ host's address is what is compared.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,7 +58,7 @@ class PeerSet:
                 then()
 
         for name in self.names:
-            resolve(name, lambda address, n=name: found(n, address))
+            resolve(name, functools.partial(found, name))
 
 
 class PeerRetry:
@@ -112,7 +113,11 @@ class Peer:
 
     def send(self, message: Any) -> None:
         """Tell the peer ``message``; dropped (and logged by nobody) if it stays unavailable."""
-        self.when_up(lambda address: address is not None and self.owner.send(address, message))
+        def up(address: Any) -> None:
+            if address is not None:
+                self.owner.send(address, message)
+
+        self.when_up(up)
 
     def request(self, body: Any, on_reply: Callable[[Any], None], *, timeout_s: float,
                 on_unavailable: Callable[[], None]) -> None:

@@ -62,7 +62,8 @@ class Codec(Generic[M]):
             raise InvalidMessageError(f"invalid {kind}", kind=kind, errors=field_errors(exc)) from None
 
     def to_msgpack(self, msg: M) -> bytes:
-        return msgpack.packb(self.to_dict(msg), use_bin_type=True)
+        packed: bytes = msgpack.packb(self.to_dict(msg), use_bin_type=True)
+        return packed
 
     def from_msgpack(self, data: bytes) -> M:
         try:

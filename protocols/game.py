@@ -17,6 +17,7 @@ Pure data: no Thespian here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import msgpack
@@ -146,7 +147,7 @@ class GameOver(NamedTuple):
 
 ServerDatagram = Welcome | Snapshot | Rejoin | Reject | GameOver
 
-_packb = msgpack.packb
+_packb: Callable[[Any], bytes] = msgpack.packb
 _unpackb = msgpack.unpackb
 
 

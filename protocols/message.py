@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +26,7 @@ class Message(BaseModel):
         ``repr()`` stays complete for debugging and test output."""
         return f"<{self.kind}>"
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("kind"):
             cls.kind = cls.__name__

@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except BrokenPipeError:  # the reader went away (ptr inspect | head): not an error
-        sys.stdout = None  # type: ignore[assignment]
+        sys.stdout = None
         return 0
     except PtrError as exc:
         print(f"ptr: error: {exc}", file=sys.stderr)

@@ -76,7 +76,7 @@ def port_holders(port: int) -> list[tuple[int, str, str]]:
                         inodes[f"socket:[{cols[9]}]"] = proto
         except OSError:
             continue
-    found = []
+    found: list[tuple[int, str, str]] = []
     if not inodes:
         return found
     for pid, _state, _ppid, _sid, cmd in _processes():

@@ -71,7 +71,7 @@ def encode_address(address: Any) -> str:
 def read_all(kind: str | None = None) -> list[RunInfo]:
     """Run files of live systems. One whose ptr process and actor processes are all gone is
     removed; one whose actor processes outlived their ptr process is kept, for ``ptr stop``."""
-    found = []
+    found: list[RunInfo] = []
     if not run_dir().is_dir():
         return found
     for path in sorted(run_dir().glob("*.json")):

@@ -50,11 +50,11 @@ def measure_messages(rt: ActorRuntime, count: int, window: int, rounds: int) -> 
     def raw(n: int) -> float:
         done = rt.ask_plain(raw_source, BenchRun(target=raw_sink, count=n, window=window),
                             BenchDone, timeout)
-        return n / done.elapsed_s
+        return float(n / done.elapsed_s)
 
     def supervised(n: int) -> float:
         done = rt.ask(ptr_source, BenchRun(target=ptr_sink, count=n, window=window), timeout)
-        return n / done.elapsed_s
+        return float(n / done.elapsed_s)
 
     raw(min(500, count)), supervised(min(500, count))  # warm up: connections, imports
     raw_rates, ptr_rates, plain_rates = [], [], []

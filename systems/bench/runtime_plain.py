@@ -22,7 +22,7 @@ def measure(count: int, window: int) -> float:
                      BenchDone, 120)  # warm up, as the authenticated run does
         done = rt.ask_plain(source, BenchRun(target=sink, count=count, window=window),
                             BenchDone, 120)
-        return count / done.elapsed_s
+        return float(count / done.elapsed_s)
 
 
 if __name__ == "__main__":
