@@ -71,7 +71,7 @@ class PeerRetry:
 
 
 RESOLVE_TIMEOUT_S = 5.0
-RETRY_FIRST_S = 0.02   # a restarted process actor answers ~6-10 ms after a kill (THESPIAN-NOTES)
+RETRY_FIRST_S = 0.02   # a restarted process actor answers ~6-10 ms after a kill (docs/platform.md)
 RETRY_MAX_S = 1.0
 
 

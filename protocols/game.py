@@ -5,7 +5,7 @@ Three audiences, three forms:
 * **Datagrams** (players <-> a game server, 60 a second each): msgpack arrays
   ``[WIRE_VERSION, kind, field, ...]`` decoded into ``NamedTuple``s by hand. Why not the envelope
   ``Codec`` of ``protocols.codec``: a dict envelope plus pydantic costs several microseconds per
-  datagram, and the server reads 60,000 a second on one core (LIMITS.md). Every decoder raises
+  datagram, and the server reads 60,000 a second on one core (docs/platform.md). Every decoder raises
   ``InvalidMessageError`` for anything malformed, never something else, so an edge counts it.
 * **HTTP bodies and answers** (the lobby): frozen pydantic models, validated by the edge.
 * **Actor messages**: frozen pydantic ``Message``s; each crosses a process boundary a few times a

@@ -1,7 +1,7 @@
 """The naive design, for comparison in ``ptr bench game``: every input is its own Thespian message
 from an edge process to a room process, which applies it at once.
 
-Measured with the best setting THESPIAN-NOTES.md found for one-message-per-event traffic: a credit
+Measured with the best setting docs/platform.md (Thespian) found for one-message-per-event traffic: a credit
 window (``window`` inputs in flight, each acknowledged), since a sender that bursts stalls in
 Thespian's send queue and is slower still.
 """

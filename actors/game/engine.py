@@ -5,7 +5,7 @@ Why one thread: a second busy thread (the actor's) would share the GIL, and a th
 the GIL waits up to ``sys.getswitchinterval()`` (5 ms), a third of a tick. So the Thespian thread of
 the ``GameServer`` only starts and stops rooms; the loop thread does all per-input and per-tick work.
 
-Flow: ``UdpEdge`` drains the socket in batches (never ``DatagramProtocol``, see LIMITS.md), polled
+Flow: ``UdpEdge`` drains the socket in batches (never ``DatagramProtocol``, see docs/platform.md, Plain Python), polled
 ``reads_per_tick`` times a tick and at each tick rather than on readiness (see ``_poll_socket``), and
 calls ``_on_batch``, which appends each input to its session's list: nothing is decided before the
 tick. At each tick, every room steps once with the inputs gathered since the last tick (rules in
