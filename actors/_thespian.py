@@ -39,6 +39,8 @@ os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
 from thespian.actors import (  # noqa: E402
     ActorAddress,
     ActorExitRequest,
+    ActorSystem,
+    ActorSystemException,
     ActorTypeDispatcher,
     ChildActorExited,
     DeadEnvelope,
@@ -51,7 +53,8 @@ from thespian.system.transport import IPBase as _ipbase  # noqa: E402
 from thespian.system.transport import TCPTransport as _tcp  # noqa: E402
 from thespian.system.transport import streamBuffer as _stream  # noqa: E402
 
-__all__ = ["ActorAddress", "ActorExitRequest", "ActorTypeDispatcher", "ChildActorExited",
+__all__ = ["ActorAddress", "ActorExitRequest", "ActorSystem", "ActorSystemException",
+           "ActorTypeDispatcher", "ChildActorExited",
            "DeadEnvelope", "PoisonMessage", "ThespianWatch", "WakeupMessage", "WatchMessage",
            "cookie_hex", "frame_codec", "link_to_parent", "plain_transport", "refused_frames",
            "set_cookie"]

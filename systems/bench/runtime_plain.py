@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-from actors._thespian import plain_transport
+from actors.system import plain_transport
 from actors.bench import RawSink, RawSource
 from protocols.bench import BenchDone, BenchRun
 from supervisors.spec import SupervisorSpec
