@@ -127,7 +127,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if gone is not None:
                     break
                 if system.status is not None and not stop:
-                    print(f"{system.name}: {system.status(runtime, settings)}", flush=True)
+                    try:
+                        line = system.status(runtime, settings)
+                    except PtrError as exc:  # a part is restarting, or the whole system went
+                        gone = runtime.gone()
+                        if gone is not None:
+                            break
+                        line = f"status unavailable: {exc}"
+                    print(f"{system.name}: {line}", flush=True)
             if stop:
                 print(f"{system.name}: stopping", flush=True)
         finally:

@@ -290,3 +290,18 @@ def test_a_port_held_by_another_process_is_named_before_anything_starts(tmp_path
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
     assert f"port {port} (lobby_port) is held by pid {os.getpid()} over tcp" in out.stderr
+
+
+def test_a_root_that_gives_up_ends_ptr_run_with_the_reason(ptr_run: Callable[..., PtrRun]) -> None:
+    run = ptr_run("ping", "--set", "interval_s=0.1")
+    for _ in range(4):  # the root's intensity is 3 restarts in 5 s
+        crash = subprocess.run([*PTR, "chaos", "crash", "/ping/ponger"], cwd=ROOT, env=run.env,
+                               capture_output=True, text=True, timeout=60)
+        if crash.returncode != 0:
+            break  # the root gave up after the previous one: nothing left to crash
+    _, err = run.proc.communicate(timeout=30)
+    assert run.proc.returncode == 3
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ptr: error: ping is gone: the root supervisor exited: shutdown"), last
+    assert "systems/cli.py" not in err  # the crashes' tracebacks are the actors' log, not ptr's
+    assert not run.processes()
