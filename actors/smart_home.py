@@ -40,6 +40,7 @@ from actors.smart_home_store import (
     MODES_TOPIC,
     READINGS_TOPIC,
     ROLLUPS_TOPIC,
+    TABLES,
     alert_db_row,
     latest_mode,
     mode_db_row,
@@ -51,7 +52,7 @@ from actors.smart_home_store import (
     unpack,
     writers,
 )
-from actors.storage import DurableLog, LogEntry, StorageBackoff, make_engine
+from actors.storage import DurableLog, LogEntry, RowWriter, StorageBackoff, make_engine
 from protocols.errors import StorageUnavailableError
 from protocols.light import MonitorName, NameDown
 from protocols.smart_home import (
@@ -187,7 +188,8 @@ class ReadingIngest(NamedTargets):
     (disk full, read-only, NATS down), every request of the batch that was to be stored is
     refused with a 503 ``Refusal`` naming the reason, nothing of it is remembered, and the broker
     is tried again by the first batch after the backoff (0.1 s doubling to 2 s); batches before
-    that are refused at once. Any other broker error crashes this actor (the edge answers 503).
+    that are refused at once; so is everything while the broker could not be opened yet (it was
+    out when the ingest started). Any other broker error crashes this actor (the edge answers 503).
 
     A reading whose key (sensor and message id) is among the last ``dedup_window`` accepted is
     answered as stored and not passed on again: a client that retries because its answer was lost
@@ -211,13 +213,22 @@ class ReadingIngest(NamedTargets):
         self.dedup_window = int(args.get("dedup_window", 50_000))
         self.recent: OrderedDict[str, None] = OrderedDict()
         self.broker: DurableLog | None = None
+        self.opened = self.direct
         if self.direct:
             kinds = sorted({s.kind for s in self.house.sensors})
             self.track_names([WRITER, *(analyzer_name(k) for k in kinds)])
         else:
-            self.broker = open_broker(str(args["broker_url"]))
-            self.house_mode = last_mode(self.broker) or "home"
-            self.refill_recent()
+            self.storage.attempt(self.open_stores)
+
+    def open_stores(self) -> None:
+        """Open the broker and take from it what a restart needs (the house mode, the duplicate
+        window). Until this worked (the broker may be out when the ingest starts) every request
+        is refused with 503, and the next request after the backoff tries again."""
+        if self.broker is None:
+            self.broker = open_broker(str(self.args["broker_url"]))
+        self.house_mode = last_mode(self.broker) or "home"
+        self.refill_recent()
+        self.opened = True
 
     def refill_recent(self, max_entries: int = 2000) -> None:
         """Remember the keys of the newest readings in the broker (at most ``max_entries``
@@ -246,6 +257,8 @@ class ReadingIngest(NamedTargets):
             self.broker.close()
 
     def receiveMsg_EdgeBatch(self, msg: EdgeBatch, sender: Any) -> EdgeAnswers:
+        if not self.opened and not self.storage.attempt(self.open_stores):
+            return self.refuse_unavailable([None] * len(msg.items))  # no duplicate window yet
         now = time.time()
         answers: list[Any] = []
         rows: list[dict[str, Any]] = []
@@ -285,11 +298,12 @@ class ReadingIngest(NamedTargets):
         return EdgeAnswers(answers=answers)
 
     def refuse_unavailable(self, answers: list[Any]) -> EdgeAnswers:
-        """The broker is out: what was to be stored (or to set the mode) is refused with 503 and
-        the reason. None of it was acknowledged, so its client may send it again."""
+        """The broker is out: every request that was to be stored (or to set the mode) is refused
+        with 503 and the reason. None of it was acknowledged, so its client may send it again."""
         refusal = Refusal(status=503, error=f"storage unavailable: {self.storage.reason}")
-        self.unavailable += sum(a.records for a in answers if isinstance(a, Stored))
-        return EdgeAnswers(answers=[a if isinstance(a, Refusal) else refusal for a in answers])
+        refused = [a if isinstance(a, Refusal) else refusal for a in answers]
+        self.unavailable += sum(a is refusal for a in refused)
+        return EdgeAnswers(answers=refused)
 
     def check(self, readings: Sequence[Any], now: float, batch: bool) -> Refusal | None:
         """The checks a schema cannot make: the sensor is installed, is of that kind, and the time
@@ -319,7 +333,7 @@ class ReadingIngest(NamedTargets):
         return Refusal(status=400, error=f"{first['field']}: {first['error']}{more}", fields=fields)
 
     def persist(self, rows: list[dict[str, Any]], modes: list[dict[str, Any]], now: float) -> None:
-        if self.broker is not None:
+        if self.broker is not None:  # broker mode (opened before the batch was looked at)
             if modes:
                 self.broker.append(MODES_TOPIC, [pack(modes)])
                 self.appends += 1
@@ -370,6 +384,7 @@ class KindAnalyzer(NamedTargets):
     nothing, outputs whose append failed are kept and appended before anything else is read, and
     the offset is committed only once the outputs of everything before it are appended. So a
     resumed analyzer counts every reading once, and a crash meanwhile replays from the commit.
+    One that starts while a store is out begins its rebuild when the store answers.
 
     Direct mode: takes ``ReadingBatch`` messages and sends its outputs to the writer; a restart
     keeps only the rolled-up hours.
@@ -394,8 +409,8 @@ class KindAnalyzer(NamedTargets):
         now = time.time()
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
         self.engine = make_engine(str(args["db_url"]))
-        writers(self.engine)  # the rollups table must exist before it is read
         self.broker: DurableLog | None = None
+        self.opened = False
         self.next_offset = 1
         self.next_mode_offset = 1
         self.replayed = 0
@@ -410,14 +425,25 @@ class KindAnalyzer(NamedTargets):
         if self.direct:
             self.caught_up = True
             self.track_names([WRITER])
+        else:
+            self.start_timer(self.poll_interval_s, PollBroker(), repeat=True)
+        self.start_timer(CLOCK_TICK_S, ClockTick(), repeat=True)
+        self.storage.attempt(self.open_stores)
+
+    def open_stores(self) -> None:
+        """Create the tables (the rollups table must exist before it is read), then open the
+        broker and begin the rebuild (direct mode: read the house mode and the stored rollups).
+        If a store is out when the analyzer starts, its timers try again after the backoff."""
+        writers(self.engine)
+        if self.direct:
             if self.kind == "motion":
                 self.analysis.set_mode(latest_mode(self.engine) or "home")
             self.load_rollups(self.first_hour)
         else:
-            self.broker = open_broker(str(args["broker_url"]))
+            if self.broker is None:
+                self.broker = open_broker(str(self.args["broker_url"]))
             self.begin_rebuild()
-            self.start_timer(self.poll_interval_s, PollBroker(), repeat=True)
-        self.start_timer(CLOCK_TICK_S, ClockTick(), repeat=True)
+        self.opened = True
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
@@ -433,7 +459,7 @@ class KindAnalyzer(NamedTargets):
 
     @property
     def rebuilding(self) -> bool:
-        return self.next_offset <= self.rebuild_until or not self.rollups_loaded
+        return not self.opened or self.next_offset <= self.rebuild_until or not self.rollups_loaded
 
     def begin_rebuild(self) -> None:
         broker = self.broker
@@ -486,7 +512,11 @@ class KindAnalyzer(NamedTargets):
     # --- consuming ----------------------------------------------------------------------------
 
     def receiveMsg_PollBroker(self, msg: PollBroker, sender: Any) -> None:
-        if self.broker is not None and not self.rebuilding:
+        if self.direct:
+            return
+        if not self.opened:
+            self.storage.attempt(self.open_stores)
+        elif not self.rebuilding:
             self.storage.attempt(self.poll_broker)
 
     def poll_broker(self) -> None:
@@ -589,6 +619,8 @@ class KindAnalyzer(NamedTargets):
     # --- the clock ----------------------------------------------------------------------------
 
     def receiveMsg_ClockTick(self, msg: ClockTick, sender: Any) -> None:
+        if not self.opened:
+            self.storage.attempt(self.open_stores)
         if not self.caught_up:
             return
         now = time.time()
@@ -597,7 +629,9 @@ class KindAnalyzer(NamedTargets):
             self.storage.attempt(self.append_outputs)
 
     def receiveMsg_CheckNow(self, msg: CheckNow, sender: Any) -> AnalyzerStats:
-        while self.rebuilding and self.storage.attempt(self.rebuild_step):
+        if not self.opened:
+            self.storage.attempt(self.open_stores)
+        while self.opened and self.rebuilding and self.storage.attempt(self.rebuild_step):
             pass
         self.receiveMsg_PollBroker(PollBroker(), sender)
         self.receiveMsg_ClockTick(ClockTick(), sender)
@@ -645,6 +679,7 @@ class ReadingWriter(Actor):
     broker mode nothing moves past the failure (the offsets advance only after the rows are
     written, and the next try reads the same entries again; the keys skip what one table already
     took); in direct mode the rows stay buffered (in memory: a kill loses them) until a try works.
+    A writer that starts while a store is out makes its tables and opens the broker when it can.
 
     Args: ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
     ``commit_interval_s``, ``flush_s`` (0.05), ``max_rows`` (2000), ``retention_every_s`` (60),
@@ -659,11 +694,12 @@ class ReadingWriter(Actor):
         self.rooms = {s.sensor_id: s.room for s in house.sensors}
         self.direct = args.get("mode", "broker") == "direct"
         self.engine = make_engine(str(args["db_url"]))
-        self.tables = writers(self.engine)
+        self.tables: dict[str, RowWriter] = {}   # made by open_stores
         self.counts = dict.fromkeys(("readings", "alerts", "rollups", "modes", "duplicates"), 0)
         self.recent_alerts: list[str] = []
         self.broker: DurableLog | None = None
-        self.buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in self.tables}
+        self.next: dict[str, int] = {}           # per topic, the next offset to read
+        self.buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self.received_at: list[float] = []
         self.flush_timer: int | None = None
         self.flush_s = float(args.get("flush_s", 0.05))
@@ -679,14 +715,24 @@ class ReadingWriter(Actor):
         self.truncated = 0  # readings entries dropped by retention, this incarnation
         self.storage = StorageBackoff(self.path or WRITER)
         if not self.direct:
-            self.broker = open_broker(str(args["broker_url"]))
-            self.next = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
             self.start_timer(float(args.get("poll_interval_s", POLL_INTERVAL_S)), PollBroker(),
                              repeat=True)
+        self.storage.attempt(self.open_stores)
+
+    def open_stores(self) -> None:
+        """Create the tables, then (broker mode) open the broker at the committed offsets. If a
+        store is out when the writer starts, the next poll (direct mode: flush) after the
+        backoff tries again; what is open stays open."""
+        if not self.tables:
+            self.tables = writers(self.engine)
+        if not self.direct and not self.next:
+            if self.broker is None:
+                self.broker = open_broker(str(self.args["broker_url"]))
+            self.next = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
-            if self.direct and getattr(self, "tables", None) is not None:
+            if self.direct and getattr(self, "tables", None):
                 self.flush()  # a graceful stop writes what it holds
             elif self.broker is not None and self.uncommitted:
                 self.commit()
@@ -699,16 +745,17 @@ class ReadingWriter(Actor):
     # --- broker mode --------------------------------------------------------------------------
 
     def receiveMsg_PollBroker(self, msg: PollBroker, sender: Any) -> None:
-        if self.broker is not None:
+        if not self.direct:
             self.storage.attempt(self.poll_broker)
 
     def poll_broker(self) -> None:
         """Read what is new in each topic, write it, then advance (and, when due, commit) the
         offsets, and apply retention when due. Raises ``StorageUnavailableError`` where the
         broker or the database fails; the next try starts again from the same offsets."""
+        self.open_stores()
         broker = self.broker
         assert broker is not None
-        self.buffer = {t: [] for t in self.tables}  # broker mode: the buffer is what was read
+        self.buffer = {t: [] for t in TABLES}  # broker mode: the buffer is what was read
         self.received_at = []
         done: dict[str, int] = {}
         backlog = False
@@ -807,6 +854,7 @@ class ReadingWriter(Actor):
         if self.flush_timer is not None:
             self.cancel_timer(self.flush_timer)
             self.flush_timer = None
+        self.open_stores()
         buffer = self.buffer
         stored_at = time.time()
         rooms = self.rooms
@@ -842,8 +890,10 @@ class ReadingWriter(Actor):
 
     def lag_entries(self) -> int:
         """Readings entries in the broker not written yet; -1 while the broker cannot say."""
-        if self.broker is None:
+        if self.direct:
             return 0
+        if self.broker is None or not self.next:
+            return -1
         try:
             return self.broker.end_offset(READINGS_TOPIC) - (self.next[READINGS_TOPIC] - 1)
         except StorageUnavailableError:

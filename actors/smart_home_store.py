@@ -87,14 +87,18 @@ def open_broker(url: str) -> DurableLog:
 
 
 def writers(engine: sa.Engine) -> dict[str, RowWriter]:
-    """A ``RowWriter`` per table, tables and indexes created if missing (idempotent)."""
+    """A ``RowWriter`` per table, tables and indexes created if missing (idempotent). Raises
+    ``StorageError`` (``StorageUnavailableError`` when the database is out)."""
     out = {name: RowWriter(engine, table) for name, table in TABLES.items()}
     for writer in out.values():
         writer.create()
     tables = {w.table.name: w.table for w in out.values()}
     for name, table_name, columns in _INDEXES:
         table = tables[table_name]
-        sa.Index(name, *(table.c[c] for c in columns)).create(engine, checkfirst=True)
+        try:
+            sa.Index(name, *(table.c[c] for c in columns)).create(engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise storage_error(exc, f"could not create index {name!r}") from exc
     return out
 
 

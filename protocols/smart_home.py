@@ -356,7 +356,7 @@ class IngestStats(Message):
     appends: int
     mode: str
     duplicates: int = 0
-    unavailable: int = 0           # readings refused with 503 because the broker was out
+    unavailable: int = 0           # requests refused with 503 because the broker was out
     storage_unavailable: str = ""  # why the broker is out ("" while it answers)
     storage_outages: int = 0       # outages begun (this incarnation)
 

@@ -72,6 +72,10 @@ class SmartHomeSettings(SystemSettings):
     readings cost the ingest ~2 ms of CPU, almost all of it Thespian's round trip; 20 ms of
     lingering makes batches of ~20 and costs at most 20 ms of answer time.
 
+    ``broker_url``: empty for a SQLite file under ``data_dir``, or ``nats://host:port/PREFIX`` for
+    NATS JetStream (streams ``PREFIX_<topic>``). ``storage_url``: the database (SQLite under
+    ``data_dir`` by default, or ``postgresql://...``).
+
     Broker retention: every ``broker_retention_every_s`` the writer drops the broker's entries
     that every consumer is done with (readings kept from the analyzers' replay point, about the
     last one to two hours, and at least the newest ``broker_retain_entries``).
@@ -168,7 +172,8 @@ _last: dict[int, tuple[float, int, int]] = {}
 
 def status(runtime: Any, settings: SmartHomeSettings) -> str:
     """Readings accepted and stored (and the rate), alerts with the newest one's text, house mode,
-    broker lag. An actor that is restarting shows as such instead of failing the command."""
+    broker lag, and why the storage is unavailable while it is. An actor that is restarting shows
+    as such instead of failing the command."""
     try:
         ingest = runtime.ask(INGEST, GetIngestStats(), 2)
         writer = runtime.ask(WRITER, GetWriterStats(), 2)
@@ -184,6 +189,9 @@ def status(runtime: Any, settings: SmartHomeSettings) -> str:
             f"alerts {writer.alerts}, house {ingest.mode}")
     if settings.mode == "broker":
         line += f", broker lag {writer.lag_entries}"
+    for who, stats in (("ingest", ingest), ("writer", writer)):
+        if stats.storage_unavailable:
+            line += f"\n  STORAGE UNAVAILABLE ({who}, retrying): {stats.storage_unavailable}"
     if writer.alerts > alerts_before and writer.recent_alerts:
         fresh = writer.recent_alerts[-min(3, writer.alerts - alerts_before):]
         line += "".join(f"\n  ALERT {text}" for text in fresh)

@@ -37,10 +37,11 @@ import nats
 import pytest
 import sqlalchemy as sa
 
-from actors.smart_home import INGEST
-from protocols.smart_home import KINDS, GetIngestStats, IngestStats
+from actors.smart_home import INGEST, MQTT_EDGE
+from protocols.smart_home import KINDS, GetIngestStats, GetMqttStats, IngestStats, MqttStats
 from systems.runtime import ActorRuntime
-from tests.services import NATS, POSTGRES, require_service
+from tests.services import MOSQUITTO, NATS, POSTGRES, require_service
+from tests.test_smart_home_mqtt import Publisher
 from tests.test_smart_home_support import SENSOR_OF, Home, reading, start_home
 
 pytestmark = pytest.mark.multiproc
@@ -168,6 +169,12 @@ def ingest_stats(home: Home) -> IngestStats:
     return stats
 
 
+def mqtt_stats(home: Home) -> MqttStats:
+    stats = home.rt.ask(MQTT_EDGE, GetMqttStats(), 5)
+    assert isinstance(stats, MqttStats)
+    return stats
+
+
 # --- the scenario every test runs ------------------------------------------------------------------
 
 def ride_out(home: Home, fleet: Fleet, break_storage: Callable[[], None],
@@ -280,6 +287,39 @@ def test_a_full_disk_is_refused_with_503_and_served_again_once_space_returns(
         home.close()
 
 
+def test_mqtt_readings_refused_for_a_full_disk_are_held_unacknowledged_and_stored_later(
+        small_tmpfs: Path, make_runtime: Any) -> None:
+    require_service(*MOSQUITTO)
+    prefix = f"ptr-test/{uuid.uuid4().hex[:10]}"
+    home = start_home(make_runtime, small_tmpfs, base="multiproc", mqtt=True, mqtt_prefix=prefix,
+                      mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}", mqtt_session_expiry_s=60)
+    home.rt.wait_for(lambda: mqtt_stats(home).connected, 20, what="subscribed")
+    filler = small_tmpfs / "filler"
+    fleet = Fleet(home, batch=100, id_length=100)
+    publisher = Publisher(prefix)
+    published = [reading("motion", message_id=f"mqtt-{n}") for n in range(100)]
+
+    def publish_while_full() -> None:
+        for body in published:
+            publisher.publish(body["sensor_id"], body)
+        home.rt.wait_for(lambda: mqtt_stats(home).held > 0, 20, what="MQTT readings held")
+
+    try:
+        ride_out(home, fleet, lambda: fill(filler), filler.unlink, refused=True,
+                 while_broken=publish_while_full)
+        home.rt.wait_for(lambda: mqtt_stats(home).held == 0, 20, what="held readings offered")
+        keys = {f"{r['sensor_id']}/{r['message_id']}" for r in published}
+        assert_every_acknowledged_reading_stored_once(home, fleet)
+        stored = {key for (key,) in home.sql("SELECT message_id FROM smart_home_readings "
+                                             "WHERE message_id LIKE '%/mqtt-%'")}
+        assert stored == keys
+        stats = mqtt_stats(home)
+        assert stats.rejected == 0 and stats.incarnation == 1 and stats.acked >= 100
+    finally:
+        publisher.close()
+        home.close()
+
+
 # --- 2. PostgreSQL stops ------------------------------------------------------------------------
 
 PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
@@ -345,6 +385,33 @@ def test_postgresql_stopped_under_the_writer_is_ridden_out_and_loses_nothing(
         assert home.get("/sensors/heating-living/readings").status == 200
     finally:
         home.close()
+        if not port_open(POSTGRES[2]):
+            postgres("start")
+
+
+@pytest.mark.postgres
+def test_the_smart_home_starts_while_postgresql_is_down_and_stores_everything_once_it_is_up(
+        postgres_url: str, make_runtime: Any, tmp_path: Path) -> None:
+    postgres("stop")
+    try:
+        # Nothing crash-loops at start: the writer and the analyzers wait for their tables.
+        home = start_home(make_runtime, tmp_path, base="multiproc", storage_url=postgres_url)
+        before = processes(home.rt)
+        fleet = Fleet(home).start()
+        try:
+            home.rt.wait_for(lambda: fleet.acked_count() >= 300, 20, what="readings acknowledged")
+            assert "failed" in home.writer_stats().storage_unavailable
+            assert home.check("heating").storage_unavailable
+            postgres("start")
+            home.rt.wait_for(lambda: home.writer_stats().storage_unavailable == "", RECOVERY_S,
+                             what="the writer has its database")
+        finally:
+            fleet.stop()
+        assert fleet.refusals == [] and fleet.unexpected == []
+        assert_every_acknowledged_reading_stored_once(home, fleet)
+        assert processes(home.rt) == before
+        home.close()
+    finally:
         if not port_open(POSTGRES[2]):
             postgres("start")
 
