@@ -40,7 +40,7 @@ from protocols.light import (
     LightBatch,
     SpawnLight,
 )
-from protocols.supervision import ExitNotice, ExitReason
+from protocols.supervision import ExitNotice, ExitReason, Ignored
 
 log = logging.getLogger("ptr.light")
 
@@ -70,7 +70,7 @@ class LightActor(ActorBehaviour):
     """
 
     __slots__ = ("_host", "_lid", "_mailbox", "_scheduled", "_sync", "_sync_started",
-                 "_sync_reason")
+                 "_sync_reason", "_sync_ignored")
 
     max_mailbox: ClassVar[int] = 10_000
     mailbox_overflow: ClassVar[str] = "drop_new"
@@ -82,6 +82,7 @@ class LightActor(ActorBehaviour):
         self._sync = False
         self._sync_started = False
         self._sync_reason: ExitReason | None = None
+        self._sync_ignored = False
 
     @property
     def myAddress(self) -> LightAddress:  # noqa: N802 (Thespian's name, kept for one model)
@@ -140,11 +141,18 @@ class LightActor(ActorBehaviour):
             return
         super()._leave(reason)
 
+    def _ignore_start(self) -> None:
+        if self._sync:  # the spawner learns it from start_in_host's answer
+            self._stopped = self._exiting = self._sync_ignored = True
+            self._host.remove(self._lid)
+            return
+        super()._ignore_start()
+
     def start_in_host(self, child_id: str, path: str, parent: Any, root: Any, args: Any,
                       incarnation: int) -> tuple[str, ExitReason | None]:
-        """Start now, without ``Init``/``Started`` messages: ``("started"|"pending"|"failed",
-        reason)``. Pending is a deferred start (a supervisor waiting for its children) that will
-        report ``Started`` later. A failure in ``on_start`` is the spawner's to handle."""
+        """Start now, without ``Init``/``Started`` messages: ``("started"|"pending"|"failed"|
+        "ignored", reason)``. Pending is a deferred start (a supervisor waiting for its children)
+        that will report ``Started`` later. A failure in ``on_start`` is the spawner's to handle."""
         self._sync = True
         try:
             self._guarded(self._begin, child_id, path, parent, root, args, incarnation, parent)
@@ -152,6 +160,8 @@ class LightActor(ActorBehaviour):
             self._sync = False
         if self._sync_reason is not None:
             return "failed", self._sync_reason
+        if self._sync_ignored:
+            return "ignored", None
         return ("started", None) if self._sync_started else ("pending", None)
 
 
@@ -268,6 +278,8 @@ class LightHost(Actor):
         elif outcome == "failed":
             self.send(msg.parent, ExitNotice(child_id=msg.child_id, incarnation=msg.incarnation,
                                              reason=reason))
+        elif outcome == "ignored":
+            self.send(msg.parent, Ignored(child_id=msg.child_id, incarnation=msg.incarnation))
 
     def receiveMsg_KillLight(self, msg: KillLight, sender: Any) -> None:
         self.kill(msg.lid)

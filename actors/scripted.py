@@ -1,7 +1,9 @@
 """A scripted actor for fault tests, and a recorder that keeps the order of starts and stops.
 
 ``args`` of ``ScriptedActor``: ``recorder`` (an address to report ``Event``s to),
-``fail_on_start`` (raise in ``on_start``), ``hang_on_stop`` (never finish stopping).
+``fail_on_start`` (raise in ``on_start``), ``fail_on_restart`` (raise in ``on_start`` of every
+incarnation but the first), ``ignore_on_start`` / ``ignore_on_restart`` (answer ``IGNORE``, OTP's
+``ignore``, likewise), ``hang_on_stop`` (never finish stopping).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from typing import Any, ClassVar
 
 from actors.base import Actor
+from actors.behaviour import IGNORE
 from actors.light import LightActor
 from protocols.scripted import (
     Bump,
@@ -48,13 +51,18 @@ class ScriptedBehaviour:
     hung = False
     light = False
 
-    def on_start(self) -> None:
+    def on_start(self) -> Any:
         self.value = 0
         self.notes: list[str] = []
         self.timers: dict[str, int] = {}
+        restarted = self.incarnation > 1
+        if self.args.get("ignore_on_start") or (restarted and self.args.get("ignore_on_restart")):
+            self._record("ignore")
+            return IGNORE
         self._record("start")
-        if self.args.get("fail_on_start"):
+        if self.args.get("fail_on_start") or (restarted and self.args.get("fail_on_restart")):
             raise ScriptedCrash("scripted failure in on_start")
+        return None
 
     def on_stop(self, reason: ExitReason) -> None:
         self._record("stop")

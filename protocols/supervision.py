@@ -82,11 +82,21 @@ class Started(Message):
 
 
 class ExitNotice(Message):
-    """A child is leaving (crash or normal stop) and waits for its supervisor to end it."""
+    """A child is leaving (crash, normal stop, or a ``Shutdown`` from anyone) and waits for its
+    supervisor to end it. Sent while the child is still starting, it means the start failed."""
 
     child_id: str
     incarnation: int
     reason: ExitReason
+
+
+class Ignored(Message):
+    """A child's ``on_start`` returned ``IGNORE`` (OTP's ``ignore``): it did not start, and that is
+    not a failure. The supervisor keeps its spec, not running, or drops it (temporary and
+    simple_one_for_one children), and answers the start with no address and no error."""
+
+    child_id: str
+    incarnation: int
 
 
 class Shutdown(Message):
@@ -113,11 +123,21 @@ class Reply(Message):
 # --- registry -----------------------------------------------------------------------------------
 
 class RegisterName(Message):
+    """To the root, in a request: register ``name`` for the child at ``path``. Answered with a
+    ``RegisterNameReply``; a name another child holds is refused (OTP's ``already_started``)."""
+
     name: str
     address: Any
     path: str
     pid: int = 0     # the OS process it runs in, on ``node``
     node: str = ""
+
+
+class RegisterNameReply(Message):
+    name: str
+    registered: bool
+    holder: Any = None        # when refused: the address that holds the name
+    holder_path: str = ""
 
 
 class UnregisterName(Message):
@@ -141,19 +161,80 @@ class WhereisReply(Message):
     address: Any = None
 
 
-# --- dynamic children and introspection ---------------------------------------------------------
+# --- OTP's supervisor API: the child API and introspection ---------------------------------------
+
+ChildError = Literal["", "already_started", "already_present", "invalid", "failed", "running",
+                     "restarting", "not_found", "simple_one_for_one", "unavailable"]
+"""Why a child request was refused (OTP's ``{error, ...}``); "" means it succeeded.
+
+``already_started`` the id (or the registered name) belongs to a running child; ``already_present``
+the id has a spec whose child is not running; ``invalid`` the spec is invalid (a ``SpecError``);
+``failed`` the child's start failed (``reason`` says why); ``running`` / ``restarting`` the child
+must not be running / is about to be restarted; ``not_found`` no such child; ``simple_one_for_one``
+not available under that strategy; ``unavailable`` the supervisor is shutting down."""
+
 
 class StartChild(Message):
-    """Add a child: a full ``ChildSpec`` or, under simple_one_for_one, args for the template."""
+    """Add a child (OTP's ``start_child``): a full ``ChildSpec`` or, under simple_one_for_one, args
+    for the template. Answered with a ``StartChildReply`` once the child started, or failed."""
 
     spec: Any = None
     args: dict[str, Any] = {}
 
 
 class StartChildReply(Message):
+    """The answer to ``StartChild`` and ``RestartChild``. ``address`` None with no ``error``: the
+    child's start answered ignore (OTP's ``{ok, undefined}``)."""
+
     child_id: str
     address: Any = None
     error: str = ""
+    error_kind: ChildError = ""
+    reason: ExitReason | None = None   # error_kind failed: why the start failed
+
+    @property
+    def ignored(self) -> bool:
+        return not self.error and self.address is None
+
+
+class RestartChild(Message):
+    """OTP's ``restart_child``: start again a child whose spec is kept and whose process is not
+    running (terminated, exited without restart, or ignored). Answered with a ``StartChildReply``;
+    errors: running, restarting, not_found, simple_one_for_one, failed."""
+
+    child_id: str
+
+
+class DeleteChild(Message):
+    """OTP's ``delete_child``: forget the spec of a child that is not running."""
+
+    child_id: str
+
+
+class DeleteChildReply(Message):
+    child_id: str
+    error: ChildError = ""     # running, restarting, not_found, simple_one_for_one
+
+
+class CountChildren(Message):
+    """OTP's ``count_children``: answered with ``ChildCounts``."""
+
+
+class ChildCounts(Message):
+    """``specs`` child specs, dead or alive (1, the template, under simple_one_for_one, as OTP);
+    ``active`` children running; ``supervisors`` / ``workers`` children of each type, running or
+    not."""
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+
+class WhichChild(Message):
+    """OTP's ``which_child``: one child's ``ChildInfo``, or error not_found."""
+
+    child_id: str
 
 
 class StartChildren(Message):
@@ -172,12 +253,16 @@ class StartChildrenReply(Message):
 
 
 class TerminateChild(Message):
+    """OTP's ``terminate_child``: stop the child (within its shutdown time) and keep its spec
+    (temporary and simple_one_for_one children are forgotten). Answered once it has stopped."""
+
     child_id: str
 
 
 class TerminateChildReply(Message):
     child_id: str
     found: bool
+    error: ChildError = ""     # not_found
 
 
 class WhichChildren(Message):
@@ -199,6 +284,13 @@ class ChildInfo(Message):
     last_exit: ExitReason | None = None
     last_exit_at: float = 0.0
     name: str = ""
+    significant: bool = False
+
+
+class WhichChildReply(Message):
+    child_id: str
+    info: ChildInfo | None = None
+    error: ChildError = ""     # not_found
 
 
 class ChildrenReport(Message):

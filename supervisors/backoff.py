@@ -22,6 +22,11 @@ class Backoff:
     reset_after_s: float | None = None
 
     def __post_init__(self) -> None:
+        for field_name in ("min_s", "max_s", "jitter", "reset_after_s"):
+            value = getattr(self, field_name)
+            if (value is not None or field_name != "reset_after_s") and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool)):
+                raise SpecError(f"backoff {field_name} must be a number, got {value!r}")
         if not 0 <= self.min_s <= self.max_s:
             raise SpecError(f"backoff needs 0 <= min_s <= max_s, got {self.min_s}, {self.max_s}")
         if not 0 <= self.jitter <= 1:

@@ -23,6 +23,7 @@ from protocols.supervision import (
     ListNodes,
     NodeLost,
     RegisterName,
+    RegisterNameReply,
     UnregisterName,
     UnregisterSubtree,
     Whereis,
@@ -92,10 +93,22 @@ class RootSupervisor(Supervisor):
         if self.owner_gone:
             end_actor_system_session()
 
-    def receiveMsg_RegisterName(self, msg: RegisterName, sender: Any) -> None:
+    def receiveMsg_RegisterName(self, msg: RegisterName, sender: Any) -> RegisterNameReply:
+        """Register a name for the child at ``msg.path``, unless another child holds it (OTP's
+        ``already_started``): a name is never silently moved. The same path (a new incarnation of
+        the same child, a restarted subtree) takes its name back; so does anyone a name whose
+        process is known to be gone."""
+        holder = self.names.get(msg.name)
+        if holder is not None and holder != msg.address \
+                and self.name_paths.get(msg.name) != msg.path:
+            pid = self.name_pids.get(msg.name, 0)
+            if not pid or pid_alive(pid):
+                return RegisterNameReply(name=msg.name, registered=False, holder=holder,
+                                         holder_path=self.name_paths.get(msg.name, ""))
         self.names[msg.name] = msg.address
         self.name_paths[msg.name] = msg.path
         self.name_pids[msg.name] = msg.pid if msg.node == node_name() else 0
+        return RegisterNameReply(name=msg.name, registered=True)
 
     def receiveMsg_UnregisterName(self, msg: UnregisterName, sender: Any) -> None:
         if self.names.get(msg.name) == msg.address:

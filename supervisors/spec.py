@@ -3,10 +3,16 @@
 Defaults follow Elixir's Supervisor (intensity 3 restarts in 5 s; workers get 5,000 ms to stop,
 supervisors unlimited), which are OTP's own but for intensity 1, too eager to give up for
 processes that take milliseconds to restart.
+
+Every invalid value is a ``SpecError`` naming the child, never a ``ValueError`` or ``TypeError``.
+What can only be checked where the child runs (that an actor named by a string imports) is checked
+by the supervisor before it starts the child (``resolve_actor``), with the same error.
 """
 
 from __future__ import annotations
 
+import importlib
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -37,6 +43,53 @@ class RestartType(str, Enum):
     TEMPORARY = "temporary"   # never restarted
 
 
+class AutoShutdown(str, Enum):
+    """When a supervisor stops itself because its *significant* children ended (OTP 24)."""
+
+    NEVER = "never"                      # never; a significant child is then an invalid spec
+    ANY_SIGNIFICANT = "any_significant"  # when any significant child ends by itself
+    ALL_SIGNIFICANT = "all_significant"  # when the last running significant child ends by itself
+
+
+def _enum(kind: type[Enum], value: Any, what: str, child_id: str | None = None) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        raise SpecError(f"invalid {what} {value!r}; choose one of {choices}",
+                        child_id=child_id) from None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and float(value).is_integer()
+
+
+_RESOLVED: dict[str, type] = {}
+
+
+def resolve_actor(actor: type | str, child_id: str | None = None) -> type:
+    """The actor class a spec names: the class itself, or ``"package.module.Class"`` imported.
+
+    Raises ``SpecError`` (naming the child) when the name does not import or is not a ptr actor.
+    """
+    if isinstance(actor, type):
+        return actor
+    cached = _RESOLVED.get(actor)
+    if cached is not None:
+        return cached
+    module_name, _, class_name = actor.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name) if module_name else None
+    except Exception as exc:  # noqa: BLE001 (any import failure is the spec's fault: a SpecError)
+        raise SpecError(f"actor {actor!r} cannot be imported: {type(exc).__name__}: {exc}",
+                        child_id=child_id) from None
+    if not (isinstance(found, type) and issubclass(found, (Actor, LightActor))):
+        raise SpecError(f"actor {actor!r} is not a ptr Actor or LightActor", child_id=child_id)
+    _RESOLVED[actor] = found
+    return found
+
+
 @dataclass(frozen=True)
 class ChildSpec:
     """One child: what to run, how to restart it, how long it may take to stop, where it may run.
@@ -46,6 +99,8 @@ class ChildSpec:
     ``requirements``: Thespian capabilities a node must have to host the child (``{"role": "edge"}``).
     ``host``: run as a light actor inside the ``LightHost`` registered under this name (a host's
     name is its child id, see ``host_spec``); under a light supervisor, None means its own host.
+    ``significant``: its own end may stop its supervisor (see ``AutoShutdown``); transient or
+    temporary children only, under a supervisor whose ``auto_shutdown`` is not ``never``.
     """
 
     id: str
@@ -57,22 +112,53 @@ class ChildSpec:
     requirements: Mapping[str, Any] | None = None
     backoff: Backoff | None = None
     host: str | None = None
+    significant: bool = False
 
     def __post_init__(self) -> None:
-        if not self.id or "/" in self.id:
-            raise SpecError("a child id must be non-empty and contain no '/'", child_id=self.id)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``SpecError`` naming the child if anything in it is invalid (run when built; a
+        supervisor runs it again on a spec it receives in ``StartChild``)."""
+        cid = self.id if isinstance(self.id, str) else repr(self.id)
+        if not isinstance(self.id, str) or not self.id or "/" in self.id:
+            raise SpecError("a child id must be a non-empty string with no '/'", child_id=cid)
         if isinstance(self.actor, type):
             if not issubclass(self.actor, (Actor, LightActor)):
-                raise SpecError(f"{self.actor.__name__} is not a ptr Actor", child_id=self.id)
+                raise SpecError(f"{self.actor.__name__} is not a ptr Actor", child_id=cid)
             if self.host is not None and not issubclass(self.actor, LightActor):
                 raise SpecError(f"{self.actor.__name__} is a process actor; only a LightActor "
-                                f"runs in host {self.host!r}", child_id=self.id)
-        if self.shutdown_ms is not None and self.shutdown_ms < 0:
-            raise SpecError("shutdown_ms must be >= 0 or None (infinity)", child_id=self.id)
-        if self.backoff is not None and self.restart is RestartType.TEMPORARY:
+                                f"runs in host {self.host!r}", child_id=cid)
+        elif not isinstance(self.actor, str) or not self.actor:
+            raise SpecError(f"actor must be an actor class or 'module.Class', got {self.actor!r}",
+                            child_id=cid)
+        if not isinstance(self.args, Mapping):
+            raise SpecError(f"args must be a mapping, got {type(self.args).__name__}", child_id=cid)
+        restart = _enum(RestartType, self.restart, "restart type", cid)
+        object.__setattr__(self, "restart", restart)
+        if self.shutdown_ms is not None and (not isinstance(self.shutdown_ms, numbers.Real)
+                                             or isinstance(self.shutdown_ms, bool)
+                                             or self.shutdown_ms < 0):
+            raise SpecError(f"shutdown_ms must be a number >= 0 or None (infinity), got "
+                            f"{self.shutdown_ms!r}", child_id=cid)
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise SpecError(f"name must be a non-empty string or None, got {self.name!r}",
+                            child_id=cid)
+        if self.requirements is not None and not isinstance(self.requirements, Mapping):
+            raise SpecError("requirements must be a mapping or None", child_id=cid)
+        if self.backoff is not None and not isinstance(self.backoff, Backoff):
+            raise SpecError("backoff must be a Backoff or None", child_id=cid)
+        if self.backoff is not None and restart is RestartType.TEMPORARY:
             raise SpecError("a temporary child is never restarted, so it cannot back off",
-                            child_id=self.id)
-        object.__setattr__(self, "restart", RestartType(self.restart))
+                            child_id=cid)
+        if self.host is not None and (not isinstance(self.host, str) or not self.host):
+            raise SpecError(f"host must be a host's name or None, got {self.host!r}", child_id=cid)
+        if not isinstance(self.significant, bool):
+            raise SpecError(f"significant must be True or False, got {self.significant!r}",
+                            child_id=cid)
+        if self.significant and restart is RestartType.PERMANENT:
+            raise SpecError("a permanent child cannot be significant (OTP: bad_combination)",
+                            child_id=cid)
 
     @property
     def is_light(self) -> bool:
@@ -98,25 +184,42 @@ class SupervisorSpec:
     children: Sequence[ChildSpec] = ()
     intensity: int = DEFAULT_INTENSITY
     period_s: float = DEFAULT_PERIOD_S
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strategy", Strategy(self.strategy))
+        object.__setattr__(self, "strategy", _enum(Strategy, self.strategy, "strategy"))
+        object.__setattr__(self, "auto_shutdown",
+                           _enum(AutoShutdown, self.auto_shutdown, "auto_shutdown"))
+        if isinstance(self.children, (str, bytes)) or not isinstance(self.children, Sequence):
+            raise SpecError(f"children must be a sequence of ChildSpec, got "
+                            f"{type(self.children).__name__}")
         object.__setattr__(self, "children", tuple(self.children))
-        if self.intensity < 0:
-            raise SpecError(f"intensity must be >= 0, got {self.intensity}")
-        if self.period_s <= 0:
-            raise SpecError(f"period_s must be > 0, got {self.period_s}")
+        if not isinstance(self.intensity, int) or isinstance(self.intensity, bool) \
+                or self.intensity < 0:
+            raise SpecError(f"intensity must be an integer >= 0, got {self.intensity!r}")
+        if not _whole(self.period_s) or self.period_s <= 0:
+            raise SpecError(f"period_s must be a whole number of seconds > 0 (OTP counts restarts "
+                            f"in whole seconds), got {self.period_s!r}")
         seen: set[str] = set()
         for child in self.children:
+            if not isinstance(child, ChildSpec):
+                raise SpecError(f"a child must be a ChildSpec, got {type(child).__name__}")
             if child.id in seen:
                 raise SpecError("duplicate child id", child_id=child.id)
             seen.add(child.id)
+            self.check_child(child)
         if self.strategy is Strategy.SIMPLE_ONE_FOR_ONE and len(self.children) != 1:
             raise SpecError("simple_one_for_one takes exactly one child spec, the template")
         names = [n for n in self.registered_names()]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise SpecError(f"name {sorted(dupes)[0]!r} is registered twice in the tree")
+
+    def check_child(self, child: ChildSpec) -> None:
+        """Raise ``SpecError`` if ``child`` may not run under this supervisor."""
+        if child.significant and self.auto_shutdown is AutoShutdown.NEVER:
+            raise SpecError("a significant child needs a supervisor whose auto_shutdown is not "
+                            "'never' (OTP: bad_combination)", child_id=child.id)
 
     def registered_names(self) -> list[str]:
         """Every registered name in this subtree (a name must be unique in a system)."""
@@ -132,7 +235,7 @@ class SupervisorSpec:
                  restart: RestartType = RestartType.PERMANENT,
                  requirements: Mapping[str, Any] | None = None,
                  actor: type | str | None = None, host: str | None = None,
-                 light: bool = False) -> ChildSpec:
+                 light: bool = False, significant: bool = False) -> ChildSpec:
         """This supervisor as a child of another (shutdown: infinity, as OTP's supervisors).
 
         With ``host`` (or ``light`` under a light supervisor) it is a light supervisor.
@@ -141,7 +244,7 @@ class SupervisorSpec:
         default = LightSupervisor if (host or light) else Supervisor
         return ChildSpec(id=child_id, actor=actor or default, args={"spec": self},
                          restart=restart, shutdown_ms=INFINITY, name=name,
-                         requirements=requirements, host=host)
+                         requirements=requirements, host=host, significant=significant)
 
 
 def host_spec(name: str, *, requirements: Mapping[str, Any] | None = None,

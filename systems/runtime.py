@@ -18,29 +18,39 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from actors._thespian import (  # first: binds and authenticates Thespian's transport
+from actors.system import (  # first: binds and authenticates Thespian's transport
+    ActorExitRequest,
+    ActorSystem,
+    ActorSystemException,
+    ActorTypeDispatcher,
     cookie_hex,
     frame_codec,
     refused_frames,
     set_cookie,
 )
-from thespian.actors import (
-    ActorExitRequest,
-    ActorSystem,
-    ActorSystemException,
-    ActorTypeDispatcher,
-)
 
 from protocols.light import LightAddress, LightBatch
-from protocols.errors import ActorSystemError, NoSuchNameError, RequestTimeoutError
+from protocols.errors import ActorSystemError, NoSuchNameError, RequestTimeoutError, SpecError
 from protocols.supervision import (
+    ChildCounts,
     ChildrenReport,
+    CountChildren,
+    DeleteChild,
+    DeleteChildReply,
     ExitNotice,
+    ExitReason,
     Init,
     Reply,
     Request,
+    RestartChild,
     Shutdown,
+    StartChild,
+    StartChildReply,
     Started,
+    TerminateChild,
+    TerminateChildReply,
+    WhichChild,
+    WhichChildReply,
     WhichChildren,
     Whereis,
     WhereisReply,
@@ -59,6 +69,8 @@ __all__ = ["ActorRuntime", "NodeRuntime", "cookie_hex", "frame_codec", "free_por
            "running", "set_cookie"]
 
 Base = Literal["simple", "multiproc"]
+START_FAILED_STOP_S = 5.0  # a root that did not answer its start gets this long to stop
+_STOP_POLL_S = 0.5         # how often a waiting shutdown checks that the root still lives
 BASES: dict[str, str] = {"simple": "simpleSystemBase", "multiproc": "multiprocTCPBase"}
 
 log = logging.getLogger("ptr.runtime")
@@ -132,6 +144,7 @@ class ActorRuntime:
                                  lambda m: isinstance(m, (Started, ExitNotice)),
                                  self.start_timeout_s)
             if isinstance(answer, ExitNotice):
+                self.root_exit = answer  # the root is gone already: nothing to stop
                 raise ActorSystemError(f"the system failed to start: {answer.reason}")
             if answer is None:
                 raise ActorSystemError(f"the system did not start within {self.start_timeout_s} s")
@@ -139,7 +152,7 @@ class ActorRuntime:
             if self.base == "multiproc":
                 self.session_ids.add(answer.sid)
         except BaseException:
-            self.shutdown()
+            self.shutdown(timeout_s=START_FAILED_STOP_S)
             raise
         return self
 
@@ -156,22 +169,56 @@ class ActorRuntime:
         runtime.root, runtime.attached = root, True
         return runtime
 
-    def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop the tree in order (children in reverse start order), then the actor system."""
+    def shutdown(self, timeout_s: float | None = None) -> ExitReason | None:
+        """Stop the tree as OTP stops an application, then the actor system; return the root's
+        exit reason (None if there was nothing to stop).
+
+        The root is asked to stop with reason shutdown and stops its children in reverse start
+        order, each within its own ``shutdown_ms`` (a supervisor waits for its subtree): the tree's
+        specs bound how long that takes, and by default (``timeout_s=None``) this waits for it,
+        as OTP waits for a top supervisor (shutdown infinity). ``timeout_s`` is OTP's
+        ``-shutdown_time``: the most the whole stop may take; past it, every process still alive
+        is killed, a warning names how many, and the reason returned is ``killed``. Either way no
+        process of the system is left when this returns.
+        """
         system, self.system = self.system, None
         if system is None or self.attached:
-            return
+            return None
+        reason: ExitReason | None = None
         try:
-            stopped = self.root is None or self.gone() is not None or self._await(
-                system.ask(self.root, Shutdown(), timeout_s),
-                lambda m: isinstance(m, ExitNotice), timeout_s, system) is not None
-            if not stopped:  # something hangs: end the actors, so the admin can stop at once
-                self._kill_actors()
+            reason = self._stop_tree(system, timeout_s)
         except Exception:  # the system is going away regardless; shutdown() below is what counts
             log.exception("graceful stop of the tree failed")
         finally:
             system.shutdown()
             self._reap()
+        return reason
+
+    def _stop_tree(self, system: ActorSystem, timeout_s: float | None) -> ExitReason | None:
+        if self.root is None:
+            return None
+        if self.gone() is not None:
+            return self.root_exit.reason if self.root_exit else ExitReason.killed(self.gone() or "")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        message = system.ask(self.root, Shutdown(), _STOP_POLL_S if deadline is None
+                             else max(0.0, min(_STOP_POLL_S, timeout_s or 0.0)))
+        while True:
+            for item in _unbatch(message):
+                if isinstance(item, ExitNotice) and item.child_id == self.name:
+                    self.root_exit = item
+                    return item.reason
+            if self.gone() is not None:  # the root's process died while stopping
+                return ExitReason.killed(self.gone() or "")
+            wait = _STOP_POLL_S if deadline is None else min(_STOP_POLL_S,
+                                                             deadline - time.monotonic())
+            if wait <= 0:
+                break
+            message = system.listen(wait)
+        left = self.leftover_processes()
+        log.warning("%s: the tree did not stop within %g s: killing %d processes", self.name,
+                    timeout_s, len(left))
+        self._kill_actors()
+        return ExitReason.killed(f"the tree did not stop within {timeout_s:g} s")
 
     def _kill_actors(self) -> None:
         """SIGKILL every actor process of this system but its admin (the admin leads the session)."""
@@ -267,6 +314,63 @@ class ActorRuntime:
                           timeout_s)
         assert isinstance(report, ChildrenReport)
         return report
+
+    # --- OTP's supervisor API, for any supervisor of the tree ------------------------------------
+    # ``supervisor``: None for the root, a registered name, or an address. Answers are OTP's:
+    # data, with ``error_kind`` saying why a request was refused; only an invalid spec raises.
+
+    def start_child(self, spec_or_args: Any = None, supervisor: Any = None,
+                    timeout_s: float = 30.0) -> StartChildReply:
+        """OTP's ``start_child``: a ``ChildSpec``, or args for a simple_one_for_one template.
+
+        The reply has the child's address, or ``error_kind`` already_started / already_present /
+        failed (with ``reason``), or neither (the child's start answered ignore). Raises
+        ``SpecError`` if the supervisor finds the spec invalid."""
+        message = (StartChild(args=dict(spec_or_args)) if isinstance(spec_or_args, dict)
+                   else StartChild(spec=spec_or_args))
+        reply = self._supervisor_ask(supervisor, message, StartChildReply, timeout_s)
+        if reply.error_kind == "invalid":
+            raise SpecError(reply.error, child_id=reply.child_id or None)
+        return reply
+
+    def restart_child(self, child_id: str, supervisor: Any = None,
+                      timeout_s: float = 30.0) -> StartChildReply:
+        """OTP's ``restart_child``: start again a child whose spec is kept but is not running.
+        Errors (``error_kind``): running, restarting, not_found, simple_one_for_one, failed."""
+        return self._supervisor_ask(supervisor, RestartChild(child_id=child_id), StartChildReply,
+                                    timeout_s)
+
+    def terminate_child(self, child_id: str, supervisor: Any = None,
+                        timeout_s: float = 30.0) -> TerminateChildReply:
+        """OTP's ``terminate_child``: answered once the child has stopped; its spec is kept
+        (but for temporary and simple_one_for_one children). Error: not_found."""
+        return self._supervisor_ask(supervisor, TerminateChild(child_id=child_id),
+                                    TerminateChildReply, timeout_s)
+
+    def delete_child(self, child_id: str, supervisor: Any = None,
+                     timeout_s: float = 5.0) -> DeleteChildReply:
+        """OTP's ``delete_child``: forget a stopped child's spec. Errors: running, restarting,
+        not_found, simple_one_for_one."""
+        return self._supervisor_ask(supervisor, DeleteChild(child_id=child_id), DeleteChildReply,
+                                    timeout_s)
+
+    def which_child(self, child_id: str, supervisor: Any = None,
+                    timeout_s: float = 5.0) -> WhichChildReply:
+        """OTP's ``which_child``: one child's ``ChildInfo`` (``info``), or error not_found."""
+        return self._supervisor_ask(supervisor, WhichChild(child_id=child_id), WhichChildReply,
+                                    timeout_s)
+
+    def count_children(self, supervisor: Any = None, timeout_s: float = 5.0) -> ChildCounts:
+        """OTP's ``count_children``: specs, active, supervisors, workers."""
+        return self._supervisor_ask(supervisor, CountChildren(), ChildCounts, timeout_s)
+
+    def _supervisor_ask(self, supervisor: Any, message: Any, answer: type,
+                        timeout_s: float) -> Any:
+        reply = self.ask(self.root if supervisor is None else supervisor, message, timeout_s)
+        if not isinstance(reply, answer):
+            raise ActorSystemError(f"{supervisor or 'the root'} answered {type(message).__name__} "
+                                   f"with {type(reply).__name__}: is it a supervisor?")
+        return reply
 
     def wait_for(self, predicate: Any, timeout_s: float = 10.0, interval_s: float = 0.01,
                  what: str = "condition") -> Any:

@@ -44,10 +44,11 @@ def as_light(child: ChildSpec, top: bool = False) -> ChildSpec:
 
 
 def worker(child_id: str, restart: RestartType = RestartType.PERMANENT, **kwargs: Any) -> ChildSpec:
-    args = {k: v for k, v in kwargs.items() if k not in ("shutdown_ms", "backoff", "name")}
+    options = ("shutdown_ms", "backoff", "name", "significant")
+    args = {k: v for k, v in kwargs.items() if k not in options}
     return ChildSpec(id=child_id, actor=ScriptedActor, args=args, restart=restart,
                      shutdown_ms=kwargs.get("shutdown_ms", 2000), backoff=kwargs.get("backoff"),
-                     name=kwargs.get("name"))
+                     name=kwargs.get("name"), significant=kwargs.get("significant", False))
 
 
 class Harness:
@@ -59,16 +60,34 @@ class Harness:
 
     def start_tree(self, strategy: Strategy, children: list[ChildSpec], *, intensity: int = 10,
                    period_s: float = 5.0, sut_id: str = "sut",
-                   restart: RestartType = RestartType.PERMANENT, expect_error: bool = False) -> Any:
+                   restart: RestartType = RestartType.PERMANENT, expect_error: bool = False,
+                   auto_shutdown: str = "never", significant: bool = False) -> Any:
+        reply = self.try_tree(strategy, children, intensity=intensity, period_s=period_s,
+                              sut_id=sut_id, restart=restart, auto_shutdown=auto_shutdown,
+                              significant=significant)
+        assert bool(reply.error) == expect_error, reply
+        self.sut = reply.address
+        return reply.address
+
+    def try_tree(self, strategy: Strategy, children: list[ChildSpec], *, intensity: int = 10,
+                 period_s: float = 5.0, sut_id: str = "sut",
+                 restart: RestartType = RestartType.PERMANENT, auto_shutdown: str = "never",
+                 significant: bool = False) -> StartChildReply:
+        """Start the tree under the root; the root's answer, whatever it is."""
         with_recorder = [self._with_recorder(c) for c in children]
-        spec = SupervisorSpec(strategy, with_recorder, intensity=intensity, period_s=period_s)
-        child = spec.as_child(sut_id, restart=restart)
+        spec = SupervisorSpec(strategy, with_recorder, intensity=intensity, period_s=period_s,
+                              auto_shutdown=auto_shutdown)
+        child = spec.as_child(sut_id, restart=restart, significant=significant)
         if self.weight == "light":
             child = as_light(child, top=True)
         reply = self.rt.ask(self.rt.root, StartChild(spec=child), 30)
-        assert isinstance(reply, StartChildReply) and bool(reply.error) == expect_error, reply
-        self.sut = reply.address
-        return reply.address
+        assert isinstance(reply, StartChildReply), reply
+        return reply
+
+    def child_spec(self, child: ChildSpec) -> ChildSpec:
+        """A child to add to the tree under test (``StartChild``): the recorder and the weight."""
+        child = self._with_recorder(child)
+        return as_light(child) if self.weight == "light" else child
 
     def _with_recorder(self, child: ChildSpec) -> ChildSpec:
         if child.is_supervisor:
@@ -78,9 +97,15 @@ class Harness:
         return child.with_id(child.id, {"recorder": self.recorder})
 
     def stop_tree(self, sut_id: str = "sut") -> None:
-        self.rt.ask(self.rt.root, TerminateChild(child_id=sut_id), 10)
-        self.wait(lambda: sut_id not in self.children(self.rt.root) or
-                  self.children(self.rt.root)[sut_id].status == "stopped", what="tree stopped")
+        """OTP's terminate_child of the tree under test: answered once it has stopped."""
+        reply = self.rt.ask(self.rt.root, TerminateChild(child_id=sut_id), 30)
+        assert reply.found, reply
+        info = self.children(self.rt.root).get(sut_id)
+        assert info is None or info.status == "stopped", info
+
+    def names(self, what: str | None = None) -> list[str]:
+        """The child ids of the recorded events, in order (``what``: start, stop, ignore)."""
+        return [e.path.rsplit("/", 1)[1] for e in self.events(what)]
 
     def children(self, supervisor: Any = None) -> dict[str, ChildInfo]:
         report = self.rt.which_children(supervisor or self.sut)

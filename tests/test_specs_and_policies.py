@@ -41,10 +41,32 @@ def test_restart_window_forgets_restarts_older_than_the_period() -> None:
     window.allow()
     clock.now += 3
     window.allow()
-    clock.now += 2.5  # the first restart is now 5.5 s old
+    clock.now += 3  # the first restart is now 6 whole seconds old
     assert window.budget_left == 1
     assert window.allow() is True
     assert window.allow() is False
+
+
+def test_restart_window_a_restart_exactly_period_ago_still_counts() -> None:
+    """OTP's add_restart keeps restarts with ``R >= Now - Period`` in whole seconds."""
+    clock = FakeClock()
+    window = RestartWindow(intensity=1, period_s=5, clock=clock)
+    assert window.allow() is True
+    clock.now += 5
+    assert window.allow() is False, "the first restart, exactly 5 s ago, still counts"
+
+
+def test_restart_window_counts_whole_seconds_as_otp() -> None:
+    """Restarts at 1000.9 s and 1005.1 s are whole seconds 1000 and 1005: within a 5 s period,
+    though 4.2 s apart; at 1000.1 s and 1005.9 s (5.8 s apart) too; 1006.0 s is past it."""
+    for first, second, within in [(1000.9, 1005.1, True), (1000.1, 1005.9, True),
+                                  (1000.9, 1006.0, False)]:
+        clock = FakeClock()
+        window = RestartWindow(intensity=1, period_s=5, clock=clock)
+        clock.now = first
+        window.allow()
+        clock.now = second
+        assert window.allow() is (not within), (first, second)
 
 
 def test_intensity_zero_allows_no_restart() -> None:
