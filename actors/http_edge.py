@@ -64,7 +64,12 @@ from actors.edges import (
     context_from_files,
     self_signed_context,
 )
-from protocols.errors import ConfigError, InvalidMessageError, RequestTimeoutError, UnavailableError
+from protocols.errors import (
+    ConfigError,
+    InvalidMessageError,
+    RequestTimeoutError,
+    UnavailableError,
+)
 from protocols.light import MonitorName, NameDown
 from protocols.message import Message
 from protocols.storage import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal

@@ -333,7 +333,8 @@ class ReadingIngest(NamedTargets):
         return Refusal(status=400, error=f"{first['field']}: {first['error']}{more}", fields=fields)
 
     def persist(self, rows: list[dict[str, Any]], modes: list[dict[str, Any]], now: float) -> None:
-        if self.broker is not None:  # broker mode (opened before the batch was looked at)
+        if not self.direct:
+            assert self.broker is not None  # opened before the batch was looked at
             if modes:
                 self.broker.append(MODES_TOPIC, [pack(modes)])
                 self.appends += 1
@@ -596,7 +597,7 @@ class KindAnalyzer(NamedTargets):
     def emit(self, alerts: list[dict[str, Any]], rollups: list[dict[str, Any]]) -> None:
         """Hand outputs on: held for the broker (``append_outputs``), or sent to the writer
         (direct mode)."""
-        if self.broker is not None:
+        if not self.direct:
             self.pending_alerts.extend(alerts)
             self.pending_rollups.extend(rollups)
             return
@@ -625,7 +626,7 @@ class KindAnalyzer(NamedTargets):
             return
         now = time.time()
         self.emit(self.analysis.check_silence(now), self.analysis.close_hours(now))
-        if self.broker is not None:
+        if self.pending_alerts or self.pending_rollups:  # broker mode: append them now if it can
             self.storage.attempt(self.append_outputs)
 
     def receiveMsg_CheckNow(self, msg: CheckNow, sender: Any) -> AnalyzerStats:

@@ -87,7 +87,8 @@ def open_broker(url: str) -> DurableLog:
 
 
 def writers(engine: sa.Engine) -> dict[str, RowWriter]:
-    """A ``RowWriter`` per table, tables and indexes created if missing (idempotent). Raises
+    """A ``RowWriter`` per table, tables and indexes created if missing (idempotent, and safe
+    when the writer and the analyzers open the database at the same moment). Raises
     ``StorageError`` (``StorageUnavailableError`` when the database is out)."""
     out = {name: RowWriter(engine, table) for name, table in TABLES.items()}
     for writer in out.values():
@@ -98,8 +99,16 @@ def writers(engine: sa.Engine) -> dict[str, RowWriter]:
         try:
             sa.Index(name, *(table.c[c] for c in columns)).create(engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise storage_error(exc, f"could not create index {name!r}") from exc
+            if not _index_exists(engine, table_name, name):  # else another actor made it first
+                raise storage_error(exc, f"could not create index {name!r}") from exc
     return out
+
+
+def _index_exists(engine: sa.Engine, table_name: str, name: str) -> bool:
+    try:
+        return any(ix["name"] == name for ix in sa.inspect(engine).get_indexes(table_name))
+    except SQLAlchemyError:
+        return False
 
 
 # --- broker payloads ----------------------------------------------------------------------------

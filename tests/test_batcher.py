@@ -249,3 +249,20 @@ def test_kill_9_of_the_batcher_mid_stream_loses_no_acknowledged_record(make_runt
     assert len(stored) == len(set(stored))
     assert sorted(stored) == sorted(client.acked)  # every acknowledged record, exactly once
     assert len(client.acked) == len(set(client.acked)) >= 60 * 25
+
+
+def test_an_unavailable_database_refuses_its_senders_and_costs_no_restart(make_runtime,
+                                                                         tmp_path) -> None:
+    url = db_url(tmp_path)
+    rt = make_runtime(batcher_spec(url, max_rows=1), base="simple")
+    assert rt.ask("batcher", StoreRows(rows=rows("i", 1))) == Stored(records=1)
+    rt.shutdown()
+    path = tmp_path / "records.db"   # the same database, now read-only (as a remounted disk)
+    rt = make_runtime(batcher_spec(f"sqlite:///file:{path}?mode=ro&uri=true", max_rows=1),
+                      base="simple")
+    refused = rt.ask("batcher", StoreRows(rows=rows("j", 1)))
+    assert isinstance(refused, Refusal) and refused.status == 503
+    assert "readonly database" in refused.error
+    assert rt.ask("batcher", GetBatcherStats()).incarnation == 1
+    assert child(rt, "batcher").restarts == 0
+    assert stored_ids(url) == ["i-0"]

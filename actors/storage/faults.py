@@ -42,7 +42,7 @@ def storage_error(exc: SQLAlchemyError, what: str) -> StorageError:
     ("append of 2 payloads to topic 'x' failed"). An outside fault's message is ``what`` and the
     driver's first line, without SQLAlchemy's statement and parameters: it may reach a client."""
     if _is_outside(exc):
-        original = exc.orig if isinstance(exc, DBAPIError) else exc
+        original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         return StorageUnavailableError(f"{what}: {_first_line(original)}")
     return StorageError(f"{what}: {exc}")
 

@@ -10,8 +10,8 @@ from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from actors.storage.engine import make_engine
-from actors.storage.log import DurableLog, LogEntry
 from actors.storage.faults import storage_error
+from actors.storage.log import DurableLog, LogEntry
 
 _METADATA = sa.MetaData()
 

@@ -84,11 +84,23 @@ class RowWriter:
         self._sqlite_plans: dict[frozenset[str], _SqlitePlan] = {}
 
     def create(self) -> None:
-        """Create the table unless it exists. Raises StorageError if the database refuses."""
+        """Create the table unless it exists. Raises StorageError if the database refuses.
+
+        Safe when several processes create it at once (each checks, then creates): the create
+        that loses the race fails on a table that exists by then, which is success.
+        """
         try:
             self.table.create(self.engine, checkfirst=True)
         except SQLAlchemyError as exc:
-            raise storage_error(exc, f"could not create table {self.table.name!r}") from exc
+            if not self.exists():
+                raise storage_error(exc, f"could not create table {self.table.name!r}") from exc
+
+    def exists(self) -> bool:
+        """Whether the table exists; False too when the database cannot say."""
+        try:
+            return sa.inspect(self.engine).has_table(self.table.name)
+        except SQLAlchemyError:
+            return False
 
     def drop(self) -> None:
         """Drop the table if it exists (tests and retention jobs)."""
