@@ -208,7 +208,7 @@ class ReadingIngest(NamedTargets):
         self.max_age_s = float(args.get("max_age_s", 7 * 86400))
         self.max_skew_s = float(args.get("max_skew_s", 300))
         self.accepted = self.refused = self.appends = self.duplicates = self.unavailable = 0
-        self.storage = StorageBackoff(self.path or INGEST)
+        self.storage = StorageBackoff(self.path or INGEST, clock=self.clock)
         self.house_mode = "home"
         self.dedup_window = int(args.get("dedup_window", 50_000))
         self.recent: OrderedDict[str, None] = OrderedDict()
@@ -405,7 +405,7 @@ class KindAnalyzer(NamedTargets):
         self.committed_at = 0.0
         self.pending_alerts: list[dict[str, Any]] = []   # produced, not yet appended
         self.pending_rollups: list[dict[str, Any]] = []
-        self.storage = StorageBackoff(self.path or self.kind)
+        self.storage = StorageBackoff(self.path or self.kind, clock=self.clock)
         self.group = analyzer_group(self.kind)
         now = time.time()
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
@@ -714,7 +714,7 @@ class ReadingWriter(Actor):
         self.retain_entries = int(args.get("retain_entries", RETAIN_ENTRIES))
         self.retained_at = time.monotonic()
         self.truncated = 0  # readings entries dropped by retention, this incarnation
-        self.storage = StorageBackoff(self.path or WRITER)
+        self.storage = StorageBackoff(self.path or WRITER, clock=self.clock)
         if not self.direct:
             self.start_timer(float(args.get("poll_interval_s", POLL_INTERVAL_S)), PollBroker(),
                              repeat=True)

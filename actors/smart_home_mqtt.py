@@ -101,7 +101,7 @@ class MqttIngestEdge(BridgedEdge):
         self.last_error = ""
         self.held: list[_Received] = []   # refused for now (503): not acknowledged, offered again
         self.held_timer: int | None = None
-        self.backoff = StorageBackoff(self.path or "mqtt")
+        self.backoff = StorageBackoff(self.path or "mqtt", clock=self.clock)
         bridge: EdgeBridge[_Received] = EdgeBridge(max_in_flight=int(args.get("max_in_flight",
                                                                               4096)))
         self.mqtt_bridge = bridge
