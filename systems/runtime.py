@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from actors.system import (  # first: binds and authenticates Thespian's transport
     ActorExitRequest,
@@ -69,6 +69,7 @@ __all__ = ["ActorRuntime", "NodeRuntime", "cookie_hex", "frame_codec", "free_por
            "running", "set_cookie"]
 
 Base = Literal["simple", "multiproc"]
+_Answer = TypeVar("_Answer")
 START_FAILED_STOP_S = 5.0  # a root that did not answer its start gets this long to stop
 _STOP_POLL_S = 0.5         # how often a waiting shutdown checks that the root still lives
 BASES: dict[str, str] = {"simple": "simpleSystemBase", "multiproc": "multiprocTCPBase"}
@@ -364,8 +365,8 @@ class ActorRuntime:
         """OTP's ``count_children``: specs, active, supervisors, workers."""
         return self._supervisor_ask(supervisor, CountChildren(), ChildCounts, timeout_s)
 
-    def _supervisor_ask(self, supervisor: Any, message: Any, answer: type,
-                        timeout_s: float) -> Any:
+    def _supervisor_ask(self, supervisor: Any, message: Any, answer: type[_Answer],
+                        timeout_s: float) -> _Answer:
         reply = self.ask(self.root if supervisor is None else supervisor, message, timeout_s)
         if not isinstance(reply, answer):
             raise ActorSystemError(f"{supervisor or 'the root'} answered {type(message).__name__} "
