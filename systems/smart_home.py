@@ -38,9 +38,9 @@ from actors.smart_home import (
     ReadingWriter,
     analyzer_name,
 )
-from actors.smart_home_api import LOCAL_NETWORKS, SmartHomeApi
-from actors.smart_home_mqtt import TOPIC_PREFIX, MqttIngestEdge
-from actors.smart_home_sim import HouseSimulator, HouseSimulatorActor
+from actors.smart_home.api import LOCAL_NETWORKS, SmartHomeApi
+from actors.smart_home.mqtt import TOPIC_PREFIX, MqttIngestEdge
+from actors.smart_home.simulator import HouseSimulator, HouseSimulatorActor
 from protocols.errors import PtrError
 from protocols.smart_home import (
     KINDS,

@@ -30,7 +30,7 @@ from systems.processes import (
     zombie_children,
 )
 from systems.runfile import RunInfo
-from systems.runtime import ActorRuntime, cookie_hex, free_port, refused_frames
+from systems.runtime import ActorRuntime, cookie_hex, refused_frames
 
 PTR = [sys.executable, "-m", "systems.cli"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from systems.processes import orphans_in_sessions, pid_alive
 from systems.runtime import ActorRuntime
 from tests.support.game import Http, UdpPlayer
 from tests.support.game import settings as game_settings
-from tests.test_smart_home_support import reading, start_home
+from tests.support.smart_home import reading, start_home
 
 pytestmark = pytest.mark.multiproc
 

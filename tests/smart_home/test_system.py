@@ -14,7 +14,7 @@ from protocols.errors import ConfigError
 from protocols.smart_home import GetSimulatorStats
 from systems import catalog
 from systems.smart_home import SYSTEM, SmartHomeSettings, simulator
-from tests.test_smart_home_support import start_home
+from tests.support.smart_home import start_home
 
 ROOT = Path(__file__).resolve().parent.parent
 

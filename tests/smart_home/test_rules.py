@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors.smart_home_state import HOUR_S, ROLLUP_GRACE_S, KindAnalysis, state_bytes_per_sensor
+from actors.smart_home.state import HOUR_S, ROLLUP_GRACE_S, KindAnalysis, state_bytes_per_sensor
 from protocols.smart_home import KINDS, HouseConfig, SensorConfig
 
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % HOUR_S)  # the start of an hour

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from protocols.smart_home import METRICS
-from tests.test_smart_home_support import reading, start_home
+from tests.support.smart_home import reading, start_home
 
 HOUR = 3600
 

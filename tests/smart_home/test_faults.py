@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.smart_home_sim import HouseSimulator
+from actors.smart_home.simulator import HouseSimulator
 from protocols.smart_home import GetIngestStats, generated_house
 from protocols.supervision import ChaosCrash, ChildInfo
 from systems.chaos import Chaos
-from tests.test_smart_home_support import Home, reading, start_home
+from tests.support.smart_home import Home, reading, start_home
 
 
 def _child(home: Home, path: str) -> ChildInfo:

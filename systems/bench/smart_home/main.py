@@ -48,9 +48,9 @@ import sqlalchemy as sa
 
 from actors.edges import client_context, ensure_self_signed
 from actors.smart_home import API, HTTP_EDGE, WRITER, analyzer_name
-from actors.smart_home_sim import HouseModel, HttpsFleet
-from actors.smart_home_state import state_bytes_per_sensor
-from actors.smart_home_store import READINGS_TOPIC, open_broker
+from actors.smart_home.simulator import HouseModel, HttpsFleet
+from actors.smart_home.state import state_bytes_per_sensor
+from actors.smart_home.store import READINGS_TOPIC, open_broker
 from actors.storage import make_engine
 from protocols.smart_home import (
     KINDS,
@@ -301,8 +301,8 @@ def _bare_server(data_dir: str, rooms: int) -> None:
     from pydantic import TypeAdapter, ValidationError
 
     from actors.edges import self_signed_context
-    from actors.smart_home_state import KindAnalysis
-    from actors.smart_home_store import reading_db_row, writers
+    from actors.smart_home.state import KindAnalysis
+    from actors.smart_home.store import reading_db_row, writers
     from protocols.smart_home import ReadingBody
 
     house = generated_house(rooms)
@@ -380,7 +380,7 @@ def _bare_server(data_dir: str, rooms: int) -> None:
     asyncio.run(main())
 
 
-HELPER_MODULE = "systems.bench.smart_home"  # helpers run this module's __main__ with a role
+HELPER_MODULE = "systems.bench.smart_home.main"  # helpers run this module's __main__ with a role
 
 
 def measure_bare(data_dir: Path, house: HouseConfig, rooms: int, history: list[dict[str, Any]],

@@ -15,7 +15,7 @@ import pytest
 
 from protocols.smart_home import KINDS, METRICS, GetIngestStats
 from tests.clients import call
-from tests.test_smart_home_support import SENSOR_OF, reading, start_home
+from tests.support.smart_home import SENSOR_OF, reading, start_home
 
 ROOM_OF = {"heating": "living", "meteo": "outside", "motion": "living",
            "electricity": "kitchen"}
@@ -119,7 +119,7 @@ def test_a_client_outside_the_local_network_is_refused_403_by_both_edges(make_ru
 def test_the_default_allowlist_is_the_local_network() -> None:
     import ipaddress
 
-    from actors.smart_home_api import LOCAL_NETWORKS
+    from actors.smart_home.api import LOCAL_NETWORKS
     nets = [ipaddress.ip_network(n) for n in LOCAL_NETWORKS]
 
     def allowed(address: str) -> bool:
@@ -144,7 +144,7 @@ def test_an_oversized_body_is_413_and_plain_http_is_refused_by_the_tls_edge(make
 
 def test_each_alert_rule_fires_through_the_system_and_shows_in_get_alerts(make_runtime,
                                                                           tmp_path) -> None:
-    from tests.test_smart_home_support import small_house
+    from tests.support.smart_home import small_house
     home = start_home(make_runtime, tmp_path, house=small_house(silent_after_s=1.0))
     quiet = [reading("heating"), reading("motion"), reading("electricity"), reading("meteo")]
     assert home.post("/readings/batch", quiet).status == 200
@@ -220,7 +220,7 @@ def _png_pixels(png: bytes) -> tuple[int, int, bytes]:
 
 def test_the_chart_is_a_png_of_the_last_24_hours_with_the_values_where_they_belong(
         make_runtime, tmp_path) -> None:
-    from actors.smart_home_chart import LINE
+    from actors.smart_home.chart import LINE
     home = start_home(make_runtime, tmp_path)
     now = time.time()
     rising = [reading("heating", ts=now - 20 * 3600 + n * 3600, temperature=14.0 + n)

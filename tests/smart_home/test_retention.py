@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.smart_home import WRITER, WRITER_GROUP, ReadingWriter, analyzer_group
-from actors.smart_home_store import ALERTS_TOPIC, MODES_TOPIC, READINGS_TOPIC, open_broker, pack
+from actors.smart_home.store import ALERTS_TOPIC, MODES_TOPIC, READINGS_TOPIC, open_broker, pack
 from actors.storage import DurableLog
 from protocols.smart_home import GetWriterStats
 from supervisors.spec import ChildSpec, SupervisorSpec
-from tests.test_smart_home_support import home_settings
+from tests.support.smart_home import home_settings
 
 
 def first_offset(broker: DurableLog, topic: str) -> int:

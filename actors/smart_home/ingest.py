@@ -1,0 +1,223 @@
+"""The ingest: checks each batch of readings and, in broker mode, appends it to the broker before
+answering (a 200 means persisted); in direct mode hands it in memory to the writer and analyzers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from actors.smart_home._shared import (
+    INGEST,
+    WRITER,
+    NamedTargets,
+    analyzer_name,
+    last_mode,
+)
+from actors.smart_home.store import (
+    MODES_TOPIC,
+    READINGS_TOPIC,
+    open_broker,
+    pack,
+    unpack,
+)
+from actors.storage import DurableLog, StorageBackoff
+from protocols.smart_home import (
+    GetIngestStats,
+    HouseConfig,
+    IngestStats,
+    ModeChange,
+    ModeSet,
+    OutputBatch,
+    ReadingBatch,
+    ReadingBody,
+)
+from protocols.storage import EdgeAnswers, EdgeBatch, Refusal, Stored
+from protocols.supervision import ExitReason
+
+
+class ReadingIngest(NamedTargets):
+    """Checks readings against the house and persists (broker) or forwards (direct) them.
+
+    Answers each ``EdgeBatch`` with one answer per item: ``Stored`` (200 ``{"records": n}``), a 400
+    ``Refusal`` naming the fields (unknown sensor, a kind the sensor is not, a time in the future or
+    too old), or ``ModeSet`` for a mode change. A batch is all or nothing: one bad reading refuses
+    its whole request, so a client's retry never half-repeats it. If the broker is unavailable
+    (disk full, read-only, NATS down), every request of the batch that was to be stored is
+    refused with a 503 ``Refusal`` naming the reason, nothing of it is remembered, and the broker
+    is tried again by the first batch after the backoff (0.1 s doubling to 2 s); batches before
+    that are refused at once; so is everything while the broker could not be opened yet (it was
+    out when the ingest started). Any other broker error crashes this actor (the edge answers 503).
+
+    A reading whose key (sensor and message id) is among the last ``dedup_window`` accepted is
+    answered as stored and not passed on again: a client that retries because its answer was lost
+    is not counted twice by the analyzers (the database's keys would skip it anyway). On start the
+    window is refilled from the broker's newest entries.
+
+    Args: ``house``, ``mode`` ("broker"/"direct"), ``broker_url``, ``max_age_s`` (7 days),
+    ``max_skew_s`` (300), ``dedup_window`` (50,000 readings).
+    """
+
+    def on_start(self) -> None:
+        args = self.args
+        self.house: HouseConfig = args["house"]
+        self.sensors = self.house.by_id()
+        self.direct = args.get("mode", "broker") == "direct"
+        self.max_age_s = float(args.get("max_age_s", 7 * 86400))
+        self.max_skew_s = float(args.get("max_skew_s", 300))
+        self.accepted = self.refused = self.appends = self.duplicates = self.unavailable = 0
+        self.storage = StorageBackoff(self.path or INGEST, clock=self.clock)
+        self.house_mode = "home"
+        self.dedup_window = int(args.get("dedup_window", 50_000))
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.broker: DurableLog | None = None
+        self.opened = self.direct
+        if self.direct:
+            kinds = sorted({s.kind for s in self.house.sensors})
+            self.track_names([WRITER, *(analyzer_name(k) for k in kinds)])
+        else:
+            self.storage.attempt(self.open_stores)
+
+    def open_stores(self) -> None:
+        """Open the broker and take from it what a restart needs (the house mode, the duplicate
+        window). Until this worked (the broker may be out when the ingest starts) every request
+        is refused with 503, and the next request after the backoff tries again."""
+        if self.broker is None:
+            self.broker = open_broker(str(self.args["broker_url"]))
+        self.house_mode = last_mode(self.broker) or "home"
+        self.refill_recent()
+        self.opened = True
+
+    def refill_recent(self, max_entries: int = 2000) -> None:
+        """Remember the keys of the newest readings in the broker (at most ``max_entries``
+        entries back), oldest first, so the window's order is the arrival order."""
+        assert self.broker is not None
+        end = self.broker.end_offset(READINGS_TOPIC)
+        first = max(1, end - max_entries + 1)
+        offset = first
+        while offset <= end:
+            entries = self.broker.read(READINGS_TOPIC, offset, 500)
+            if not entries:
+                break
+            for entry in entries:
+                for row in unpack(entry.payload):
+                    self.remember(f"{row['sensor_id']}/{row['message_id']}")
+            offset = entries[-1].offset + 1
+
+    def remember(self, key: str) -> None:
+        recent = self.recent
+        recent[key] = None
+        if len(recent) > self.dedup_window:
+            recent.popitem(last=False)
+
+    def on_stop(self, reason: ExitReason) -> None:
+        if self.broker is not None:
+            self.broker.close()
+
+    def receiveMsg_EdgeBatch(self, msg: EdgeBatch, sender: Any) -> EdgeAnswers:
+        if not self.opened and not self.storage.attempt(self.open_stores):
+            return self.refuse_unavailable([None] * len(msg.items))  # no duplicate window yet
+        now = time.time()
+        answers: list[Any] = []
+        rows: list[dict[str, Any]] = []
+        modes: list[dict[str, Any]] = []
+        fresh: dict[str, None] = {}  # keys of this batch, remembered once appended
+        duplicates = 0
+        for item in msg.items:
+            body = item.body
+            if isinstance(body, ModeChange):
+                modes.append({"message_id": uuid.uuid4().hex, "mode": body.mode, "ts": now})
+                answers.append(ModeSet(mode=body.mode, ts=now))
+                continue
+            batch = isinstance(body, list)
+            readings = [b.root if isinstance(b, ReadingBody) else b
+                        for b in (body if batch else [body])]
+            refusal = self.check(readings, now, batch)
+            if refusal is not None:
+                self.refused += len(readings)
+                answers.append(refusal)
+                continue
+            for reading in readings:
+                key = f"{reading.sensor_id}/{reading.message_id}"
+                if key in self.recent or key in fresh:
+                    duplicates += 1
+                    continue
+                fresh[key] = None
+                rows.append(reading.model_dump())
+            answers.append(Stored(records=len(readings)))
+        if (rows or modes) and not self.storage.attempt(lambda: self.persist(rows, modes, now)):
+            return self.refuse_unavailable(answers)
+        for key in fresh:
+            self.remember(key)
+        self.duplicates += duplicates
+        self.accepted += len(rows)
+        if modes:
+            self.house_mode = modes[-1]["mode"]
+        return EdgeAnswers(answers=answers)
+
+    def refuse_unavailable(self, answers: list[Any]) -> EdgeAnswers:
+        """The broker is out: every request that was to be stored (or to set the mode) is refused
+        with 503 and the reason. None of it was acknowledged, so its client may send it again."""
+        refusal = Refusal(status=503, error=f"storage unavailable: {self.storage.reason}")
+        refused = [a if isinstance(a, Refusal) else refusal for a in answers]
+        self.unavailable += sum(a is refusal for a in refused)
+        return EdgeAnswers(answers=refused)
+
+    def check(self, readings: Sequence[Any], now: float, batch: bool) -> Refusal | None:
+        """The checks a schema cannot make: the sensor is installed, is of that kind, and the time
+        is plausible. Returns a 400 ``Refusal`` naming up to 20 bad fields."""
+        fields: list[dict[str, str]] = []
+        for index, reading in enumerate(readings):
+            prefix = f"{index}." if batch else ""
+            config = self.sensors.get(reading.sensor_id)
+            if config is None:
+                fields.append({"field": prefix + "sensor_id",
+                               "error": f"unknown sensor {reading.sensor_id!r}"})
+            elif config.kind != reading.kind:
+                fields.append({"field": prefix + "kind", "error": f"sensor {reading.sensor_id!r} "
+                               f"is a {config.kind} sensor, not {reading.kind}"})
+            if reading.ts > now + self.max_skew_s:
+                fields.append({"field": prefix + "ts", "error": f"{reading.ts} is more than "
+                               f"{self.max_skew_s:g} s in the future"})
+            elif reading.ts < now - self.max_age_s:
+                fields.append({"field": prefix + "ts", "error": f"{reading.ts} is older than "
+                               f"{self.max_age_s:g} s"})
+            if len(fields) >= 20:
+                break
+        if not fields:
+            return None
+        first = fields[0]
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        return Refusal(status=400, error=f"{first['field']}: {first['error']}{more}", fields=fields)
+
+    def persist(self, rows: list[dict[str, Any]], modes: list[dict[str, Any]], now: float) -> None:
+        if not self.direct:
+            assert self.broker is not None  # opened before the batch was looked at
+            if modes:
+                self.broker.append(MODES_TOPIC, [pack(modes)])
+                self.appends += 1
+            if rows:
+                self.broker.append(READINGS_TOPIC, [pack(rows)])
+                self.appends += 1
+            return
+        for row in rows:
+            row["received_at"] = now
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_kind.setdefault(row["kind"], []).append(row)
+        if modes:
+            self.tell_name(WRITER, OutputBatch(table="modes", rows=modes))
+            self.tell_name(analyzer_name("motion"), OutputBatch(table="modes", rows=modes))
+        for kind, kind_rows in by_kind.items():
+            self.tell_name(analyzer_name(kind), ReadingBatch(rows=kind_rows))
+        if rows:
+            self.tell_name(WRITER, ReadingBatch(rows=rows))
+
+    def receiveMsg_GetIngestStats(self, msg: GetIngestStats, sender: Any) -> IngestStats:
+        return IngestStats(accepted=self.accepted, refused=self.refused, appends=self.appends,
+                           duplicates=self.duplicates, mode=self.house_mode,
+                           unavailable=self.unavailable,
+                           storage_unavailable=self.storage.reason or "",
+                           storage_outages=self.storage.outages)

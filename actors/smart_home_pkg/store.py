@@ -1,0 +1,282 @@
+"""Where the smart home keeps things: the broker's topics (a ``DurableLog``) and the database
+tables, with the conversions and queries every smart-home actor shares. Plain Python, no Thespian.
+
+Two stores, two SQLite files by default, so the broker's appends and the writer's inserts do not
+queue on one write lock:
+
+* the **broker** (``smart-home-broker.db``): topic ``readings`` holds one entry per accepted batch
+  (msgpack list of reading dicts); ``house-mode`` one entry per mode change; ``alerts`` and
+  ``rollups`` what the analyzers produced. Consumers keep committed offsets (groups ``writer``,
+  ``analyzer-<kind>``), so a consumer that dies resumes where it had finished.
+* the **database** (``smart-home.db``): ``smart_home_readings`` (one row per reading, all kinds, a
+  column per metric), ``smart_home_alerts``, ``smart_home_rollups`` and ``smart_home_modes``. Every
+  table is keyed by ``message_id`` and written with ``RowWriter`` (duplicates skipped), which is
+  what makes replays harmless.
+
+A reading's key is ``<sensor_id>/<message_id>``: the sensor's id scopes the id the sensor chose,
+so two sensors cannot overwrite, or be mistaken for duplicates of, each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgpack
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from actors.storage import (
+    DurableLog,
+    JetStreamLog,
+    RecordTable,
+    RowWriter,
+    SqliteLog,
+    storage_error,
+)
+from protocols.errors import ConfigError
+from protocols.smart_home import ALL_METRICS, METRICS
+
+READINGS_TOPIC = "readings"
+MODES_TOPIC = "house-mode"
+ALERTS_TOPIC = "alerts"
+ROLLUPS_TOPIC = "rollups"
+
+READINGS = RecordTable("smart_home_readings", {
+    "sensor_id": sa.String(64), "kind": sa.String(16), "room": sa.String(64), "ts": sa.Float(),
+    "received_at": sa.Float(), "stored_at": sa.Float(),
+    **{metric: sa.Float() for metric in ALL_METRICS},
+})
+ALERTS = RecordTable("smart_home_alerts", {
+    "rule": sa.String(32), "sensor_id": sa.String(64), "room": sa.String(64),
+    "kind": sa.String(16), "ts": sa.Float(), "value": sa.Float(), "threshold": sa.Float(),
+    "text": sa.String(256), "stored_at": sa.Float(),
+})
+ROLLUPS = RecordTable("smart_home_rollups", {
+    "sensor_id": sa.String(64), "room": sa.String(64), "kind": sa.String(16),
+    "metric": sa.String(16), "hour_start": sa.Float(), "samples": sa.Integer(),
+    "low": sa.Float(), "high": sa.Float(), "mean": sa.Float(), "stored_at": sa.Float(),
+})
+MODES = RecordTable("smart_home_modes", {"mode": sa.String(8), "ts": sa.Float(),
+                                         "stored_at": sa.Float()})
+TABLES = {"readings": READINGS, "alerts": ALERTS, "rollups": ROLLUPS, "modes": MODES}
+
+_INDEXES = (("ix_smart_home_readings_sensor_ts", "smart_home_readings", ("sensor_id", "ts")),
+            ("ix_smart_home_alerts_ts", "smart_home_alerts", ("ts",)),
+            ("ix_smart_home_rollups_sensor_hour", "smart_home_rollups",
+             ("sensor_id", "hour_start")))
+
+
+def open_broker(url: str) -> DurableLog:
+    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default), or NATS JetStream
+    at ``nats://host:port/PREFIX`` (streams ``PREFIX_<topic>``; PREFIX defaults to
+    ``PTR_SMART_HOME``)."""
+    if url.startswith("sqlite:"):
+        return SqliteLog(url)
+    if url.startswith("nats://"):
+        parts = urlsplit(url)
+        prefix = parts.path.strip("/") or "PTR_SMART_HOME"
+        try:
+            return JetStreamLog(f"nats://{parts.netloc}", stream_prefix=prefix)
+        except ValueError as exc:  # the prefix is checked before connecting
+            raise ConfigError(f"broker_url {url!r}: {exc}") from None
+    raise ConfigError(f"broker_url {url!r}: the smart home's broker is a sqlite:/// file or "
+                      "nats://host:port/PREFIX")
+
+
+def writers(engine: sa.Engine) -> dict[str, RowWriter]:
+    """A ``RowWriter`` per table, tables and indexes created if missing (idempotent, and safe
+    when the writer and the analyzers open the database at the same moment). Raises
+    ``StorageError`` (``StorageUnavailableError`` when the database is out)."""
+    out = {name: RowWriter(engine, table) for name, table in TABLES.items()}
+    for writer in out.values():
+        writer.create()
+    tables = {w.table.name: w.table for w in out.values()}
+    for name, table_name, columns in _INDEXES:
+        table = tables[table_name]
+        try:
+            sa.Index(name, *(table.c[c] for c in columns)).create(engine, checkfirst=True)
+        except SQLAlchemyError as exc:
+            if not _index_exists(engine, table_name, name):  # else another actor made it first
+                raise storage_error(exc, f"could not create index {name!r}") from exc
+    return out
+
+
+def _index_exists(engine: sa.Engine, table_name: str, name: str) -> bool:
+    try:
+        return any(ix["name"] == name for ix in sa.inspect(engine).get_indexes(table_name))
+    except SQLAlchemyError:
+        return False
+
+
+# --- broker payloads ----------------------------------------------------------------------------
+
+def pack(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    return msgpack.packb(list(rows), use_bin_type=True)
+
+
+def unpack(payload: bytes) -> list[dict[str, Any]]:
+    return list(msgpack.unpackb(payload, raw=False))
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+def reading_key(sensor_id: str, message_id: str) -> str:
+    return f"{sensor_id}/{message_id}"
+
+
+_EMPTY_METRICS = dict.fromkeys(ALL_METRICS)
+
+
+def reading_db_row(reading: Mapping[str, Any], room: str, received_at: float,
+                   stored_at: float) -> dict[str, Any]:
+    """A reading dict as a ``smart_home_readings`` row (metrics of other kinds NULL)."""
+    row = {"message_id": reading_key(reading["sensor_id"], reading["message_id"]),
+           "sensor_id": reading["sensor_id"], "kind": reading["kind"], "room": room,
+           "ts": reading["ts"], "received_at": received_at, "stored_at": stored_at,
+           **_EMPTY_METRICS}
+    for metric in METRICS[reading["kind"]]:
+        value = reading[metric]
+        row[metric] = float(value)
+    return row
+
+
+def alert_db_row(alert: Mapping[str, Any], stored_at: float) -> dict[str, Any]:
+    row = {k: alert[k] for k in ("rule", "sensor_id", "room", "kind", "ts", "value", "threshold",
+                                 "text")}
+    row["message_id"] = alert["alert_id"]
+    row["stored_at"] = stored_at
+    return row
+
+
+def rollup_db_row(rollup: Mapping[str, Any], stored_at: float) -> dict[str, Any]:
+    return {**rollup, "stored_at": stored_at}
+
+
+def mode_db_row(change: Mapping[str, Any], stored_at: float) -> dict[str, Any]:
+    return {"message_id": change["message_id"], "mode": change["mode"], "ts": change["ts"],
+            "stored_at": stored_at}
+
+
+# --- queries (the API, the analyzers' rebuild, tests) ---------------------------------------------
+
+@contextmanager
+def _reading(engine: sa.Engine, what: str) -> Iterator[sa.Connection]:
+    """A connection for one query; a database error becomes a ``StorageError`` (unavailable
+    when it is the disk's or the server's), so the API answers 503 instead of 500."""
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        raise storage_error(exc, f"{what} failed") from exc
+
+
+def _t(name: str) -> sa.TableClause:
+    table = TABLES[name]
+    return sa.table(table.name, sa.column("message_id"), *(sa.column(c) for c in table.columns))
+
+
+def reading_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored reading in its kind's JSON shape (the sensor's own message id) plus arrival
+    times."""
+    kind = row["kind"]
+    out: dict[str, Any] = {"kind": kind, "sensor_id": row["sensor_id"],
+                           "message_id": row["message_id"][len(row["sensor_id"]) + 1:],
+                           "ts": row["ts"]}
+    for metric in METRICS[kind]:
+        value = row[metric]
+        out[metric] = bool(value) if metric == "motion" else value
+    out["received_at"] = row["received_at"]
+    out["stored_at"] = row["stored_at"]
+    return out
+
+
+def readings_between(engine: sa.Engine, sensor_id: str, since: float, until: float,
+                     limit: int) -> list[dict[str, Any]]:
+    readings = _t("readings")
+    query = (sa.select(readings).where(readings.c.sensor_id == sensor_id,
+                                       readings.c.ts >= since, readings.c.ts <= until)
+             .order_by(readings.c.ts).limit(limit))
+    with _reading(engine, "reading stored readings") as connection:
+        return [reading_json(r._mapping) for r in connection.execute(query)]
+
+
+def latest_readings(engine: sa.Engine,
+                    sensor_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """Each sensor's newest stored reading: one indexed lookup per sensor on one connection (a
+    single GROUP BY would scan the whole table)."""
+    readings = _t("readings")
+    sensor = sa.bindparam("sensor")
+    query = (sa.select(readings).where(readings.c.sensor_id == sensor)
+             .order_by(readings.c.ts.desc()).limit(1))
+    out: dict[str, dict[str, Any] | None] = {}
+    with _reading(engine, "reading the latest readings") as connection:
+        for sensor_id in sensor_ids:
+            row = connection.execute(query, {"sensor": sensor_id}).first()
+            out[sensor_id] = reading_json(row._mapping) if row is not None else None
+    return out
+
+
+def alerts_between(engine: sa.Engine, since: float, until: float, *, rule: str | None = None,
+                   sensor_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts with ``since <= ts <= until``, newest first."""
+    alerts = _t("alerts")
+    query = sa.select(alerts).where(alerts.c.ts >= since, alerts.c.ts <= until)
+    if rule:
+        query = query.where(alerts.c.rule == rule)
+    if sensor_id:
+        query = query.where(alerts.c.sensor_id == sensor_id)
+    query = query.order_by(alerts.c.ts.desc()).limit(limit)
+    with _reading(engine, "reading alerts") as connection:
+        out = []
+        for row in connection.execute(query):
+            item = dict(row._mapping)
+            item["alert_id"] = item.pop("message_id")
+            out.append(item)
+        return out
+
+
+def chart_series(engine: sa.Engine, sensor_id: str, metric: str, since: float, until: float,
+                 bucket_s: float) -> list[tuple[float, float, float, float]]:
+    """(bucket start, mean, min, max) of ``metric`` per ``bucket_s`` from ``since`` to ``until``."""
+    if metric not in ALL_METRICS:
+        raise ValueError(f"unknown metric {metric!r}")
+    readings = _t("readings")
+    column = readings.c[metric]
+    bucket = sa.cast(readings.c.ts / bucket_s, sa.Integer)
+    query = (sa.select(bucket.label("b"), sa.func.avg(column), sa.func.min(column),
+                       sa.func.max(column))
+             .where(readings.c.sensor_id == sensor_id, readings.c.ts >= since,
+                    readings.c.ts <= until, column.is_not(None))
+             .group_by(bucket).order_by(bucket))
+    with _reading(engine, "reading a chart's series") as connection:
+        return [(int(b) * bucket_s, float(avg), float(low), float(high))
+                for b, avg, low, high in connection.execute(query)]
+
+
+def rollups_since(engine: sa.Engine, sensor_ids: Iterable[str],
+                  since: float) -> list[dict[str, Any]]:
+    ids = list(sensor_ids)
+    if not ids:
+        return []
+    rollups = _t("rollups")
+    query = sa.select(rollups).where(rollups.c.sensor_id.in_(ids), rollups.c.hour_start >= since)
+    with _reading(engine, "reading rollups") as connection:
+        return [dict(r._mapping) for r in connection.execute(query)]
+
+
+def latest_mode(engine: sa.Engine) -> str | None:
+    modes = _t("modes")
+    query = sa.select(modes.c.mode).order_by(modes.c.ts.desc()).limit(1)
+    with _reading(engine, "reading the house mode") as connection:
+        return connection.execute(query).scalar()
+
+
+__all__ = [
+    "ALERTS", "ALERTS_TOPIC", "MODES", "MODES_TOPIC", "READINGS", "READINGS_TOPIC", "ROLLUPS",
+    "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "latest_mode",
+    "latest_readings", "mode_db_row", "open_broker", "pack", "reading_db_row", "reading_json",
+    "reading_key", "readings_between", "rollup_db_row", "rollups_since", "unpack", "writers",
+]
