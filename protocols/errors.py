@@ -17,7 +17,7 @@
     │                             saturated or restarting; answered 503 + Retry-After (actors.edges.bridge)
     ├── BridgeClosedError         an edge's bridge is closed: its actor is stopping (actors.edges.bridge)
     ├── UnavailableError          the tree refuses a request for now, with a reason (a store it needs is
-    │                             unavailable); an HTTP edge answers 503 + Retry-After (actors.http_edge)
+    │                             unavailable); an HTTP edge answers 503 + Retry-After (actors.edges.http_edge)
     └── StorageError              a database, blob or log operation failed in a way the caller must see
         ├── StorageUnavailableError  disk full, read-only file, server gone: the outside world's
         │                         fault, not a bug; refuse and retry (also an UnavailableError)

@@ -30,3 +30,25 @@ class Message(BaseModel):
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("kind"):
             cls.kind = cls.__name__
+
+
+class _Count:
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"<{self.n} items>"
+
+
+class BulkMessage(Message):
+    """A message that carries thousands of items and shows only their counts in ``repr``/``str``.
+
+    Thespian formats ``str(message)`` for every send (a debug log argument, evaluated whether or not
+    it is logged); a pydantic repr of 3,000 datagrams costs ~30 ms, 40 times the pickling.
+    """
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, _Count(len(value)) if isinstance(value, (list, tuple, dict)) else value

@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from protocols.message import Message
-from protocols.storage import BulkMessage
+from protocols.message import BulkMessage
 
 SensorKind = Literal["heating", "meteo", "motion", "electricity"]
 KINDS: tuple[SensorKind, ...] = ("heating", "meteo", "motion", "electricity")

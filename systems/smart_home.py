@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actors.edges import Answer, Route
-from actors.http_edge import HttpEdgeActor
+from actors.edges.http_edge import HttpEdgeActor
 from actors.smart_home import (
     API,
     HTTP_EDGE,
@@ -53,7 +53,7 @@ from protocols.smart_home import (
     WriterStats,
     default_house,
 )
-from protocols.storage import EdgeInfo, GetEdgeInfo
+from protocols.edges import EdgeInfo, GetEdgeInfo
 from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
 from systems.spec import SystemSettings, SystemSpec
 

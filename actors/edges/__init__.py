@@ -1,5 +1,7 @@
-"""The edges: plain asyncio components (no Thespian) that take traffic in and hand it to one actor.
-Read ``bridge`` first (the loop-thread/actor-thread hand-off), then ``http_app`` and ``udp``.
+"""The edges: plain asyncio components (no Thespian) that take traffic in and hand it to one actor,
+and the supervised actors that host them. Read ``bridge`` first (the loop-thread/actor-thread
+hand-off), then ``http_app`` and ``udp``; the actors are ``http_edge.HttpEdgeActor`` and
+``udp_edge.UdpEdgeActor`` (imported from their modules: they are Thespian actors).
 
 ``loop_thread`` runs the edges' loop beside the hosting actor, ``http_server`` serves an app built by
 ``http_app`` (with ``tls`` for HTTPS), and ``udp`` reads datagrams in batches. Failure rules are in
@@ -8,6 +10,7 @@ each module's docstring: bad input is counted or answered, never raised into the
 
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, Pending, SaturatedError
 from actors.edges.http_app import METRICS_KEY, Answer, Inbound, Route, build_app
+from actors.edges._ratelimit import RateLimitedLog
 from actors.edges.http_server import HttpServer
 from actors._loop_thread import LoopThread
 from actors.edges.tls import client_context, context_from_files, ensure_self_signed, self_signed_context
@@ -23,6 +26,7 @@ __all__ = [
     "Inbound",
     "LoopThread",
     "Pending",
+    "RateLimitedLog",
     "Route",
     "SaturatedError",
     "UdpEdge",

@@ -72,7 +72,7 @@ from protocols.errors import (
 )
 from protocols.light import MonitorName, NameDown
 from protocols.message import Message
-from protocols.storage import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
+from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
 from protocols.supervision import ExitReason, Reply, Request
 
 __all__ = ["BridgedEdge", "DEFAULT_ALLOW", "HttpEdgeActor", "plain_body"]

@@ -5,7 +5,7 @@ tree, replies out from the same socket.
 asyncio's per-datagram ``DatagramProtocol``). Every ``interval_s`` (or ``max_batch`` datagrams) the
 loop thread packs one batch (``DatagramBatch.pack``) and puts it on the bridge; the actor drains all
 waiting batches and sends them to the target as ONE ``DatagramBatch`` request (see
-``actors.http_edge.BridgedEdge`` for waking, the credit window and target resolution). Packing in
+``actors.edges.http_edge.BridgedEdge`` for waking, the credit window and target resolution). Packing in
 the reading thread matters: when the actor thread pickled thousands of objects itself, every
 ``recvfrom`` of the reader (which releases the GIL) waited for it, and the edge lost over half of a
 120k/s stream; packed, it keeps up. The target answers ``SendDatagrams`` (empty if nothing to say) and
@@ -39,10 +39,10 @@ import msgpack
 from actors.base import Actor
 from actors.edges import Address, BridgeClosedError, EdgeBridge, Pending, SaturatedError, UdpEdge
 from actors.edges.udp import RCVBUF_BYTES
-from actors.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
+from actors.edges.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
 from protocols.codec import Codec
 from protocols.message import Message
-from protocols.storage import (
+from protocols.edges import (
     DatagramBatch,
     DatagramCounts,
     EdgeInfo,

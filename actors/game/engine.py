@@ -48,7 +48,7 @@ from typing import Any
 import msgpack
 
 from actors.edges import Address, UdpEdge
-from actors.edges._ratelimit import RateLimitedLog
+from actors.edges import RateLimitedLog
 from actors.game.auth import SessionTokens
 from actors.game.room import InputCounters, PlayerState, RoomConfig, RoomSim, RoomSnapshot
 from protocols.errors import ConfigError

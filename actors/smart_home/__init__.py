@@ -2,7 +2,7 @@
 ``analyzers`` (statistics and alerts) and ``writer`` (the database); ``state`` and ``store`` are the
 plain objects they wrap, ``api`` the query API, ``mqtt`` the MQTT edge, ``simulator`` the house.
 
-How a reading travels. The HTTPS edge (``actors.http_edge.HttpEdgeActor``) or the MQTT edge
+How a reading travels. The HTTPS edge (``actors.edges.http_edge.HttpEdgeActor``) or the MQTT edge
 validates it and hands the ingest one ``EdgeBatch`` per drained batch. The ingest refuses readings
 of unknown sensors or impossible times (400 naming the field), then, by mode:
 

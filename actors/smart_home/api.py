@@ -47,12 +47,12 @@ from actors.edges import (
     build_app,
     self_signed_context,
 )
-from actors.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
+from actors.edges.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
 from actors.smart_home import analyzer_name
 from actors.storage import make_engine
 from protocols.errors import InvalidMessageError, RequestTimeoutError
 from protocols.smart_home import METRICS, UNITS, GetRoomStats, HouseConfig, RoomStats
-from protocols.storage import EdgeInfo, GetEdgeInfo
+from protocols.edges import EdgeInfo, GetEdgeInfo
 
 __all__ = ["LOCAL_NETWORKS", "SmartHomeApi", "parse_time"]
 

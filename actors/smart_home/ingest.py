@@ -34,7 +34,8 @@ from protocols.smart_home import (
     ReadingBatch,
     ReadingBody,
 )
-from protocols.storage import EdgeAnswers, EdgeBatch, Refusal, Stored
+from protocols.edges import EdgeAnswers, EdgeBatch, Refusal
+from protocols.storage import Stored
 from protocols.supervision import ExitReason
 
 

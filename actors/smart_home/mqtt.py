@@ -43,20 +43,13 @@ from paho.mqtt.properties import Properties
 from pydantic import TypeAdapter, ValidationError
 
 from actors.edges import BridgeClosedError, EdgeBridge, Pending, SaturatedError
-from actors.http_edge import BridgedEdge
+from actors.edges.http_edge import BridgedEdge
 from actors.smart_home import INGEST
 from actors.storage import StorageBackoff
 from protocols.codec import field_errors
 from protocols.errors import PtrError
 from protocols.smart_home import GetMqttStats, MqttStats, ReadingBody
-from protocols.storage import (
-    EdgeAnswers,
-    EdgeBatch,
-    EdgeInfo,
-    EdgeItem,
-    GetEdgeInfo,
-    Refusal,
-)
+from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
 
 log = logging.getLogger("ptr.smart_home.mqtt")
 

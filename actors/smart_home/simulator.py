@@ -45,7 +45,7 @@ from protocols.smart_home import (
     SensorConfig,
     SimulatorStats,
 )
-from protocols.storage import EdgeInfo, GetEdgeInfo
+from protocols.edges import EdgeInfo, GetEdgeInfo
 from protocols.supervision import ExitReason
 
 log = logging.getLogger("ptr.smart_home.sim")

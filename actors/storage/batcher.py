@@ -36,17 +36,8 @@ from actors.base import Actor, ReplyTo
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import StorageError, StorageUnavailableError
 from protocols.message import Message
-from protocols.storage import (
-    MESSAGE_ID,
-    BatcherStats,
-    EdgeAnswers,
-    EdgeBatch,
-    FlushNow,
-    GetBatcherStats,
-    Refusal,
-    Stored,
-    StoreRows,
-)
+from protocols.edges import EdgeAnswers, EdgeBatch, Refusal
+from protocols.storage import BatcherStats, FlushNow, GetBatcherStats, MESSAGE_ID, Stored, StoreRows
 from protocols.supervision import ExitReason
 
 __all__ = ["Batcher", "DEFAULT_MAX_AGE_S", "DEFAULT_MAX_ROWS", "READINGS_TABLE"]

@@ -38,20 +38,13 @@ from typing import Any
 
 import msgpack
 
-from actors.batcher import READINGS_TABLE, Batcher
+from actors.storage.batcher import READINGS_TABLE, Batcher
 from actors.edges import Answer, Route
-from actors.http_edge import HttpEdgeActor
+from actors.edges.http_edge import HttpEdgeActor
 from actors.storage import RowWriter, make_engine
-from actors.udp_edge import DatagramSink, UdpEdgeActor, decode_msgpack
-from protocols.storage import (
-    DatagramCounts,
-    GetDatagramCounts,
-    GetEdgeInfo,
-    GetUdpEdgeStats,
-    SensorReading,
-    Stored,
-    StoreRows,
-)
+from actors.edges.udp_edge import DatagramSink, UdpEdgeActor, decode_msgpack
+from protocols.edges import DatagramCounts, GetDatagramCounts, GetEdgeInfo, GetUdpEdgeStats
+from protocols.storage import SensorReading, Stored, StoreRows
 from supervisors.spec import ChildSpec, SupervisorSpec
 from systems.runtime import ActorRuntime
 from systems.bench._helper import BenchHelper

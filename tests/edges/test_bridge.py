@@ -12,7 +12,7 @@ import pytest
 
 from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, SaturatedError
 from protocols.errors import PtrError
-from tests.bridge_actor import ActorThread
+from tests.support.bridge_actor import ActorThread
 
 
 def readable(fd: int) -> bool:

@@ -32,7 +32,7 @@ from actors.edges import (
 )
 from protocols.errors import ConfigError, InvalidMessageError, SpecError
 from protocols.message import Message
-from tests.bridge_actor import ActorThread
+from tests.support.bridge_actor import ActorThread
 
 
 class Reading(Message):

@@ -15,16 +15,17 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.batcher import READINGS_TABLE, Batcher
+from actors.storage.batcher import READINGS_TABLE, Batcher
 from actors.edges import Answer, Route, client_context, ensure_self_signed
 from actors.edges.tls import CERT_FILE, KEY_FILE
-from actors.http_edge import HttpEdgeActor
+from actors.edges.http_edge import HttpEdgeActor
 from actors.storage import make_engine
-from protocols.storage import EdgeInfo, FlushNow, GetBatcherStats, GetEdgeInfo, SensorReading
+from protocols.edges import EdgeInfo, GetEdgeInfo
+from protocols.storage import FlushNow, GetBatcherStats, SensorReading
 from protocols.supervision import ChildInfo, ExitKind
 from supervisors.spec import ChildSpec, SupervisorSpec
 from systems.runtime import ActorRuntime, free_port
-from tests.clients import Background, call, meanwhile
+from tests.support.clients import Background, call, meanwhile
 
 ROUTES = [
     Route("POST", "/readings", list[SensorReading], Answer.REPLY, timeout_s=5),

@@ -15,7 +15,7 @@ import msgpack
 import pytest
 
 from actors.edges import Address, UdpEdge
-from actors.edges._ratelimit import RateLimitedLog
+from actors.edges import RateLimitedLog
 from protocols.codec import Codec
 from protocols.message import Message
 

@@ -13,9 +13,9 @@ import msgpack
 import pytest
 
 from actors.scripted import ScriptedActor
-from actors.udp_edge import DatagramSink, UdpEdgeActor
+from actors.edges.udp_edge import DatagramSink, UdpEdgeActor
 from protocols.message import Message
-from protocols.storage import (
+from protocols.edges import (
     DatagramCounts,
     EdgeInfo,
     GetDatagramCounts,

@@ -33,7 +33,7 @@ from protocols.game import (
     encode_join,
     encode_leave,
 )
-from tests.clients import expect_datagram
+from tests.support.clients import expect_datagram
 
 SECRET = "engine-test-secret-0123456789"
 TOKENS = SessionTokens(SECRET)

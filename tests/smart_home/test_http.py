@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from protocols.smart_home import KINDS, METRICS, GetIngestStats
-from tests.clients import call
+from tests.support.clients import call
 from tests.support.smart_home import SENSOR_OF, reading, start_home
 
 ROOM_OF = {"heating": "living", "meteo": "outside", "motion": "living",

@@ -18,7 +18,7 @@ import pytest
 
 from actors.smart_home import MQTT_EDGE
 from protocols.smart_home import GetMqttStats, MqttStats
-from tests.services import MOSQUITTO, require_service
+from tests.support.services import MOSQUITTO, require_service
 from tests.support.smart_home import Home, reading, start_home
 
 

@@ -15,20 +15,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from actors.batcher import READINGS_TABLE, Batcher
+from actors.storage.batcher import READINGS_TABLE, Batcher
 from actors.edges import Answer, Route
-from actors.http_edge import HttpEdgeActor
+from actors.edges.http_edge import HttpEdgeActor
 from actors.storage import make_engine
-from protocols.storage import (
-    EdgeInfo,
-    FlushNow,
-    GetBatcherStats,
-    GetEdgeInfo,
-    Refusal,
-    SensorReading,
-    Stored,
-    StoreRows,
-)
+from protocols.edges import EdgeInfo, GetEdgeInfo, Refusal
+from protocols.storage import FlushNow, GetBatcherStats, SensorReading, Stored, StoreRows
 from protocols.supervision import ChildInfo, ExitKind
 from supervisors.spec import ChildSpec, SupervisorSpec
 from systems.runtime import ActorRuntime

@@ -20,7 +20,7 @@ from actors.storage import (
     storage_error,
 )
 from protocols.errors import StorageError, StorageUnavailableError, UnavailableError
-from tests.services import POSTGRES, require_service
+from tests.support.services import POSTGRES, require_service
 
 TABLE = RecordTable("faults", {"value": sa.Float()})
 

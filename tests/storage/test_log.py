@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from actors.storage import DurableLog, JetStreamLog, LogEntry, SqliteLog, default_url
 from protocols.errors import StorageError
-from tests.services import NATS, require_service
+from tests.support.services import NATS, require_service
 
 OpenLog = Callable[[], DurableLog]
 

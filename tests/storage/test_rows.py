@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from actors.storage import KEY_COLUMN, RecordTable, RowWriter, default_url, make_engine
 from protocols.errors import StorageError
-from tests.services import POSTGRES, require_service
+from tests.support.services import POSTGRES, require_service
 
 POSTGRES_URL = os.environ.get("PTR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.services import require_service
+from tests.support.services import require_service
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from protocols.game import LobbyAddress, LobbyInfo, MatchStatus, Welcome, decode
     encode_input, encode_join
 from systems.game import SYSTEM, GameSettings
 from systems.runtime import ActorRuntime
-from tests.clients import call, expect_datagram
+from tests.support.clients import call, expect_datagram
 
 __all__ = ["Http", "UdpPlayer", "settings", "wait"]
 

@@ -22,10 +22,10 @@ from protocols.smart_home import (
     WriterStats,
 )
 from protocols.smart_home import GetWriterStats
-from protocols.storage import EdgeInfo, GetEdgeInfo
+from protocols.edges import EdgeInfo, GetEdgeInfo
 from systems.runtime import ActorRuntime
 from systems.smart_home import SYSTEM, SmartHomeSettings
-from tests.clients import Answered, call, meanwhile
+from tests.support.clients import Answered, call, meanwhile
 
 
 def small_house(**overrides: Any) -> HouseConfig:

@@ -61,7 +61,7 @@ from protocols.smart_home import (
     HouseConfig,
     generated_house,
 )
-from protocols.storage import GetEdgeInfo
+from protocols.edges import GetEdgeInfo
 from systems.processes import processes_in_sessions
 from systems.runtime import ActorRuntime
 from systems.smart_home import SYSTEM, SmartHomeSettings
