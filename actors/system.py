@@ -1,5 +1,6 @@
-"""What the systems layer needs of Thespian, through the one module that imports it: the actor
-system itself, and the controls of ptr's transport (the cookie, refused frames, the frame codec).
+"""What other layers need of Thespian, through the one module that imports it: the actor system
+itself, the system messages supervisors handle, and the controls of ptr's transport (the cookie,
+refused frames, the frame codec).
 Importing this binds and authenticates Thespian's transport (see ``actors._thespian``)."""
 
 from actors._thespian import (
@@ -7,6 +8,7 @@ from actors._thespian import (
     ActorSystem,
     ActorSystemException,
     ActorTypeDispatcher,
+    ChildActorExited,
     cookie_hex,
     frame_codec,
     plain_transport,
@@ -15,4 +17,4 @@ from actors._thespian import (
 )
 
 __all__ = ["ActorExitRequest", "ActorSystem", "ActorSystemException", "ActorTypeDispatcher",
-           "cookie_hex", "frame_codec", "plain_transport", "refused_frames", "set_cookie"]
+           "ChildActorExited", "cookie_hex", "frame_codec", "plain_transport", "refused_frames", "set_cookie"]

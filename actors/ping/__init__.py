@@ -1,4 +1,5 @@
-"""The ping system's actors: a pinger that asks a ponger, by name, on a timer."""
+"""The ping system's actors: a pinger that asks a ponger, by name, on a timer. The smallest system:
+read it first; ``systems/ping.py`` chooses its names, as every system does."""
 
 from __future__ import annotations
 
@@ -37,3 +38,6 @@ class Pinger(Actor):
         self.ponger.request(PingRequest(seq=self.sent), answered, timeout_s=1.0,
                             on_unavailable=lambda: None)  # restarting: the next tick tries again
         return None
+
+
+__all__ = ["Pinger", "Ponger"]
