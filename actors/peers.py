@@ -111,13 +111,21 @@ class Peer:
         self.waiting.append((then, self.owner.clock() + timeout_s))
         self._resolve()
 
-    def send(self, message: Any) -> None:
-        """Tell the peer ``message``; dropped (and logged by nobody) if it stays unavailable."""
+    def send(self, message: Any, on_unavailable: Callable[[], None] | None = None) -> None:
+        """Tell the peer ``message`` (at once if its address is known, else once it is); if it
+        stays unavailable past ``RESOLVE_TIMEOUT_S`` the message is dropped and
+        ``on_unavailable()`` runs."""
         def up(address: Any) -> None:
             if address is not None:
                 self.owner.send(address, message)
+            elif on_unavailable is not None:
+                on_unavailable()
 
         self.when_up(up)
+
+    def prefetch(self) -> None:
+        """Resolve now, so the first use does not wait (a no-op once resolved)."""
+        self.when_up(lambda _address: None)
 
     def request(self, body: Any, on_reply: Callable[[Any], None], *, timeout_s: float,
                 on_unavailable: Callable[[], None]) -> None:

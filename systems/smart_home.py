@@ -26,18 +26,7 @@ from pydantic import Field
 
 from actors.edges import Answer, Route
 from actors.edges.http_edge import HttpEdgeActor
-from actors.smart_home import (
-    API,
-    HTTP_EDGE,
-    INGEST,
-    MQTT_EDGE,
-    SIMULATOR,
-    WRITER,
-    KindAnalyzer,
-    ReadingIngest,
-    ReadingWriter,
-    analyzer_name,
-)
+from actors.smart_home import KindAnalyzer, ReadingIngest, ReadingWriter
 from actors.smart_home.api import LOCAL_NETWORKS, SmartHomeApi
 from actors.smart_home.mqtt import TOPIC_PREFIX, MqttIngestEdge
 from actors.smart_home.simulator import HouseSimulator, HouseSimulatorActor
@@ -115,6 +104,21 @@ class SmartHomeSettings(SystemSettings):
         return str(Path(self.data_dir) / "tls") if self.tls else None
 
 
+# --- the wiring: every registered name is chosen here, and handed to the actors in their args ------
+
+INGEST = "sh-ingest"
+WRITER = "sh-writer"
+HTTP_EDGE = "sh-http"
+API = "sh-api"
+MQTT_EDGE = "sh-mqtt"
+SIMULATOR = "sh-simulator"
+
+
+def analyzer_name(kind: str) -> str:
+    """The registered name of the analyzer of ``kind`` (``sh-analyzer-heating``...)."""
+    return f"sh-analyzer-{kind}"
+
+
 def ingest_routes(mode: str) -> list[Route]:
     """Single readings and batches; 200 after persisting (broker) or 202 at once (direct)."""
     answer = Answer.REPLY if mode == "broker" else Answer.ACCEPTED
@@ -129,10 +133,11 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
     common = {"house": house, "mode": settings.mode, "broker_url": settings.broker(),
               "db_url": settings.database()}
     kinds = [k for k in KINDS if house.of_kind(k)]
+    analyzer_names = {kind: analyzer_name(kind) for kind in kinds}
     analyzers = SupervisorSpec(Strategy.ONE_FOR_ONE, [
-        ChildSpec(kind, KindAnalyzer, {**common, "kind": kind,
+        ChildSpec(kind, KindAnalyzer, {**common, "kind": kind, "writer": WRITER,
                                        "poll_interval_s": settings.analyzer_poll_s},
-                  name=analyzer_name(kind))
+                  name=analyzer_names[kind])
         for kind in kinds])
     edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow)}
     children = [
@@ -141,7 +146,8 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
                                             "retain_entries": settings.broker_retain_entries},
                   name=WRITER),
         analyzers.as_child("analyzers"),
-        ChildSpec("ingest", ReadingIngest, common, name=INGEST),
+        ChildSpec("ingest", ReadingIngest, {**common, "writer": WRITER,
+                                            "analyzers": analyzer_names}, name=INGEST),
         ChildSpec("http", HttpEdgeActor, {**edge, "port": settings.http_port,
                                           "routes": ingest_routes(settings.mode),
                                           "target": INGEST, "max_body_bytes": 4 << 20,
@@ -157,11 +163,13 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
             "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST},
             name=MQTT_EDGE))
     children.append(ChildSpec("api", SmartHomeApi, {**edge, "port": settings.api_port,
-                                                    "house": house, "db_url": settings.database()},
+                                                    "house": house, "db_url": settings.database(),
+                                                    "analyzers": analyzer_names},
                               name=API))
     if settings.simulate:
         children.append(ChildSpec("simulator", HouseSimulatorActor, {
-            "house": house, "tls_dir": settings.tls_dir(), "demo": settings.demo}, name=SIMULATOR))
+            "edge": HTTP_EDGE, "house": house, "tls_dir": settings.tls_dir(),
+            "demo": settings.demo}, name=SIMULATOR))
     return SupervisorSpec(Strategy.ONE_FOR_ONE, children)
 
 
@@ -236,5 +244,6 @@ SYSTEM = SystemSpec(
     build_tree=build_tree, settings_model=SmartHomeSettings, status=status, edges=edges,
     simulator=simulator)
 
-__all__ = ["NAME", "SYSTEM", "SmartHomeSettings", "build_tree", "edges", "ingest_routes",
+__all__ = ["API", "HTTP_EDGE", "INGEST", "MQTT_EDGE", "NAME", "SIMULATOR", "SYSTEM",
+           "SmartHomeSettings", "WRITER", "analyzer_name", "build_tree", "edges", "ingest_routes",
            "simulator", "status"]

@@ -23,22 +23,9 @@ an offset only after what it produced is stored. Any other error is a bug and cr
 the supervisor restarts it and ``on_start`` rebuilds it from the stores.
 """
 
-from actors.smart_home._shared import (
-    API,
-    HTTP_EDGE,
-    INGEST,
-    MQTT_EDGE,
-    SIMULATOR,
-    WRITER,
-    WRITER_GROUP,
-    NamedTargets,
-    analyzer_group,
-    analyzer_name,
-)
+from actors.smart_home._shared import WRITER_GROUP, analyzer_group
 from actors.smart_home.analyzers import KindAnalyzer
 from actors.smart_home.ingest import ReadingIngest
 from actors.smart_home.writer import ReadingWriter
 
-__all__ = ["API", "HTTP_EDGE", "INGEST", "KindAnalyzer", "MQTT_EDGE", "NamedTargets",
-           "ReadingIngest", "ReadingWriter", "SIMULATOR", "WRITER", "WRITER_GROUP", "analyzer_group",
-           "analyzer_name"]
+__all__ = ["KindAnalyzer", "ReadingIngest", "ReadingWriter", "WRITER_GROUP", "analyzer_group"]

@@ -8,15 +8,14 @@ import os
 import time
 from typing import Any
 
+from actors.base import Actor
 from actors.smart_home._shared import (
     CLOCK_TICK_S,
     COMMIT_INTERVAL_S,
     MAX_ENTRIES,
     POLL_INTERVAL_S,
     REPLAY_SLICE,
-    WRITER,
     ClockTick,
-    NamedTargets,
     PollBroker,
     RebuildStep,
     analyzer_group,
@@ -51,7 +50,7 @@ from protocols.supervision import ExitReason
 log = logging.getLogger("ptr.smart_home")
 
 
-class KindAnalyzer(NamedTargets):
+class KindAnalyzer(Actor):
     """Rolling statistics, hourly rollups and alerts for every sensor of one kind (plain objects in
     a ``KindAnalysis``; see ``actors.smart_home.state`` for why not one actor per sensor).
 
@@ -83,6 +82,7 @@ class KindAnalyzer(NamedTargets):
     def on_start(self) -> None:
         args = self.args
         self.kind = str(args["kind"])
+        self.writer = self.peer(str(args["writer"]))
         self.house: HouseConfig = args["house"]
         self.direct = args.get("mode", "broker") == "direct"
         self.poll_interval_s = float(args.get("poll_interval_s", POLL_INTERVAL_S))
@@ -111,7 +111,7 @@ class KindAnalyzer(NamedTargets):
         self.caught_up = False
         if self.direct:
             self.caught_up = True
-            self.track_names([WRITER])
+            self.writer.prefetch()
         else:
             self.start_timer(self.poll_interval_s, PollBroker(), repeat=True)
         self.start_timer(CLOCK_TICK_S, ClockTick(), repeat=True)
@@ -288,9 +288,9 @@ class KindAnalyzer(NamedTargets):
             self.pending_rollups.extend(rollups)
             return
         if alerts:
-            self.tell_name(WRITER, OutputBatch(table="alerts", rows=alerts))
+            self.writer.send(OutputBatch(table="alerts", rows=alerts))
         if rollups:
-            self.tell_name(WRITER, OutputBatch(table="rollups", rows=rollups))
+            self.writer.send(OutputBatch(table="rollups", rows=rollups))
 
     def append_outputs(self) -> None:
         """Append the held outputs to the broker; each list is dropped once appended. Raises

@@ -48,7 +48,6 @@ from actors.edges import (
     self_signed_context,
 )
 from actors.edges.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
-from actors.smart_home import analyzer_name
 from actors.storage import make_engine
 from protocols.errors import InvalidMessageError, RequestTimeoutError
 from protocols.smart_home import METRICS, UNITS, GetRoomStats, HouseConfig, RoomStats
@@ -161,7 +160,7 @@ class SmartHomeApi(BridgedEdge):
                 self.engine.dispose()
 
     def target_names(self) -> list[str]:
-        return [analyzer_name(k) for k in sorted({s.kind for s in self.house.sensors})]
+        return [str(name) for _kind, name in sorted(dict(self.args["analyzers"]).items())]
 
     def receiveMsg_GetEdgeInfo(self, msg: GetEdgeInfo, sender: Any) -> EdgeInfo:
         return EdgeInfo(scheme=self.scheme, host=self.host, port=self.port,
@@ -194,8 +193,8 @@ class SmartHomeApi(BridgedEdge):
                                  "sensors": [s.model_dump() for s in sensors]})
 
         for kind in kinds:
-            self.ask_target(analyzer_name(kind), GetRoomStats(room=room), answered, pending.fail,
-                            STATS_TIMEOUT_S)
+            self.ask_target(str(self.args["analyzers"][kind]), GetRoomStats(room=room), answered,
+                            pending.fail, STATS_TIMEOUT_S)
 
     # --- the HTTP side (runs on the loop thread; touches only immutable config) -----------------
 

@@ -9,11 +9,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from actors.base import Actor
 from actors.smart_home._shared import (
-    INGEST,
-    WRITER,
-    NamedTargets,
-    analyzer_name,
     last_mode,
 )
 from actors.smart_home.store import (
@@ -39,7 +36,7 @@ from protocols.storage import Stored
 from protocols.supervision import ExitReason
 
 
-class ReadingIngest(NamedTargets):
+class ReadingIngest(Actor):
     """Checks readings against the house and persists (broker) or forwards (direct) them.
 
     Answers each ``EdgeBatch`` with one answer per item: ``Stored`` (200 ``{"records": n}``), a 400
@@ -57,7 +54,8 @@ class ReadingIngest(NamedTargets):
     is not counted twice by the analyzers (the database's keys would skip it anyway). On start the
     window is refilled from the broker's newest entries.
 
-    Args: ``house``, ``mode`` ("broker"/"direct"), ``broker_url``, ``max_age_s`` (7 days),
+    Args: ``writer`` and ``analyzers`` (the registered names of its peers: the writer's, and one
+    per sensor kind), ``house``, ``mode`` ("broker"/"direct"), ``broker_url``, ``max_age_s`` (7 days),
     ``max_skew_s`` (300), ``dedup_window`` (50,000 readings).
     """
 
@@ -69,15 +67,19 @@ class ReadingIngest(NamedTargets):
         self.max_age_s = float(args.get("max_age_s", 7 * 86400))
         self.max_skew_s = float(args.get("max_skew_s", 300))
         self.accepted = self.refused = self.appends = self.duplicates = self.unavailable = 0
-        self.storage = StorageBackoff(self.path or INGEST, clock=self.clock)
+        self.storage = StorageBackoff(self.path or "ingest", clock=self.clock)
+        self.writer = self.peer(str(args["writer"]))
+        self.analyzers = {kind: self.peer(str(name))
+                          for kind, name in dict(args["analyzers"]).items()}
+        self.undelivered = 0
         self.house_mode = "home"
         self.dedup_window = int(args.get("dedup_window", 50_000))
         self.recent: OrderedDict[str, None] = OrderedDict()
         self.broker: DurableLog | None = None
         self.opened = self.direct
-        if self.direct:
-            kinds = sorted({s.kind for s in self.house.sensors})
-            self.track_names([WRITER, *(analyzer_name(k) for k in kinds)])
+        if self.direct:  # sends in memory to its peers: find them now, not on the first batch
+            for peer in (self.writer, *self.analyzers.values()):
+                peer.prefetch()
         else:
             self.storage.attempt(self.open_stores)
 
@@ -161,7 +163,7 @@ class ReadingIngest(NamedTargets):
     def refuse_unavailable(self, answers: list[Any]) -> EdgeAnswers:
         """The broker is out: every request that was to be stored (or to set the mode) is refused
         with 503 and the reason. None of it was acknowledged, so its client may send it again."""
-        refusal = Refusal(status=503, error=f"storage unavailable: {self.storage.reason}")
+        refusal = Refusal.unavailable(f"storage unavailable: {self.storage.reason}")
         refused = [a if isinstance(a, Refusal) else refusal for a in answers]
         self.unavailable += sum(a is refusal for a in refused)
         return EdgeAnswers(answers=refused)
@@ -191,7 +193,7 @@ class ReadingIngest(NamedTargets):
             return None
         first = fields[0]
         more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
-        return Refusal(status=400, error=f"{first['field']}: {first['error']}{more}", fields=fields)
+        return Refusal.invalid(f"{first['field']}: {first['error']}{more}", fields)
 
     def persist(self, rows: list[dict[str, Any]], modes: list[dict[str, Any]], now: float) -> None:
         if not self.direct:
@@ -209,12 +211,17 @@ class ReadingIngest(NamedTargets):
         for row in rows:
             by_kind.setdefault(row["kind"], []).append(row)
         if modes:
-            self.tell_name(WRITER, OutputBatch(table="modes", rows=modes))
-            self.tell_name(analyzer_name("motion"), OutputBatch(table="modes", rows=modes))
+            self.writer.send(OutputBatch(table="modes", rows=modes), self.lost)
+            if "motion" in self.analyzers:
+                self.analyzers["motion"].send(OutputBatch(table="modes", rows=modes), self.lost)
         for kind, kind_rows in by_kind.items():
-            self.tell_name(analyzer_name(kind), ReadingBatch(rows=kind_rows))
+            self.analyzers[kind].send(ReadingBatch(rows=kind_rows), self.lost)
         if rows:
-            self.tell_name(WRITER, ReadingBatch(rows=rows))
+            self.writer.send(ReadingBatch(rows=rows), self.lost)
+
+    def lost(self) -> None:
+        """Direct mode: a batch whose peer stayed down was dropped (direct mode promises no more)."""
+        self.undelivered += 1
 
     def receiveMsg_GetIngestStats(self, msg: GetIngestStats, sender: Any) -> IngestStats:
         return IngestStats(accepted=self.accepted, refused=self.refused, appends=self.appends,

@@ -44,7 +44,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from actors.edges import BridgeClosedError, EdgeBridge, Pending, SaturatedError
 from actors.edges.http_edge import BridgedEdge
-from actors.smart_home import INGEST
 from actors.storage import StorageBackoff
 from protocols.codec import field_errors
 from protocols.errors import PtrError
@@ -93,7 +92,7 @@ class MqttIngestEdge(BridgedEdge):
         self.broker_port = int(args.get("port", 1883))
         prefix = str(args.get("prefix", TOPIC_PREFIX)).rstrip("/")
         self.topic_filter = f"{prefix}/readings/#"
-        self.target = str(args.get("target", INGEST))
+        self.target = str(args["target"])
         self.timeout_s = float(args.get("timeout_s", 10.0))
         self.generation = 0
         self.connected = False
@@ -191,7 +190,7 @@ class MqttIngestEdge(BridgedEdge):
         assert client is not None
         held: list[_Received] = []
         for item, result in zip(received, answer.answers):
-            if isinstance(result, Refusal) and result.status >= 500:
+            if isinstance(result, Refusal) and result.retryable:
                 held.append(item)
                 self.last_error = result.error
                 continue

@@ -37,8 +37,6 @@ from typing import Any
 
 from actors.base import Actor
 from actors.edges import LoopThread, client_context
-from actors.smart_home import HTTP_EDGE
-from protocols.light import MonitorName, NameDown
 from protocols.smart_home import (
     GetSimulatorStats,
     HouseConfig,
@@ -489,26 +487,23 @@ class StartSimulation:
 
 
 class HouseSimulatorActor(Actor):
-    """The house simulator, supervised: finds the ingest edge by name (``sh-http``), asks where it
-    listens and starts a ``HouseSimulator`` against it; follows the edge to its new port when it
-    restarts. Stopping the actor stops the simulated sensors.
+    """The house simulator, supervised: finds the ingest edge by its registered name (``edge`` in
+    its args), asks where it listens and starts a ``HouseSimulator`` against it; follows the edge to
+    its new port when it restarts. Stopping the actor stops the simulated sensors.
 
-    Args: ``house``, ``tls_dir``, ``demo`` (incidents, default True), ``seed``, ``connections``.
+    Args: ``edge``, ``house``, ``tls_dir``, ``demo`` (incidents, default True), ``seed``,
+    ``connections``.
     """
 
     simulator: HouseSimulator | None = None
 
     def on_start(self) -> None:
-        self.send(self.root, MonitorName(name=HTTP_EDGE, subscriber=self.myAddress))
+        self.edge = self.peer(str(self.args["edge"]), on_down=lambda _address: self.locate())
         self.locate()
 
     def locate(self) -> None:
-        def found(address: Any) -> None:
-            if address is None:
-                self.start_timer(0.1, StartSimulation())
-                return
-            self.request(address, GetEdgeInfo(), self.edge_found, timeout_s=5.0)
-        self.whereis(HTTP_EDGE, found)
+        self.edge.request(GetEdgeInfo(), self.edge_found, timeout_s=5.0,
+                          on_unavailable=lambda: self.start_timer(0.1, StartSimulation()))
 
     def receiveMsg_StartSimulation(self, msg: StartSimulation, sender: Any) -> None:
         if sender == self.myAddress:
@@ -524,10 +519,6 @@ class HouseSimulatorActor(Actor):
                                         demo=bool(args.get("demo", True)),
                                         seed=int(args.get("seed", 7)),
                                         connections=int(args.get("connections", 8))).start()
-
-    def receiveMsg_NameDown(self, msg: NameDown, sender: Any) -> None:
-        if msg.name == HTTP_EDGE:
-            self.locate()
 
     def on_stop(self, reason: ExitReason) -> None:
         if self.simulator is not None:

@@ -15,7 +15,6 @@ from actors.smart_home._shared import (
     POLL_INTERVAL_S,
     RETAIN_ENTRIES,
     RETENTION_EVERY_S,
-    WRITER,
     WRITER_GROUP,
     FlushWrites,
     PollBroker,
@@ -101,7 +100,7 @@ class ReadingWriter(Actor):
         self.retain_entries = int(args.get("retain_entries", RETAIN_ENTRIES))
         self.retained_at = time.monotonic()
         self.truncated = 0  # readings entries dropped by retention, this incarnation
-        self.storage = StorageBackoff(self.path or WRITER, clock=self.clock)
+        self.storage = StorageBackoff(self.path or "writer", clock=self.clock)
         if not self.direct:
             self.start_timer(float(args.get("poll_interval_s", POLL_INTERVAL_S)), PollBroker(),
                              repeat=True)

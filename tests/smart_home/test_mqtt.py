@@ -16,7 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from actors.smart_home import MQTT_EDGE
+from systems.smart_home import MQTT_EDGE
 from protocols.smart_home import GetMqttStats, MqttStats
 from tests.support.services import MOSQUITTO, require_service
 from tests.support.smart_home import Home, reading, start_home

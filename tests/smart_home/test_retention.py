@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from actors.smart_home import WRITER, WRITER_GROUP, ReadingWriter, analyzer_group
+from actors.smart_home import WRITER_GROUP, ReadingWriter, analyzer_group
+from systems.smart_home import WRITER
 from actors.smart_home.store import ALERTS_TOPIC, MODES_TOPIC, READINGS_TOPIC, open_broker, pack
 from actors.storage import DurableLog
 from protocols.smart_home import GetWriterStats

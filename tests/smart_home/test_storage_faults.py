@@ -39,7 +39,7 @@ import nats
 import pytest
 import sqlalchemy as sa
 
-from actors.smart_home import INGEST, MQTT_EDGE
+from systems.smart_home import INGEST, MQTT_EDGE
 from protocols.smart_home import KINDS, GetIngestStats, GetMqttStats, IngestStats, MqttStats
 from systems.runtime import ActorRuntime
 from tests.support.services import MOSQUITTO, NATS, POSTGRES, require_service

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from actors.edges import client_context
-from actors.smart_home import API, HTTP_EDGE, WRITER, analyzer_name
+from systems.smart_home import API, HTTP_EDGE, WRITER, analyzer_name
 from actors.storage import make_engine
 from protocols.smart_home import (
     AnalyzerStats,

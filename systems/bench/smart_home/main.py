@@ -47,7 +47,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from actors.edges import client_context, ensure_self_signed
-from actors.smart_home import API, HTTP_EDGE, WRITER, analyzer_name
+from systems.smart_home import API, HTTP_EDGE, WRITER, analyzer_name
 from actors.smart_home.simulator import HouseModel, HttpsFleet
 from actors.smart_home.state import state_bytes_per_sensor
 from actors.smart_home.store import READINGS_TOPIC, open_broker
