@@ -1,5 +1,6 @@
 """What the edges say to the actors behind them: an HTTP edge's ``EdgeBatch`` of validated requests
-answered by ``EdgeAnswers`` (one per item: a ``Refusal`` becomes its status code), a UDP edge's
+answered by ``EdgeAnswers`` (one per item: a ``Refusal`` names its kind, which the edge maps to
+its wire), a UDP edge's
 ``DatagramBatch`` answered by ``SendDatagrams``, and where an edge listens. Pure data.
 """
 
@@ -8,16 +9,37 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from protocols.errors import RefusalKind, RefusedError
 from protocols.message import BulkMessage, Message
 
 
 class Refusal(Message):
-    """A request was not carried out. ``status`` follows HTTP: 400 the sender's fault (``fields``
-    names what is wrong), 503 try again later (storage failed, or the tree is saturated)."""
+    """A request was not carried out: ``reason`` is the kind (``invalid``: the sender's fault,
+    ``fields`` names what is wrong; ``unavailable``: try again later, a store is out...), ``error``
+    the text. No wire code: the HTTP edge maps the kind to a status, MQTT to an acknowledgement."""
 
-    status: int
+    reason: RefusalKind
     error: str
     fields: list[dict[str, Any]] = []
+    retry_after_s: float | None = None
+
+    @classmethod
+    def invalid(cls, error: str, fields: list[dict[str, Any]] | None = None) -> Refusal:
+        return cls(reason=RefusalKind.INVALID, error=error, fields=fields or [])
+
+    @classmethod
+    def unavailable(cls, error: str) -> Refusal:
+        return cls(reason=RefusalKind.UNAVAILABLE, error=error)
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed later (unavailable, too_many, timeout)."""
+        return self.reason in (RefusalKind.UNAVAILABLE, RefusalKind.TOO_MANY, RefusalKind.TIMEOUT)
+
+    def as_error(self, **context: Any) -> RefusedError:
+        """The exception an edge answers this refusal with."""
+        return RefusedError(self.error, refusal=self.reason, fields=list(self.fields),
+                            retry_after_s=self.retry_after_s, **context)
 
 
 # --- HTTP edge <-> its targets ------------------------------------------------------------------
@@ -45,8 +67,8 @@ class EdgeBatch(BulkMessage):
 
 
 class EdgeAnswers(BulkMessage):
-    """One answer per ``EdgeBatch`` item, in order: a ``Refusal`` becomes that status code, anything
-    else is the JSON body of a 200."""
+    """One answer per ``EdgeBatch`` item, in order: a ``Refusal`` refuses that item (the edge maps its
+    kind to its wire), anything else is the JSON body of a 200."""
 
     answers: list[Any]
 

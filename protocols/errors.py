@@ -2,13 +2,15 @@
 
     PtrError
     ├── SpecError                 a system, supervisor or child spec is impossible (names the child)
-    ├── InvalidMessageError       bytes or a dict at an edge do not make a valid message (names the field)
+    ├── RefusedError              the tree refuses a request: a ``RefusalKind`` (invalid, not_found,
+    │   │                         conflict, ...) and a reason; each edge maps the kind to its wire
+    │   ├── InvalidMessageError   bytes or a dict at an edge do not make a valid message (names the field)
+    │   └── LobbyRefusedError     the game lobby refuses a request (protocols.game)
+    │       └── InvalidTokenError a game session token is forged, expired or malformed
     ├── RequestTimeoutError       a request got no reply within its timeout (names target and message kind)
     ├── RequestFailedError        the target of a request crashed handling it (actors.behaviour)
     ├── ChaosInjectedError        raised inside an actor by ``ptr chaos crash`` (actors.behaviour)
     ├── MailboxOverflowError      a light actor's mailbox overflowed under policy crash (actors.light)
-    ├── LobbyRefusedError         the game lobby refuses a request: 4xx with a reason (protocols.game)
-    │   └── InvalidTokenError     a game session token is forged, expired or malformed
     ├── RoomCrashedError          a game room's tick raised: the room restarts from its checkpoint
     ├── NoSuchNameError           a registered name resolves to no live actor
     ├── ActorSystemError          the Thespian actor system could not be started, reached, or stopped
@@ -17,7 +19,7 @@
     │                             saturated or restarting; answered 503 + Retry-After (actors.edges.bridge)
     ├── BridgeClosedError         an edge's bridge is closed: its actor is stopping (actors.edges.bridge)
     ├── UnavailableError          the tree refuses a request for now, with a reason (a store it needs is
-    │                             unavailable); an HTTP edge answers 503 + Retry-After (actors.edges.http_edge)
+    │                             unavailable); refusal kind ``unavailable`` at every edge
     └── StorageError              a database, blob or log operation failed in a way the caller must see
         ├── StorageUnavailableError  disk full, read-only file, server gone: the outside world's
         │                         fault, not a bug; refuse and retry (also an UnavailableError)
@@ -27,15 +29,60 @@
 
 Failures *inside* the actor tree are not exceptions but exit reasons (see ``protocols.supervision``):
 an actor that raises exits, and its supervisor decides what happens next.
+
+Refusals carry a ``RefusalKind``, never a wire code: the HTTP edge maps kinds to statuses
+(``actors.edges.http_app.HTTP_STATUS``), the game's UDP server to its reject codes, MQTT to acks.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
+
+
+class RefusalKind(enum.StrEnum):
+    """Why a request was not carried out, in words every edge maps to its own wire."""
+
+    INVALID = "invalid"            # the sender's content is wrong (``fields`` says where)
+    UNAUTHORIZED = "unauthorized"  # who the sender is is unknown: bad credentials or token
+    FORBIDDEN = "forbidden"        # the sender is known (or placed) and not allowed
+    NOT_FOUND = "not_found"        # what the request names does not exist
+    CONFLICT = "conflict"          # it contradicts what exists (a name taken)
+    TOO_LARGE = "too_large"        # the request is over a size limit
+    TOO_MANY = "too_many"          # the sender is over its rate; retry after a while
+    UNAVAILABLE = "unavailable"    # the tree cannot serve it now (a store out, saturated)
+    TIMEOUT = "timeout"            # the tree did not answer in time
 
 
 class PtrError(Exception):
     """Base of every exception ptr raises to code outside the actor tree."""
+
+
+class RefusedError(PtrError):
+    """A request is refused for a reason its sender must see: ``refusal`` is the kind, ``fields``
+    the ``{"field", "error"}`` pairs at fault, ``retry_after_s`` when retrying later may work.
+    Raised by handlers behind an edge; the edge answers it (HTTP: the status of the kind)."""
+
+    refusal: RefusalKind = RefusalKind.INVALID
+
+    def __init__(self, message: str, *, refusal: RefusalKind | str | None = None,
+                 fields: list[dict[str, Any]] | None = None,
+                 retry_after_s: float | None = None, **context: Any) -> None:
+        if refusal is not None:
+            self.refusal = RefusalKind(refusal)
+        self.fields = fields or []
+        self.retry_after_s = retry_after_s
+        self.context = context
+        super().__init__(message)
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON error body every HTTP edge answers with."""
+        body: dict[str, Any] = {"error": str(self), "refusal": self.refusal.value}
+        if self.fields:
+            body["fields"] = self.fields
+        if self.retry_after_s is not None:
+            body["retry_after_s"] = self.retry_after_s
+        return {**self.context, **body}
 
 
 class SpecError(PtrError):
@@ -46,22 +93,25 @@ class SpecError(PtrError):
         super().__init__(f"{message} (child {child_id!r})" if child_id else message)
 
 
-class InvalidMessageError(PtrError):
-    """Input at an edge does not decode into a valid message.
+class InvalidMessageError(RefusedError):
+    """Input at an edge does not decode into a valid message (refusal kind ``invalid``).
 
     ``errors`` lists ``{"field": dotted.path, "error": text}``; edges turn it into an HTTP 400 body
     or a counted UDP drop.
     """
 
     def __init__(self, message: str, *, kind: str | None = None,
-                 errors: list[dict[str, Any]] | None = None, status: int = 400) -> None:
+                 errors: list[dict[str, Any]] | None = None) -> None:
         self.kind = kind
-        self.errors = errors or []
-        self.status = status  # the HTTP status an edge answers: 400, or 404/409/422 for content
-        super().__init__(message)
+        super().__init__(message, refusal=RefusalKind.INVALID, fields=errors or [])
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.fields
 
     def as_json(self) -> dict[str, Any]:
-        return {"error": str(self), "kind": self.kind, "fields": self.errors}
+        return {"error": str(self), "refusal": self.refusal.value, "kind": self.kind,
+                "fields": self.fields}
 
 
 class RequestTimeoutError(PtrError):

@@ -21,30 +21,31 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from protocols.errors import InvalidMessageError, PtrError
-from protocols.message import Message
+from protocols.errors import InvalidMessageError, PtrError, RefusalKind, RefusedError
+from protocols.message import Message, WireBody
 
 # --- errors -------------------------------------------------------------------------------------
 
 
-class LobbyRefusedError(PtrError):
-    """The lobby refuses a request for a reason the client must see: ``status`` is the HTTP status
-    (401 bad credentials or token, 404 unknown, 409 taken, 429 rate limited, 503 unavailable)."""
+class LobbyRefusedError(RefusedError):
+    """The lobby refuses a request for a reason the client must see: ``refusal`` is its kind
+    (unauthorized: bad credentials or token, not_found, conflict: a name taken, too_many: chat
+    rate, invalid, unavailable); the lobby's HTTP edge maps it to a status."""
 
-    def __init__(self, status: int, message: str, *, retry_after_s: float | None = None) -> None:
-        self.status = status
-        self.retry_after_s = retry_after_s
-        super().__init__(message)
+    def __init__(self, refusal: RefusalKind | str, message: str, *,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message, refusal=refusal, retry_after_s=retry_after_s)
 
 
 class InvalidTokenError(LobbyRefusedError):
-    """A session token is malformed, wrongly signed or expired (raised by ``SessionTokens.verify``)."""
+    """A session token is malformed, wrongly signed or expired (raised by ``SessionTokens.verify``;
+    refusal kind unauthorized; the game server answers it with ``REJECT_BAD_TOKEN``)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        super().__init__(401, f"invalid session token: {reason}")
+        super().__init__(RefusalKind.UNAUTHORIZED, f"invalid session token: {reason}")
 
 
 class RoomCrashedError(PtrError):
@@ -271,10 +272,8 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]{3,24}$"
 CHAT_ROOM_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 
-class Body(BaseModel):
-    """Base of the lobby's request bodies: frozen, unknown fields refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Body(WireBody):
+    """Base of the lobby's request bodies: the strict JSON wire base."""
 
 
 class Credentials(Body):

@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from protocols.message import Message
+from protocols.message import Message, WireBody
 from protocols.message import BulkMessage
 
 SensorKind = Literal["heating", "meteo", "motion", "electricity"]
@@ -46,14 +46,8 @@ HouseMode = Literal["home", "away"]
 _ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
 
-class WireModel(BaseModel):
-    """Base of what crosses the edges as JSON: frozen, unknown fields refused, no type coercion.
-
-    Not a ``Message``: a reading's ``kind`` is a field (the JSON discriminator), where ``Message``
-    keeps ``kind`` as a class attribute naming the class.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+WireModel = WireBody
+"""What crosses the smart home's edges as JSON: the one strict wire base of ``protocols.message``."""
 
 
 # --- readings: one shape per kind ---------------------------------------------------------------

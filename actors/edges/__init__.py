@@ -4,12 +4,22 @@ hand-off), then ``http_app`` and ``udp``; the actors are ``http_edge.HttpEdgeAct
 ``udp_edge.UdpEdgeActor`` (imported from their modules: they are Thespian actors).
 
 ``loop_thread`` runs the edges' loop beside the hosting actor, ``http_server`` serves an app built by
-``http_app`` (with ``tls`` for HTTPS), and ``udp`` reads datagrams in batches. Failure rules are in
+``http_app`` (with ``tls`` for HTTPS; ``openapi`` documents its routes), and ``udp`` reads datagrams in batches. Failure rules are in
 each module's docstring: bad input is counted or answered, never raised into the host.
 """
 
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, Pending, SaturatedError
-from actors.edges.http_app import METRICS_KEY, Answer, Inbound, Route, build_app
+from actors.edges.http_app import (
+    ANSWER_LATER,
+    HTTP_STATUS,
+    METRICS_KEY,
+    OPENAPI_PATH,
+    Answer,
+    Inbound,
+    Route,
+    build_app,
+)
+from actors.edges.openapi import ErrorBody, openapi_document, refusals_of
 from actors.edges._ratelimit import RateLimitedLog
 from actors.edges.http_server import HttpServer
 from actors._loop_thread import LoopThread
@@ -17,7 +27,11 @@ from actors.edges.tls import client_context, context_from_files, ensure_self_sig
 from actors.edges.udp import Address, UdpEdge, UdpStats
 
 __all__ = [
+    "ANSWER_LATER",
+    "HTTP_STATUS",
     "METRICS_KEY",
+    "OPENAPI_PATH",
+    "ErrorBody",
     "Address",
     "Answer",
     "BridgeClosedError",
@@ -32,6 +46,8 @@ __all__ = [
     "UdpEdge",
     "UdpStats",
     "build_app",
+    "openapi_document",
+    "refusals_of",
     "client_context",
     "context_from_files",
     "ensure_self_signed",

@@ -1,10 +1,18 @@
-"""The HTTP edge: declared routes validated with pydantic and handed to the actor side by a bridge.
+"""The HTTP edge: declared routes validated with pydantic, handed to the actor side by a bridge or
+answered by a function on the loop, and described by the OpenAPI 3.1 document the edge serves.
 
-Every answer is JSON, errors included (``{"error": text, ...}``), so a client always gets a reason it
-can parse: 400 names each bad field, 403 an address outside the allowlist, 404/405 an unknown route,
-413 a body over the limit, 503 (with ``Retry-After``) a saturated or closed bridge or an actor that
-refuses work for now (``UnavailableError``: its storage is out; the body says why), 504 an actor that
-did not answer in time, 500 a bug here. A handler exception never takes the server down.
+A ``Route`` declares method, path (``{name}`` path parameters), request models (``body``, and
+``params`` for the query and path parameters), response model, and who answers: the hosting actor
+or a named target through the bridge (the default; the host may answer with ``handler``), or
+``loop_handler``, an async function run on the edge's loop.
+
+Every answer is JSON, errors included: ``{"error": text, "refusal": kind, ...}``. Inside the tree a
+refusal has a kind (``protocols.errors.RefusalKind``), never a status; ``HTTP_STATUS`` maps kinds to
+statuses here, and only here: invalid 400 (``fields`` names each bad field), unauthorized 401,
+forbidden 403 (also a client outside the allowlist), not_found 404 (also an unknown route),
+conflict 409, too_large 413, too_many 429 and unavailable 503 (both with ``Retry-After``; 503 also
+for a saturated or closed bridge), timeout 504; 500 is a bug here. A handler exception never takes
+the server down.
 """
 
 from __future__ import annotations
@@ -12,20 +20,22 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import inspect
 import ipaddress
 import json
 import logging
+import re
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import PydanticUserError, TypeAdapter, ValidationError
+from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
 
 from actors.edges._metrics import EdgeMetrics
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, SaturatedError
@@ -33,18 +43,34 @@ from protocols.codec import field_errors
 from protocols.errors import (
     ConfigError,
     InvalidMessageError,
+    RefusalKind,
+    RefusedError,
     RequestTimeoutError,
     SpecError,
     UnavailableError,
 )
 
-__all__ = ["Answer", "Inbound", "METRICS_KEY", "Route", "build_app"]
+__all__ = ["ANSWER_LATER", "Answer", "HTTP_STATUS", "Inbound", "METRICS_KEY", "OPENAPI_PATH",
+           "Route", "build_app"]
 
 log = logging.getLogger("ptr.edges.http")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RESERVED_PATHS = frozenset({"/health", "/metrics"})
+OPENAPI_PATH = "/openapi.json"
+RESERVED_PATHS = frozenset({"/health", "/metrics", OPENAPI_PATH})
+
+HTTP_STATUS: dict[RefusalKind, int] = {
+    RefusalKind.INVALID: 400, RefusalKind.UNAUTHORIZED: 401, RefusalKind.FORBIDDEN: 403,
+    RefusalKind.NOT_FOUND: 404, RefusalKind.CONFLICT: 409, RefusalKind.TOO_LARGE: 413,
+    RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503, RefusalKind.TIMEOUT: 504,
+}
+"""The one place a refusal kind becomes an HTTP status."""
+_RETRY_LATER = frozenset({RefusalKind.TOO_MANY, RefusalKind.UNAVAILABLE})
+_PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
+
+ANSWER_LATER: Any = type("AnswerLater", (), {"__repr__": lambda self: "ANSWER_LATER"})()
+"""What a ``Route.handler`` returns when it settles the request itself later (``Inbound.pending``)."""
 UNMATCHED = "unmatched"  # one metrics label for every unknown path, so scanners cannot grow the series
 
 METRICS_KEY: web.AppKey[EdgeMetrics] = web.AppKey("ptr_edge_metrics", EdgeMetrics)
@@ -63,18 +89,40 @@ class Answer(enum.Enum):
 class Route:
     """One declared endpoint.
 
-    ``body`` is a pydantic model class, or ``list[Model]`` for a batch (validated in one
-    ``validate_json`` pass over the raw bytes). ``name`` is what the actor side sees in
-    ``Inbound.route`` to tell routes apart; it defaults to the path. ``timeout_s`` bounds the wait
-    for a ``REPLY``.
+    ``body`` is the request body's model (a ``protocols.message.WireBody``, or ``list[Model]`` for
+    a batch, validated in one ``validate_json`` pass over the raw bytes), or None for no body.
+    ``params`` is a model of the query and path parameters (validated from their strings; path
+    parameters are its required fields named in ``{}``). ``response`` is the model of a 200 answer
+    (documentation: the OpenAPI document and the contract tests check answers against it);
+    ``media_type`` another content type for it (``bytes`` answers, e.g. ``image/png``).
+
+    Who answers, once the request is valid:
+
+    * by default the actor side through the bridge: ``HttpEdgeActor`` sends it to the route's
+      target in an ``EdgeBatch`` (``name`` tells routes apart in ``EdgeItem.route``);
+    * ``handler(host, inbound)``: a function of the hosting actor, run in its thread; it returns the
+      answer, raises ``RefusedError``, or returns ``ANSWER_LATER`` and settles ``inbound.pending``;
+    * ``loop_handler(host, inbound)``: an async function run on the edge's loop (never blocking it:
+      database reads go to its executor); it must touch only what the host does not change.
+
+    ``refuses`` lists the refusal kinds the answering side may give beyond the edge's own (invalid,
+    forbidden, too_large, unavailable, timeout); each is documented with its status.
+    ``timeout_s`` bounds the wait for an answer.
     """
 
     method: str
     path: str
-    body: Any
+    body: Any = None
     answer: Answer = Answer.ACCEPTED
     name: str = ""
     timeout_s: float = 10.0
+    params: type[BaseModel] | None = None
+    response: Any = None
+    handler: Callable[[Any, Inbound], Any] | None = None
+    loop_handler: Callable[[Any, Inbound], Awaitable[Any]] | None = None
+    refuses: tuple[RefusalKind, ...] = ()
+    media_type: str = "application/json"
+    summary: str = ""
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -86,35 +134,66 @@ class Route:
         if self.timeout_s <= 0:
             raise SpecError(f"timeout_s must be positive, not {self.timeout_s}",
                             child_id=self.route_name)
+        if self.handler is not None and self.loop_handler is not None:
+            raise SpecError("a route has one handler: handler or loop_handler",
+                            child_id=self.route_name)
+        if self.loop_handler is not None and not inspect.iscoroutinefunction(self.loop_handler):
+            raise SpecError("loop_handler must be an async function", child_id=self.route_name)
+        if (self.handler or self.loop_handler) and self.answer is Answer.ACCEPTED:
+            raise SpecError("a route with a handler answers: use Answer.REPLY",
+                            child_id=self.route_name)
+        if self.body is None and self.answer is Answer.ACCEPTED:
+            raise SpecError("a route without a body must answer: use Answer.REPLY",
+                            child_id=self.route_name)
+        names = set(self.path_params)
+        declared = set(self.params.model_fields) if self.params is not None else set()
+        if not names <= declared:
+            raise SpecError(f"path parameters {sorted(names - declared)} are not fields of params",
+                            child_id=self.route_name)
+        object.__setattr__(self, "refuses", tuple(RefusalKind(k) for k in self.refuses))
 
     @property
     def route_name(self) -> str:
         return self.name or self.path
 
+    @property
+    def path_params(self) -> list[str]:
+        return _PATH_PARAM.findall(self.path)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Inbound:
-    """What the HTTP edge puts on the bridge: which route, the validated body, the client address."""
+    """What the HTTP edge puts on the bridge: which route, the validated body and parameters (a
+    ``params`` model instance, or None), the client address; ``pending`` is set by the actor side
+    while a ``Route.handler`` runs, for one that answers later."""
 
     route: str
     body: Any
     peer: str
+    params: Any = None
+    pending: Any = field(default=None, compare=False)
 
 
 def build_app(routes: Iterable[Route], *, bridge: EdgeBridge[Inbound], max_body_bytes: int,
               allow_networks: Sequence[str | Network],
               metrics_registry: CollectorRegistry | None = None,
-              retry_after_s: int = 1) -> web.Application:
-    """An aiohttp application serving ``routes`` plus ``GET /health`` and ``GET /metrics``.
+              retry_after_s: int = 1, host: Any = None, title: str = "ptr edge",
+              version: str = "1") -> web.Application:
+    """An aiohttp application serving ``routes`` plus ``GET /health``, ``GET /metrics`` and
+    ``GET /openapi.json`` (the OpenAPI 3.1 document of ``routes``, titled ``title``).
 
-    Raises ``SpecError`` for a route that is declared twice, uses a reserved path or has a body
-    type pydantic cannot validate, and ``ConfigError`` for an allowlist entry that is not a network.
-    The allowlist is checked against the TCP peer of every request, ``/health`` and ``/metrics``
-    included; behind a proxy, allow the proxy. ``metrics_registry`` must not be shared with another
-    app: each app registers its own metrics in it.
+    ``host`` is the first argument of every ``loop_handler``. Raises ``SpecError`` for a route
+    that is declared twice, uses a reserved path or has a model pydantic cannot validate, and
+    ``ConfigError`` for an allowlist entry that is not a network. The allowlist is checked against
+    the TCP peer of every request, ``/health`` and ``/metrics`` included; behind a proxy, allow the
+    proxy. ``metrics_registry`` must not be shared with another app: each app registers its own
+    metrics in it.
     """
+    from actors.edges.openapi import openapi_document  # the document builder needs Route
+
     if max_body_bytes < 1:
         raise ConfigError(f"max_body_bytes must be positive, not {max_body_bytes}")
+    routes = list(routes)
     networks = _parse_networks(allow_networks)
     metrics = EdgeMetrics(metrics_registry or CollectorRegistry(), lambda: bridge.in_flight)
     app = web.Application(middlewares=[_guard(metrics, retry_after_s, max_body_bytes),
@@ -130,9 +209,12 @@ def build_app(routes: Iterable[Route], *, bridge: EdgeBridge[Inbound], max_body_
             raise SpecError(f"{method} {route.path} is declared twice", child_id=route.route_name)
         seen.add((method, route.path))
         app.router.add_route(method, route.path, _route_handler(route, bridge, metrics,
-                                                               max_body_bytes))
+                                                               max_body_bytes, host))
+    document = json.dumps(openapi_document(routes, title=title, version=version),
+                          separators=(",", ":")).encode()
     app.router.add_get("/health", _health_handler(bridge))
     app.router.add_get("/metrics", _metrics_handler(metrics.registry))
+    app.router.add_get(OPENAPI_PATH, _document_handler(document))
     return app
 
 
@@ -148,8 +230,22 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, /,
     return _json_response(status, {"error": message, **context}, headers)
 
 
+def _refused(exc: RefusedError, retry_after_s: int) -> web.Response:
+    """A refusal's answer: the status of its kind, its JSON, ``Retry-After`` when retrying helps."""
+    headers = None
+    if exc.refusal in _RETRY_LATER:
+        wait = exc.retry_after_s if exc.retry_after_s is not None else retry_after_s
+        headers = {"Retry-After": str(max(1, round(wait + 0.49)))}
+    return _json_response(HTTP_STATUS[exc.refusal], exc.as_json(), headers)
+
+
 def _too_large(max_body_bytes: int) -> web.Response:
-    return _error(413, "request body too large", max_bytes=max_body_bytes)
+    return _error(413, "request body too large", refusal=RefusalKind.TOO_LARGE.value,
+                  max_bytes=max_body_bytes)
+
+
+_HTTP_REFUSALS = {404: RefusalKind.NOT_FOUND, 405: RefusalKind.NOT_FOUND,
+                  413: RefusalKind.TOO_LARGE}
 
 
 def _from_http_exception(exc: web.HTTPException, request: web.Request,
@@ -158,6 +254,9 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request,
     headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type",
                                                                         "content-length")}
     context: dict[str, Any] = {"path": request.path}
+    refusal = _HTTP_REFUSALS.get(exc.status)
+    if refusal is not None:
+        context["refusal"] = refusal.value
     if isinstance(exc, web.HTTPMethodNotAllowed):
         context["allowed"] = sorted(exc.allowed_methods)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
@@ -189,15 +288,19 @@ def _guard(metrics: EdgeMetrics, retry_after_s: int, max_body_bytes: int) -> Mid
         except web.HTTPException as exc:
             response = _from_http_exception(exc, request, max_body_bytes)
         except SaturatedError as exc:
-            response = _error(503, "edge saturated, retry later", retry_after, limit=exc.limit)
+            response = _error(503, "edge saturated, retry later", retry_after,
+                              refusal=RefusalKind.UNAVAILABLE.value, limit=exc.limit)
+        except RefusedError as exc:  # the edge or the tree refused: the status of its kind
+            response = _refused(exc, retry_after_s)
         except UnavailableError as exc:  # the tree refuses for now: a store it needs is out
-            response = _error(503, str(exc), retry_after, retry_after_s=retry_after_s)
+            response = _error(503, str(exc), retry_after, refusal=RefusalKind.UNAVAILABLE.value,
+                              retry_after_s=retry_after_s)
         except BridgeClosedError:
-            response = _error(503, "edge is shutting down", retry_after)
-        except InvalidMessageError as exc:  # the actor judged the content invalid
-            response = _json_response(exc.status, exc.as_json())
+            response = _error(503, "edge is shutting down", retry_after,
+                              refusal=RefusalKind.UNAVAILABLE.value)
         except RequestTimeoutError as exc:
-            response = _error(504, str(exc), timeout_s=exc.timeout_s)
+            response = _error(504, str(exc), refusal=RefusalKind.TIMEOUT.value,
+                              timeout_s=exc.timeout_s)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.exception("%s %s failed", request.method, request.path)
             response = _error(500, "internal error", type=type(exc).__name__)
@@ -227,7 +330,8 @@ def _allowlist(networks: tuple[Network, ...]) -> Middleware:
     @web.middleware
     async def allowlist(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not allowed(request.remote):
-            return _error(403, "client address not allowed", client=request.remote)
+            return _error(403, "client address not allowed", refusal=RefusalKind.FORBIDDEN.value,
+                          client=request.remote)
         return await handler(request)
 
     return allowlist
@@ -255,21 +359,46 @@ def _kind_of(body: Any) -> str:
     return str(getattr(item, "kind", "") or getattr(item, "__name__", "") or item)
 
 
-def _route_handler(route: Route, bridge: EdgeBridge[Inbound], metrics: EdgeMetrics,
-                   max_body_bytes: int) -> Handler:
+def _adapter(route: Route, model: Any, what: str) -> TypeAdapter[Any]:
     try:
-        adapter: TypeAdapter[Any] = TypeAdapter(route.body)
+        return TypeAdapter(model)
     except (PydanticUserError, pydantic_core.SchemaError, TypeError, ValueError) as exc:
-        raise SpecError(f"body type {route.body!r} cannot be validated: {exc}",
+        raise SpecError(f"{what} type {model!r} cannot be validated: {exc}",
                         child_id=route.route_name) from None
+
+
+def _route_handler(route: Route, bridge: EdgeBridge[Inbound], metrics: EdgeMetrics,
+                   max_body_bytes: int, host: Any) -> Handler:
+    has_body = route.body is not None
+    adapter = _adapter(route, route.body, "body") if has_body else None
+    params_model = route.params
+    if params_model is not None:
+        _adapter(route, params_model, "params")
     is_batch = typing.get_origin(route.body) is list
-    name, kind, timeout_s = route.route_name, _kind_of(route.body), route.timeout_s
+    name, timeout_s = route.route_name, route.timeout_s
+    kind = _kind_of(route.body) if has_body else name
+    media_type, loop_handler = route.media_type, route.loop_handler
 
     def validated(raw: bytes) -> Any:
+        assert adapter is not None
         try:
             return adapter.validate_json(raw)
         except ValidationError as exc:
             raise InvalidMessageError(f"invalid {kind}", kind=kind, errors=field_errors(exc)) from None
+
+    def parameters(request: web.Request) -> Any:
+        if params_model is None:
+            return None
+        query = request.query
+        raw = {key: query.get(key) for key in query.keys()}
+        raw.update(request.match_info)
+        try:
+            return params_model.model_validate(raw)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            where = errors[0]["field"] if errors else "parameters"
+            raise InvalidMessageError(f"invalid query parameter {where}", kind="query",
+                                      errors=errors) from None
 
     async def read_body(request: web.Request) -> bytes | None:
         if request.content_length is not None and request.content_length > max_body_bytes:
@@ -286,21 +415,31 @@ def _route_handler(route: Route, bridge: EdgeBridge[Inbound], metrics: EdgeMetri
         body = validated(raw)
         count = len(body) if is_batch else 1
         if count:
-            bridge.submit_nowait(Inbound(name, body, request.remote or ""))
+            bridge.submit_nowait(Inbound(name, body, request.remote or "", parameters(request)))
             metrics.accepted(name, count)
         return _json_response(202, {"accepted": count})
 
     async def reply(request: web.Request) -> web.StreamResponse:
-        raw = await read_body(request)
-        if raw is None:
-            return _too_large(max_body_bytes)
-        body = validated(raw)
+        params = parameters(request)
+        body = None
+        if has_body:
+            raw = await read_body(request)
+            if raw is None:
+                return _too_large(max_body_bytes)
+            body = validated(raw)
+        inbound = Inbound(name, body, request.remote or "", params)
         try:
             async with asyncio.timeout(timeout_s):
-                result = await bridge.submit(Inbound(name, body, request.remote or ""))
+                if loop_handler is not None:
+                    result = await loop_handler(host, inbound)
+                else:
+                    result = await bridge.submit(inbound)
         except TimeoutError:
             raise RequestTimeoutError("the actor side", f"{request.method} {name}", timeout_s) from None
         metrics.accepted(name, len(body) if is_batch else 1)
+        if isinstance(result, bytes):
+            return web.Response(body=result, content_type=media_type,
+                                headers={"Cache-Control": "no-store"})
         return web.Response(body=pydantic_core.to_json(result), content_type="application/json")
 
     return accept if route.answer is Answer.ACCEPTED else reply
@@ -320,3 +459,9 @@ def _metrics_handler(registry: CollectorRegistry) -> Handler:
         return web.Response(body=generate_latest(registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
     return metrics
+
+
+def _document_handler(document: bytes) -> Handler:
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=document, content_type="application/json")
+    return openapi

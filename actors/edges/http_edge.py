@@ -8,8 +8,10 @@ How a request travels: aiohttp validates the body in the loop thread and puts it
 actor wakes (a ``WatchMessage`` on the bridge's fd on multiprocTCPBase; a 2 ms repeating timer on
 simpleSystemBase, where Thespian cannot watch fds), drains up to ``drain_max`` items and sends ONE
 ``EdgeBatch`` request per target for the whole drained batch. The target answers ``EdgeAnswers``,
-one answer per item, and each waiting HTTP request is resolved with its answer (200), or failed
-with the status of its ``Refusal`` (400 naming fields, 503 with ``Retry-After``).
+one answer per item, and each waiting HTTP request is resolved with its answer (200), or refused
+with its ``Refusal``'s kind (the app maps kinds to statuses: invalid 400 naming fields,
+unavailable 503 with ``Retry-After``...). A route with a ``handler`` is answered by this actor
+instead (in its thread), one with a ``loop_handler`` on the loop.
 
 Bounded in flight: at most ``window`` requests to targets are outstanding; while the window is full
 the edge stops draining, the bridge fills up to ``max_in_flight`` HTTP requests and every one past
@@ -28,7 +30,7 @@ Failure rules:
   FIFO).
 * A target that does not answer within the route's ``timeout_s`` frees its window slot; its clients
   already got 504 from the route's own timeout. A target that crashes on a batch gives 503.
-* A target that refuses work for now (a 503 ``Refusal``: its storage is unavailable) gives 503 with
+* A target that refuses work for now (an ``unavailable`` ``Refusal``: its storage is out) gives 503 with
   ``Retry-After`` and the target's reason in the JSON body; the edge itself is not affected.
 * Bad input is answered by the aiohttp app (400, 403, 404, 405, 413) and never reaches the actor.
 
@@ -51,8 +53,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pydantic import RootModel
+
 from actors.base import Actor
 from actors.edges import (
+    ANSWER_LATER,
     EdgeBridge,
     HttpServer,
     Inbound,
@@ -64,14 +69,9 @@ from actors.edges import (
     context_from_files,
     self_signed_context,
 )
-from protocols.errors import (
-    ConfigError,
-    InvalidMessageError,
-    RequestTimeoutError,
-    UnavailableError,
-)
+from protocols.errors import ConfigError, RefusedError, RequestTimeoutError
 from protocols.light import MonitorName, NameDown
-from protocols.message import Message
+from protocols.message import Message, WireBody
 from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
 from protocols.supervision import ExitReason, Reply, Request
 
@@ -111,18 +111,26 @@ def transport_watches_fds(actor: Actor) -> bool:
     return actor.can_watch_fds
 
 
+def _plain(item: Any) -> Any:
+    if isinstance(item, Message):
+        return item.__dict__
+    if isinstance(item, RootModel) and isinstance(item.root, WireBody):
+        return item.root
+    return item
+
+
 def plain_body(body: Any) -> Any:
     """A validated body as it travels in an ``EdgeItem``: a message becomes the dict of its fields,
-    a list of messages a list of such dicts (shallow: a nested message stays a message).
+    a ``WireBody`` stays itself (it pickles as its field dict, see ``protocols.message``), a
+    ``RootModel`` around one becomes it; a list of them a list of such (shallow: a nested message
+    stays a message).
 
     Pickling and unpickling a pydantic model costs ~10 times its dict (~4.5 us a record against
-    ~0.4), and the target needs no second validation.
+    ~0.4), a ``RootModel`` around it more (~7 us); the target needs no second validation.
     """
-    if isinstance(body, Message):
-        return body.__dict__
-    if isinstance(body, list) and body and isinstance(body[0], Message):
-        return [item.__dict__ if isinstance(item, Message) else item for item in body]
-    return body
+    if isinstance(body, list):
+        return [_plain(item) for item in body] if body else body
+    return _plain(body)
 
 
 class BridgedEdge(Actor):
@@ -342,22 +350,34 @@ class BridgedEdge(Actor):
 
 
 class HttpEdgeActor(BridgedEdge):
-    """Serves ``args["routes"]`` over HTTP(S) and hands validated bodies to the named targets.
+    """Serves ``args["routes"]`` over HTTP(S): a route's validated request goes to its target in
+    an ``EdgeBatch``, to its ``handler`` in this actor's thread, or to its ``loop_handler`` on the
+    loop. Subclasses (an API with handlers of its own) pass their routes in ``args`` as well, or
+    override ``routes()``. ``GET /openapi.json`` documents them (``title`` arg).
 
     See the module docstring for args, back-pressure and failure rules.
     """
 
     server: HttpServer | None = None
 
+    def routes(self) -> list[Route]:
+        return list(self.args.get("routes", ()))
+
     def start_edge(self) -> EdgeBridge[Inbound]:
         args = self.args
-        routes: list[Route] = list(args.get("routes", ()))
+        routes = self.routes()
         if not routes:
             raise ConfigError(f"{self.path}: an HTTP edge needs at least one route")
         default_target = args.get("target")
         overrides: Mapping[str, str] = args.get("targets", {})
         self.route_targets: dict[str, str] = {}
+        self.route_handlers: dict[str, Callable[[Any, Inbound], Any]] = {}
         for route in routes:
+            if route.handler is not None:
+                self.route_handlers[route.route_name] = route.handler
+                continue
+            if route.loop_handler is not None:
+                continue
             target = overrides.get(route.route_name, default_target)
             if not target:
                 raise ConfigError(f"{self.path}: route {route.route_name!r} has no target name")
@@ -371,7 +391,8 @@ class HttpEdgeActor(BridgedEdge):
         app = build_app(routes, bridge=bridge,
                         max_body_bytes=int(args.get("max_body_bytes", 1 << 20)),
                         allow_networks=list(args.get("allow", DEFAULT_ALLOW)),
-                        retry_after_s=int(args.get("retry_after_s", 1)))
+                        retry_after_s=int(args.get("retry_after_s", 1)), host=self,
+                        title=str(args.get("title", self.path or "ptr edge")))
         self.server = HttpServer(app, host=self.host, port=int(args.get("port", 0)),
                                  ssl_context=ssl_context,
                                  shutdown_timeout_s=float(args.get("shutdown_timeout_s", 1.0)))
@@ -399,8 +420,13 @@ class HttpEdgeActor(BridgedEdge):
 
     def send_drained(self, drained: list[Pending[Inbound]]) -> None:
         by_target: dict[str, list[Pending[Inbound]]] = {}
+        handlers = self.route_handlers
         for pending in drained:
-            by_target.setdefault(self.route_targets[pending.item.route], []).append(pending)
+            route = pending.item.route
+            if route in handlers:
+                self.call_handler(handlers[route], pending)
+            else:
+                by_target.setdefault(self.route_targets[route], []).append(pending)
         for name, pendings in by_target.items():
             items = [EdgeItem(route=p.item.route, body=plain_body(p.item.body), peer=p.item.peer,
                               wants_answer=p.expects_reply) for p in pendings]
@@ -409,6 +435,27 @@ class HttpEdgeActor(BridgedEdge):
                             lambda answer, ps=pendings, n=name: self.settle(ps, answer, n),
                             lambda exc, ps=pendings: self.fail_all(ps, exc),
                             timeout_s)
+        if handlers:
+            self.handled_drain()
+
+    def call_handler(self, handler: Callable[[Any, Inbound], Any],
+                     pending: Pending[Inbound]) -> None:
+        """A route answered in this actor: its answer, its refusal, or ``ANSWER_LATER``. Any other
+        exception is a bug of this actor: it crashes (its clients get 503 from the closing
+        bridge) and its supervisor decides."""
+        inbound = pending.item
+        inbound.pending = pending
+        try:
+            answer = handler(self, inbound)
+        except RefusedError as exc:
+            pending.fail(exc)
+            return
+        if answer is not ANSWER_LATER:
+            pending.resolve(answer)
+
+    def handled_drain(self) -> None:
+        """Called after the handlers of one drained batch ran: a subclass may send on what they
+        gathered (one message for the whole drain)."""
 
     def settle(self, pendings: list[Pending[Inbound]], answer: Any, name: str) -> None:
         """Resolve each waiting request with its answer, or fail it with its refusal's status."""
@@ -429,12 +476,9 @@ class HttpEdgeActor(BridgedEdge):
         self.bridge.resolve_many(resolved)
 
     def refusal_error(self, refusal: Refusal, route: str, name: str) -> Exception:
-        """A 4xx refusal names the bad fields; any other is the target refusing work for now (a
-        store it needs is out): 503 + ``Retry-After`` with the target's reason."""
-        if 400 <= refusal.status < 500:
-            return InvalidMessageError(refusal.error, kind=route, errors=list(refusal.fields),
-                                       status=refusal.status)
-        return UnavailableError(refusal.error)
+        """The target's refusal as the edge answers it: the status of its kind, its reason and
+        fields (an ``unavailable`` one with ``Retry-After``)."""
+        return refusal.as_error(kind=route)
 
     @staticmethod
     def fail_all(pendings: list[Pending[Inbound]], exc: BaseException) -> None:

@@ -14,7 +14,7 @@ Threads of the lobby process and what each may do:
 Queue requests are forwarded to the matchmaker, all those of one drain in one ``QueueOps`` message.
 
 Failure rules: a refusal (bad credentials, taken name, rate limit, bad token) is a
-``LobbyRefusedError`` answered with its HTTP status. Any other exception in the actor thread crashes
+``LobbyRefusedError`` with its kind; the edge answers it with the kind's HTTP status. Any other exception in the actor thread crashes
 the lobby (its supervisor restarts it; requests in flight get 503 from the closing bridge); in an
 executor thread it costs that one request a 500.
 """
@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from actors.base import Actor
@@ -48,7 +47,7 @@ from actors.edges import (
 )
 from actors.game.auth import Passwords, SessionTokens
 from actors.storage import RecordTable, RowWriter, make_engine
-from protocols.errors import InvalidMessageError
+from protocols.errors import RefusalKind
 from protocols.game import (
     AccountCreated,
     ChatHistory,
@@ -131,9 +130,9 @@ class ChatRules:
         text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")
                        or ch == " ").strip()
         if not text:
-            raise LobbyRefusedError(400, "empty chat message")
+            raise LobbyRefusedError(RefusalKind.INVALID, "empty chat message")
         if len(text) > self.max_chars:
-            raise LobbyRefusedError(400, f"chat message longer than {self.max_chars} characters")
+            raise LobbyRefusedError(RefusalKind.INVALID, f"chat message longer than {self.max_chars} characters")
         if not self.banned_words:
             return text, False
         pattern = _banned_pattern(self.banned_words)
@@ -220,7 +219,7 @@ class LobbyService:
     # --- accounts -----------------------------------------------------------------------------
 
     def register(self, name: str, password: str) -> AccountCreated:
-        """A new account; 409 if the name (case-insensitively) is taken."""
+        """A new account; refused (conflict) if the name (case-insensitively) is taken."""
         password_hash = self.passwords.hash(password)
         try:
             with self.engine.begin() as conn:
@@ -228,18 +227,19 @@ class LobbyService:
                     name=name, name_key=name.lower(), password_hash=password_hash,
                     created_at=self.clock())).inserted_primary_key[0]
         except IntegrityError:
-            raise LobbyRefusedError(409, f"name {name!r} is taken") from None
+            raise LobbyRefusedError(RefusalKind.CONFLICT, f"name {name!r} is taken") from None
         self._names[int(player_id)] = name
         return AccountCreated(player_id=int(player_id), name=name)
 
     def login(self, name: str, password: str) -> LoginAnswer:
-        """A session token for good credentials; 401 otherwise, the same for unknown names."""
+        """A session token for good credentials; refused (unauthorized) otherwise, the same for
+        unknown names."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ACCOUNTS.c.player_id, ACCOUNTS.c.name,
                                          ACCOUNTS.c.password_hash)
                                .where(ACCOUNTS.c.name_key == name.lower())).first()
         if not self.passwords.verify(row.password_hash if row else None, password) or row is None:
-            raise LobbyRefusedError(401, "bad name or password")
+            raise LobbyRefusedError(RefusalKind.UNAUTHORIZED, "bad name or password")
         token, expires_at = self.tokens.issue(row.player_id)
         self._names[row.player_id] = row.name
         return LoginAnswer(player_id=row.player_id, name=row.name, token=token,
@@ -296,7 +296,7 @@ class LobbyService:
                 sa.select(sa.func.count()).select_from(totals).where(totals.c.total > mine.total))
         name = self.player_name(player_id)
         if mine is None and not name:
-            raise LobbyRefusedError(404, f"no player {player_id}")
+            raise LobbyRefusedError(RefusalKind.NOT_FOUND, f"no player {player_id}")
         return RankAnswer(player_id=player_id, name=name,
                           rank=None if mine is None else int(above or 0) + 1,
                           total=int(mine.total) if mine else 0,
@@ -305,11 +305,12 @@ class LobbyService:
     # --- chat ---------------------------------------------------------------------------------
 
     def post_chat(self, player_id: int, room: str, text: str) -> ChatPosted:
-        """Store a chat line in ``room``: 429 over the player's rate, 400 if the rules refuse it."""
+        """Store a chat line in ``room``: refused too_many over the player's rate, invalid if the
+        rules refuse it."""
         cleaned, masked = self.rules.clean(text)
         wait_s = self.limiter.take(player_id)
         if wait_s > 0:
-            raise LobbyRefusedError(429, "chat rate limit: slow down", retry_after_s=wait_s)
+            raise LobbyRefusedError(RefusalKind.TOO_MANY, "chat rate limit: slow down", retry_after_s=wait_s)
         self._chat_seq += 1
         seq = self._chat_seq
         self.chat.write_batch([{"message_id": uuid.uuid4().hex, "seq": seq, "room": room,
@@ -330,24 +331,6 @@ class LobbyService:
 
 
 # --- the actor ----------------------------------------------------------------------------------
-
-_STATUS_ERRORS: dict[int, type[web.HTTPException]] = {
-    401: web.HTTPUnauthorized, 404: web.HTTPNotFound, 409: web.HTTPConflict,
-    429: web.HTTPTooManyRequests, 503: web.HTTPServiceUnavailable,
-}
-
-
-def as_http_error(exc: LobbyRefusedError) -> BaseException:
-    """What the edge turns into the right JSON answer: 400 via ``InvalidMessageError``, the rest
-    as aiohttp's exception for the status (the edge keeps its reason and headers)."""
-    if exc.status == 400:
-        return InvalidMessageError(str(exc), kind="lobby")
-    headers = {}
-    if exc.retry_after_s is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after_s + 0.49)))
-    cls = _STATUS_ERRORS.get(exc.status, web.HTTPServiceUnavailable)
-    return cls(reason=str(exc), headers=headers)
-
 
 @dataclass(frozen=True)
 class DrainRequests:
@@ -429,7 +412,7 @@ class Lobby(Actor):
                 else:
                     pending.resolve(self._answer(route, body))
             except LobbyRefusedError as exc:
-                pending.fail(as_http_error(exc))
+                pending.fail(exc)
         if queue_ops:
             self._forward(queue_ops)
 
@@ -447,7 +430,7 @@ class Lobby(Actor):
         if route == "chat_history":
             assert isinstance(body, ChatQuery)
             return service.chat_history(body.room, body.after_seq, body.limit)
-        raise LobbyRefusedError(404, f"no route {route}")
+        raise LobbyRefusedError(RefusalKind.NOT_FOUND, f"no route {route}")
 
     def _authenticate(self, pending: Pending[Inbound]) -> None:
         """Executor thread: one register or login. The one guard of this thread: an unexpected
@@ -460,7 +443,7 @@ class Lobby(Actor):
             else:
                 result = self.service.login(body.name, body.password)
         except LobbyRefusedError as exc:
-            pending.fail(as_http_error(exc))
+            pending.fail(exc)
             return
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.exception("lobby: %s failed", pending.item.route)
@@ -475,8 +458,8 @@ class Lobby(Actor):
 
         def unavailable() -> None:
             for p in pendings:
-                p.fail(as_http_error(LobbyRefusedError(503, "matchmaker unavailable",
-                                                       retry_after_s=1)))
+                p.fail(LobbyRefusedError(RefusalKind.UNAVAILABLE, "matchmaker unavailable",
+                                         retry_after_s=1))
 
         def answered(reply: Any) -> None:
             if isinstance(reply, QueueAnswers) and len(reply.answers) == len(pendings):

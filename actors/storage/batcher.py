@@ -13,7 +13,7 @@ Lifecycle and failure rules:
   so a client that retries a batch after a crash or a timeout leaves no duplicate.
 * Acknowledgements (``Stored``, or ``EdgeAnswers`` for an HTTP edge) go out after the commit. A crash
   or a SIGKILL before it loses only unacknowledged rows, which their senders retry.
-* If the database refuses a flush, every sender of that flush gets a 503 ``Refusal`` naming the
+* If the database refuses a flush, every sender of that flush gets an ``unavailable`` ``Refusal`` naming the
   reason. A fault of the outside world (``StorageUnavailableError``: disk full, read-only file,
   server gone) ends there: the Batcher lives on and the next flush tries again, so an outage spends
   none of its supervisor's restart intensity. Any other ``StorageError`` is a bug: the Batcher then
@@ -103,7 +103,7 @@ class Batcher(Actor):
             self.refused += 1
             return refusal
         self.buffer(rows, self.defer_reply(sender), Stored(records=len(rows)),
-                    lambda error: Refusal(status=503, error=error))
+                    lambda error: Refusal.unavailable(error))
         return None
 
     def receiveMsg_EdgeBatch(self, msg: EdgeBatch, sender: Any) -> EdgeAnswers | None:
@@ -121,7 +121,7 @@ class Batcher(Actor):
             return EdgeAnswers(answers=answers)
         count = len(answers)
         self.buffer(rows, self.defer_reply(sender), EdgeAnswers(answers=answers),
-                    lambda error: EdgeAnswers(answers=[Refusal(status=503, error=error)] * count))
+                    lambda error: EdgeAnswers(answers=[Refusal.unavailable(error)] * count))
         return None
 
     def rows_of(self, records: Iterable[Any]) -> tuple[list[dict[str, Any]], Refusal | None]:
@@ -139,14 +139,15 @@ class Batcher(Actor):
                 rows.append(raw)
                 continue
             if not isinstance(raw, Mapping) or not raw.get(MESSAGE_ID):
-                return [], Refusal(status=400, error=f"record {index} has no {MESSAGE_ID}",
-                                   fields=[{"field": f"{index}.{MESSAGE_ID}", "error": "missing"}])
+                return [], Refusal.invalid(f"record {index} has no {MESSAGE_ID}",
+                                           fields=[{"field": f"{index}.{MESSAGE_ID}", "error": "missing"}])
             if not known.issuperset(raw):
                 unknown = sorted(set(raw) - known)
-                return [], Refusal(status=400, error=f"record {index} has fields the table "
-                                   f"{self.writer.table.name!r} lacks: {unknown}",
-                                   fields=[{"field": f"{index}.{name}", "error": "unknown column"}
-                                           for name in unknown])
+                return [], Refusal.invalid(f"record {index} has fields the table "
+                                           f"{self.writer.table.name!r} lacks: {unknown}",
+                                           fields=[{"field": f"{index}.{name}",
+                                                    "error": "unknown column"}
+                                                   for name in unknown])
             rows.append({column: raw.get(column) for column in columns})
         return rows, None
 

@@ -195,7 +195,7 @@ async def test_client_outside_the_allowlist_is_403(bridge: EdgeBridge[Inbound]) 
 
 async def test_unknown_route_is_404_json(client: TestClient) -> None:
     body = await answer(await client.get("/nowhere"), 404)
-    assert body == {"error": "Not Found", "path": "/nowhere"}
+    assert body == {"error": "Not Found", "path": "/nowhere", "refusal": "not_found"}
 
 
 async def test_wrong_method_is_405_json_with_allow(client: TestClient) -> None:

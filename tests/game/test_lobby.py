@@ -57,14 +57,14 @@ def test_login_with_bad_credentials_is_refused_alike_for_wrong_password_and_unkn
     lobby.register("alice", "correct horse")
     with pytest.raises(LobbyRefusedError) as refused:
         lobby.login(name, password)
-    assert refused.value.status == 401 and str(refused.value) == "bad name or password"
+    assert refused.value.refusal == "unauthorized" and str(refused.value) == "bad name or password"
 
 
 def test_a_name_is_taken_whatever_its_case(lobby) -> None:
     lobby.register("Alice", "correct horse")
     with pytest.raises(LobbyRefusedError) as refused:
         lobby.register("alice", "another password")
-    assert refused.value.status == 409
+    assert refused.value.refusal == "conflict"
 
 
 def test_passwords_are_stored_as_argon2id_hashes_only(lobby) -> None:
@@ -124,7 +124,7 @@ def test_a_player_without_scores_is_unranked_and_an_unknown_one_is_not_found(lob
     assert lobby.rank(pid).rank is None
     with pytest.raises(LobbyRefusedError) as refused:
         lobby.rank(pid + 100)
-    assert refused.value.status == 404
+    assert refused.value.refusal == "not_found"
 
 
 # --- chat ---------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_chat_is_rate_limited_per_player_and_refills_with_time(lobby, clock: Clo
     lobby.post_chat(ann, "lobby", "two")          # burst of 2 spent
     with pytest.raises(LobbyRefusedError) as refused:
         lobby.post_chat(ann, "lobby", "three")
-    assert refused.value.status == 429 and refused.value.retry_after_s == pytest.approx(2.0)
+    assert refused.value.refusal == "too_many" and refused.value.retry_after_s == pytest.approx(2.0)
     lobby.post_chat(bob, "lobby", "bob is not limited")
     clock.now += 2.0                               # 0.5 per second: one more after 2 s
     lobby.post_chat(ann, "lobby", "three")
@@ -153,7 +153,7 @@ def test_chat_rules_mask_banned_words_and_refuse_empty_or_long_messages(lobby) -
     for text in ["  \x00 ", "x" * 21]:
         with pytest.raises(LobbyRefusedError) as refused:
             lobby.post_chat(ann, "room-1", text)
-        assert refused.value.status == 400
+        assert refused.value.refusal == "invalid"
 
 
 def test_chat_is_per_room_stored_and_survives_a_restart(lobby, tmp_path: Path, clock: Clock) -> None:

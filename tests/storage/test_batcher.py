@@ -103,7 +103,7 @@ def test_records_that_do_not_fit_the_table_are_refused_and_harm_no_other_sender(
     url = db_url(tmp_path)
     rt = make_runtime(batcher_spec(url, max_rows=2), base="simple")
     bad = rt.ask("batcher", StoreRows(rows=[*rows("d", 1), {"message_id": "d-x", "colour": "red"}]))
-    assert isinstance(bad, Refusal) and bad.status == 400
+    assert isinstance(bad, Refusal) and bad.reason == "invalid"
     assert bad.fields == [{"field": "1.colour", "error": "unknown column"}]
     no_id = rt.ask("batcher", StoreRows(rows=[{"sensor": "s1"}]))
     assert isinstance(no_id, Refusal) and no_id.fields[0]["field"] == "0.message_id"
@@ -130,7 +130,7 @@ def test_a_failed_write_refuses_its_senders_and_the_restart_makes_a_new_engine(m
         connection.execute(sa.text("DROP TABLE readings"))
     engine.dispose()
     refused = rt.ask("batcher", StoreRows(rows=rows("h", 1)))
-    assert isinstance(refused, Refusal) and refused.status == 503
+    assert isinstance(refused, Refusal) and refused.reason == "unavailable"
     info = rt.wait_for(lambda: (c := child(rt, "batcher")).restarts == 1 and
                        c.status == "running" and c)
     assert info.last_exit.exit_kind is ExitKind.ERROR
@@ -253,7 +253,7 @@ def test_an_unavailable_database_refuses_its_senders_and_costs_no_restart(make_r
     rt = make_runtime(batcher_spec(f"sqlite:///file:{path}?mode=ro&uri=true", max_rows=1),
                       base="simple")
     refused = rt.ask("batcher", StoreRows(rows=rows("j", 1)))
-    assert isinstance(refused, Refusal) and refused.status == 503
+    assert isinstance(refused, Refusal) and refused.reason == "unavailable"
     assert "readonly database" in refused.error
     assert rt.ask("batcher", GetBatcherStats()).incarnation == 1
     assert child(rt, "batcher").restarts == 0
