@@ -16,7 +16,7 @@ from systems import catalog
 from systems.smart_home import SYSTEM, SmartHomeSettings, simulator
 from tests.support.smart_home import start_home
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_catalog_has_smart_home_and_its_default_tree() -> None:

@@ -16,7 +16,7 @@ from systems import catalog
 from systems.ping import SYSTEM as PING
 from systems.spec import SystemSettings, SystemSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def edge_tree(settings: SystemSettings) -> SupervisorSpec:

@@ -27,7 +27,7 @@ from systems.runfile import find_node
 from systems.runtime import ActorRuntime, cookie_hex, free_port
 
 PTR = [sys.executable, "-m", "systems.cli"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.multiproc
 
 SPEC = SupervisorSpec(intensity=20, period_s=5, children=[

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PTR = [sys.executable, "-m", "systems.cli"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ptr(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,7 @@ from systems.runfile import RunInfo
 from systems.runtime import ActorRuntime, cookie_hex, refused_frames
 
 PTR = [sys.executable, "-m", "systems.cli"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.multiproc
 
 MARKER_NAME = "ptr-pwned-marker"

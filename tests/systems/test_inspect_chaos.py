@@ -19,7 +19,7 @@ from systems.processes import processes_in_sessions
 from tests.harness import ROOT_SPEC, Harness, worker
 
 PTR = [sys.executable, "-m", "systems.cli"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.multiproc
 
 
