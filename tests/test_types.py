@@ -17,6 +17,14 @@ STRICT = [
     "systems/cli.py", "systems/runfile.py", "systems/processes.py", "systems/spec.py",
     "systems/catalog.py", "systems/runtime.py", "systems/bench/runtime.py",
     "systems/bench/runtime_plain.py",
+    "protocols/supervision.py", "protocols/scripted.py",
+    "systems/ping.py", "systems/inspect.py", "systems/chaos.py", "systems/testing.py",
+    "systems/game.py", "systems/smart_home.py",
+    "actors/ping/__init__.py",
+    "actors/game/auth.py", "actors/game/bots.py", "actors/game/engine.py", "actors/game/match.py",
+    "actors/game/room.py", "actors/game/server.py",
+    "actors/smart_home/_shared.py", "actors/smart_home/analyzers.py", "actors/smart_home/chart.py",
+    "actors/smart_home/ingest.py", "actors/smart_home/writer.py",
 ]
 
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -41,7 +41,8 @@ class Passwords:
         if profile not in HASH_PROFILES:
             raise ValueError(f"unknown hash profile {profile!r}; choose one of {sorted(HASH_PROFILES)}")
         self.profile = profile
-        self._hasher = PasswordHasher(**HASH_PROFILES[profile])
+        settings: dict[str, Any] = dict(HASH_PROFILES[profile])
+        self._hasher = PasswordHasher(**settings)
         self._dummy = self._hasher.hash("not a password anyone has")
 
     def hash(self, password: str) -> str:

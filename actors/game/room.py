@@ -114,7 +114,7 @@ class RoomSim:
         if snapshot is None:
             self.tick = 0
             self.coins_taken = 0
-            self.coins = []
+            self.coins: list[int] = []
             for n in range(config.coins):
                 self.coins.extend(self._position(1_000_000 + n))
             self.coins_taken = config.coins

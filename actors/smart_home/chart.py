@@ -160,8 +160,8 @@ def line_chart(points: Sequence[Point], since: float, until: float, *, width: in
     canvas.vline(LEFT, TOP, TOP + plot_h - 1, AXIS)
 
     gap = gap_s if gap_s is not None else span / 100
-    for t, _mean, lo, hi in points:
-        canvas.vline(px(t), py(lo), py(hi), BAND)
+    for at, _mean, lo, hi in points:
+        canvas.vline(px(at), py(lo), py(hi), BAND)
     previous: Point | None = None
     for point in points:
         if previous is not None and point[0] - previous[0] <= gap:
