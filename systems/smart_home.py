@@ -38,11 +38,13 @@ from protocols.smart_home import (
     HouseConfig,
     IngestStats,
     ModeChange,
+    ModeSet,
     ReadingBody,
     WriterStats,
     default_house,
 )
 from protocols.edges import EdgeInfo, GetEdgeInfo
+from protocols.storage import Stored
 from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
 from systems.spec import SystemSettings, SystemSpec
 
@@ -122,10 +124,12 @@ def analyzer_name(kind: str) -> str:
 def ingest_routes(mode: str) -> list[Route]:
     """Single readings and batches; 200 after persisting (broker) or 202 at once (direct)."""
     answer = Answer.REPLY if mode == "broker" else Answer.ACCEPTED
-    return [Route("POST", "/readings", ReadingBody, answer, name="reading", timeout_s=10),
+    return [Route("POST", "/readings", ReadingBody, answer, name="reading", timeout_s=10,
+                  response=Stored, summary="one reading"),
             Route("POST", "/readings/batch", list[ReadingBody], answer, name="readings",
-                  timeout_s=30),
-            Route("POST", "/mode", ModeChange, Answer.REPLY, name="mode", timeout_s=10)]
+                  timeout_s=30, response=Stored, summary="a batch of readings"),
+            Route("POST", "/mode", ModeChange, Answer.REPLY, name="mode", timeout_s=10,
+                  response=ModeSet, summary="the house is occupied (home) or not (away)")]
 
 
 def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
@@ -151,6 +155,7 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
         ChildSpec("http", HttpEdgeActor, {**edge, "port": settings.http_port,
                                           "routes": ingest_routes(settings.mode),
                                           "target": INGEST, "max_body_bytes": 4 << 20,
+                                          "title": "ptr smart home ingest",
                                           "max_in_flight": settings.max_in_flight,
                                           "window": settings.edge_window,
                                           "linger_s": settings.edge_linger_s},

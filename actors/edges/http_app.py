@@ -390,7 +390,7 @@ def _route_handler(route: Route, bridge: EdgeBridge[Inbound], metrics: EdgeMetri
         if params_model is None:
             return None
         query = request.query
-        raw = {key: query.get(key) for key in query.keys()}
+        raw = {key: query.get(key) for key in query}
         raw.update(request.match_info)
         try:
             return params_model.model_validate(raw)

@@ -64,6 +64,7 @@ from protocols.game import (
     LobbyInfo,
     LobbyRefusedError,
     LoginAnswer,
+    QueueAnswer,
     QueueAnswers,
     QueueOp,
     QueueOps,
@@ -80,16 +81,25 @@ log = logging.getLogger("ptr.game.lobby")
 
 DEFAULT_BANNED_WORDS = ("damn", "crap", "shit", "fuck", "bastard", "asshole")
 
+_UNAUTHORIZED = (RefusalKind.UNAUTHORIZED,)
 ROUTES = [
-    Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30),
-    Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30),
-    Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join"),
-    Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status"),
-    Route("POST", "/queue/leave", TokenBody, Answer.REPLY, name="queue_leave"),
-    Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top"),
-    Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank"),
-    Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send"),
-    Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history"),
+    Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30,
+          response=AccountCreated, refuses=(RefusalKind.CONFLICT,)),
+    Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30,
+          response=LoginAnswer, refuses=_UNAUTHORIZED),
+    Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
+          refuses=_UNAUTHORIZED),
+    Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status",
+          response=QueueAnswer, refuses=_UNAUTHORIZED),
+    Route("POST", "/queue/leave", TokenBody, Answer.REPLY, name="queue_leave",
+          response=QueueAnswer, refuses=_UNAUTHORIZED),
+    Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top", response=Leaderboard),
+    Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank",
+          response=RankAnswer, refuses=(RefusalKind.NOT_FOUND,)),
+    Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send", response=ChatPosted,
+          refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY)),
+    Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history",
+          response=ChatHistory),
 ]
 
 _metadata = sa.MetaData()
@@ -358,7 +368,7 @@ class Lobby(Actor):
                                            thread_name_prefix="lobby-hash")
         self.bridge: EdgeBridge[Inbound] = EdgeBridge(max_in_flight=int(args.get("max_in_flight",
                                                                                   2048)))
-        app = build_app(ROUTES, bridge=self.bridge, max_body_bytes=8192,
+        app = build_app(ROUTES, bridge=self.bridge, max_body_bytes=8192, title="ptr game lobby",
                         allow_networks=list(args.get("allow_networks", ["127.0.0.1/32", "::1/128"])))
         self.http = HttpServer(app, host=str(args.get("http_host", "127.0.0.1")),
                                port=int(args.get("http_port", 0)))
