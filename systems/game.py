@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actors.game.bots import BotFleet, SimulatedPlayers
-from actors.game.lobby import Lobby
+from actors.game.lobby import Lobby, lobby_routes
 from actors.game.match import Matchmaker
 from actors.game.server import GameServer, RoomActor
 from protocols.errors import PtrError
@@ -92,8 +92,10 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
     children = [
         ChildSpec("lobby", Lobby, name="lobby", args={
             **auth, "storage_url": s.resolved_storage_url("game"), "hash_profile": s.hash_profile,
-            "hash_workers": s.hash_workers, "http_host": s.lobby_host, "http_port": s.lobby_port,
-            "allow_networks": list(s.allow_networks), "matchmaker": "matchmaker",
+            "hash_workers": s.hash_workers, "routes": lobby_routes(), "title": "ptr game lobby",
+            "host": s.lobby_host, "port": s.lobby_port, "allow": list(s.allow_networks),
+            "max_body_bytes": 8192, "max_in_flight": 2048, "drain_max": 512,
+            "matchmaker": "matchmaker",
             "game_servers": [server for server, _ in servers],
             "chat": {"max_chars": s.chat_max_chars, "burst": s.chat_burst,
                      "per_s": s.chat_per_s}}),

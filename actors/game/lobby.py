@@ -1,8 +1,8 @@
 """The lobby: accounts and login, leaderboard and chat over HTTP, for every player of every game.
 
 ``LobbyService`` is the logic over SQLAlchemy (plain, synchronous, testable without actors);
-``Lobby`` is the process actor that serves it: an HTTP edge (``build_app`` + ``HttpServer`` on a
-``LoopThread``) hands validated requests over an ``EdgeBridge`` to the actor thread.
+``Lobby`` is the process actor that serves it: ptr's one HTTP edge (``HttpEdgeActor``) with the
+routes of ``lobby_routes()``, each answered by the ``Lobby`` method of its name.
 
 Threads of the lobby process and what each may do:
 
@@ -34,17 +34,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from actors.base import Actor
-from actors.edges import (
-    Answer,
-    EdgeBridge,
-    HttpServer,
-    Inbound,
-    LoopThread,
-    Pending,
-    Route,
-    build_app,
-)
+from actors.edges import ANSWER_LATER, Answer, Inbound, Pending, Route
+from actors.edges.http_edge import HttpEdgeActor
 from actors.game.auth import Passwords, SessionTokens
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import RefusalKind
@@ -75,32 +66,12 @@ from protocols.game import (
 )
 from protocols.supervision import ExitReason
 
-__all__ = ["ROUTES", "ChatRules", "Lobby", "LobbyService"]
+__all__ = ["ChatRules", "Lobby", "LobbyService", "lobby_routes"]
 
 log = logging.getLogger("ptr.game.lobby")
 
 DEFAULT_BANNED_WORDS = ("damn", "crap", "shit", "fuck", "bastard", "asshole")
 
-_UNAUTHORIZED = (RefusalKind.UNAUTHORIZED,)
-ROUTES = [
-    Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30,
-          response=AccountCreated, refuses=(RefusalKind.CONFLICT,)),
-    Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30,
-          response=LoginAnswer, refuses=_UNAUTHORIZED),
-    Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
-          refuses=_UNAUTHORIZED),
-    Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status",
-          response=QueueAnswer, refuses=_UNAUTHORIZED),
-    Route("POST", "/queue/leave", TokenBody, Answer.REPLY, name="queue_leave",
-          response=QueueAnswer, refuses=_UNAUTHORIZED),
-    Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top", response=Leaderboard),
-    Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank",
-          response=RankAnswer, refuses=(RefusalKind.NOT_FOUND,)),
-    Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send", response=ChatPosted,
-          refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY)),
-    Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history",
-          response=ChatHistory),
-]
 
 _metadata = sa.MetaData()
 ACCOUNTS = sa.Table(
@@ -233,9 +204,11 @@ class LobbyService:
         password_hash = self.passwords.hash(password)
         try:
             with self.engine.begin() as conn:
-                player_id = conn.execute(ACCOUNTS.insert().values(
+                key = conn.execute(ACCOUNTS.insert().values(
                     name=name, name_key=name.lower(), password_hash=password_hash,
-                    created_at=self.clock())).inserted_primary_key[0]
+                    created_at=self.clock())).inserted_primary_key
+                assert key is not None
+                player_id = key[0]
         except IntegrityError:
             raise LobbyRefusedError(RefusalKind.CONFLICT, f"name {name!r} is taken") from None
         self._names[int(player_id)] = name
@@ -342,15 +315,14 @@ class LobbyService:
 
 # --- the actor ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class DrainRequests:
-    """Timer message: look at the bridge even if no wake-up came (bases without ThespianWatch)."""
+class Lobby(HttpEdgeActor):
+    """The lobby's HTTP edge and its service: each route's ``handler`` is a method here, run in
+    the actor thread (register and login hand their Argon2 hash to the ``hash_workers`` executor and
+    answer later; the queue routes of one drain go to the matchmaker in one ``QueueOps``).
 
-
-class Lobby(Actor):
-    """Args: ``storage_url``, ``token_secret``, ``token_ttl_s``, ``hash_profile``, ``hash_workers``,
-    ``http_host``, ``http_port``, ``allow_networks``, ``chat`` (``ChatRules`` fields),
-    ``matchmaker`` (its registered name) and ``game_servers`` (their registered names: a
+    Args: the HTTP edge's (``routes``, ``host``, ``port``, ``allow``...), ``storage_url``,
+    ``token_secret``, ``token_ttl_s``, ``hash_profile``, ``hash_workers``, ``chat`` (``ChatRules``
+    fields), ``matchmaker`` (its registered name) and ``game_servers`` (their registered names: a
     ``GameResult`` is taken from a game server's process only, any other sender is refused)."""
 
     only_from = {"GameResult": "game_servers"}
@@ -366,89 +338,66 @@ class Lobby(Actor):
         self.service.create_tables()
         self.executor = ThreadPoolExecutor(max_workers=int(args.get("hash_workers", 2)),
                                            thread_name_prefix="lobby-hash")
-        self.bridge: EdgeBridge[Inbound] = EdgeBridge(max_in_flight=int(args.get("max_in_flight",
-                                                                                  2048)))
-        app = build_app(ROUTES, bridge=self.bridge, max_body_bytes=8192, title="ptr game lobby",
-                        allow_networks=list(args.get("allow_networks", ["127.0.0.1/32", "::1/128"])))
-        self.http = HttpServer(app, host=str(args.get("http_host", "127.0.0.1")),
-                               port=int(args.get("http_port", 0)))
-        self.loop_thread = LoopThread("lobby-http")
-        self.loop_thread.start()
-        try:
-            self.loop_thread.run(self.http.start(), 10)
-        except BaseException:
-            self._close()
-            raise
-        self.watch_fds([self.bridge.wake_fd])
-        self.start_timer(0.05, DrainRequests(), repeat=True)
+        self.queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
+        super().on_start()
 
     def on_stop(self, reason: ExitReason) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        bridge = getattr(self, "bridge", None)
-        if bridge is not None:
-            bridge.close()
         try:
-            if getattr(self, "loop_thread", None) is not None and self.loop_thread.running:
-                self.loop_thread.run(self.http.stop(), 10)
+            super().on_stop(reason)
         finally:
-            if getattr(self, "loop_thread", None) is not None:
-                self.loop_thread.stop()
             if getattr(self, "executor", None) is not None:
                 self.executor.shutdown(wait=False, cancel_futures=True)
             if getattr(self, "db", None) is not None:
                 self.db.dispose()
 
-    # --- HTTP requests ------------------------------------------------------------------------
+    # --- route handlers (the system's route table names them) ---------------------------------
 
-    def receiveMsg_WatchMessage(self, msg: Any, sender: Any) -> None:
-        self._drain()
+    def register(self, inbound: Inbound) -> Any:
+        self.executor.submit(self._authenticate, inbound.pending, "register", inbound.body)
+        return ANSWER_LATER
 
-    def receiveMsg_DrainRequests(self, msg: DrainRequests, sender: Any) -> None:
-        self._drain()
+    def login(self, inbound: Inbound) -> Any:
+        self.executor.submit(self._authenticate, inbound.pending, "login", inbound.body)
+        return ANSWER_LATER
 
-    def _drain(self) -> None:
-        queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
-        for pending in self.bridge.drain(512):
-            route, body = pending.item.route, pending.item.body
-            if route in ("register", "login"):
-                self.executor.submit(self._authenticate, pending)
-                continue
-            try:
-                if route.startswith("queue_"):
-                    player_id = self.tokens.verify(body.token)
-                    queue_ops.append((pending, QueueOp(player_id=player_id, op=route[6:])))
-                else:
-                    pending.resolve(self._answer(route, body))
-            except LobbyRefusedError as exc:
-                pending.fail(exc)
-        if queue_ops:
-            self._forward(queue_ops)
+    def queue_join(self, inbound: Inbound) -> Any:
+        return self._queue(inbound, "join")
 
-    def _answer(self, route: str, body: Any) -> Any:
-        service = self.service
-        if route == "top":
-            assert isinstance(body, TopQuery)
-            return service.top(body.n)
-        if route == "rank":
-            assert isinstance(body, RankQuery)
-            return service.rank(body.player_id)
-        if route == "chat_send":
-            assert isinstance(body, ChatPost)
-            return service.post_chat(self.tokens.verify(body.token), body.room, body.text)
-        if route == "chat_history":
-            assert isinstance(body, ChatQuery)
-            return service.chat_history(body.room, body.after_seq, body.limit)
-        raise LobbyRefusedError(RefusalKind.NOT_FOUND, f"no route {route}")
+    def queue_status(self, inbound: Inbound) -> Any:
+        return self._queue(inbound, "status")
 
-    def _authenticate(self, pending: Pending[Inbound]) -> None:
+    def queue_leave(self, inbound: Inbound) -> Any:
+        return self._queue(inbound, "leave")
+
+    def top(self, inbound: Inbound) -> Leaderboard:
+        return self.service.top(inbound.body.n)
+
+    def rank(self, inbound: Inbound) -> RankAnswer:
+        return self.service.rank(inbound.body.player_id)
+
+    def chat_send(self, inbound: Inbound) -> ChatPosted:
+        body = inbound.body
+        return self.service.post_chat(self.tokens.verify(body.token), body.room, body.text)
+
+    def chat_history(self, inbound: Inbound) -> ChatHistory:
+        body = inbound.body
+        return self.service.chat_history(body.room, body.after_seq, body.limit)
+
+    def _queue(self, inbound: Inbound, op: str) -> Any:
+        player_id = self.tokens.verify(inbound.body.token)  # refused here if the token is bad
+        self.queue_ops.append((inbound.pending, QueueOp(player_id=player_id, op=op)))
+        return ANSWER_LATER
+
+    def handled_drain(self) -> None:
+        if self.queue_ops:
+            ops, self.queue_ops = self.queue_ops, []
+            self._forward(ops)
+
+    def _authenticate(self, pending: Pending[Inbound], route: str, body: Credentials) -> None:
         """Executor thread: one register or login. The one guard of this thread: an unexpected
         failure costs this request a 500 (the edge logs it), not the lobby."""
-        body = pending.item.body
-        assert isinstance(body, Credentials)
         try:
-            if pending.item.route == "register":
+            if route == "register":
                 result: Any = self.service.register(body.name, body.password)
             else:
                 result = self.service.login(body.name, body.password)
@@ -456,7 +405,7 @@ class Lobby(Actor):
             pending.fail(exc)
             return
         except Exception as exc:  # noqa: BLE001 - see the docstring
-            log.exception("lobby: %s failed", pending.item.route)
+            log.exception("lobby: %s failed", route)
             pending.fail(exc)
             return
         pending.resolve(result)
@@ -473,6 +422,7 @@ class Lobby(Actor):
 
         def answered(reply: Any) -> None:
             if isinstance(reply, QueueAnswers) and len(reply.answers) == len(pendings):
+                assert self.bridge is not None
                 self.bridge.resolve_many(zip(pendings, reply.answers))
             else:
                 unavailable()
@@ -485,4 +435,31 @@ class Lobby(Actor):
         return self.service.record_game(msg)
 
     def receiveMsg_LobbyInfo(self, msg: LobbyInfo, sender: Any) -> LobbyAddress:
-        return LobbyAddress(url=self.http.url)
+        return LobbyAddress(url=f"{self.scheme}://{self.host}:{self.port}")
+
+
+_UNAUTHORIZED = (RefusalKind.UNAUTHORIZED,)
+
+
+def lobby_routes() -> list[Route]:
+    """The lobby's HTTP API: each route answered by the ``Lobby`` method of its name."""
+    return [
+        Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30,
+              response=AccountCreated, refuses=(RefusalKind.CONFLICT,), handler=Lobby.register),
+        Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30,
+              response=LoginAnswer, refuses=_UNAUTHORIZED, handler=Lobby.login),
+        Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
+              refuses=_UNAUTHORIZED, handler=Lobby.queue_join),
+        Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status",
+              response=QueueAnswer, refuses=_UNAUTHORIZED, handler=Lobby.queue_status),
+        Route("POST", "/queue/leave", TokenBody, Answer.REPLY, name="queue_leave",
+              response=QueueAnswer, refuses=_UNAUTHORIZED, handler=Lobby.queue_leave),
+        Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top",
+              response=Leaderboard, handler=Lobby.top),
+        Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank",
+              response=RankAnswer, refuses=(RefusalKind.NOT_FOUND,), handler=Lobby.rank),
+        Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send", response=ChatPosted,
+              refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY), handler=Lobby.chat_send),
+        Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history",
+              response=ChatHistory, handler=Lobby.chat_history),
+    ]
