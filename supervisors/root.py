@@ -38,6 +38,14 @@ log = logging.getLogger("ptr.root")
 
 OWNER_CHECK_S = 0.25   # how often the root looks for the process that started the system
 OWNER_GRACE_S = 3.0    # after the owner is gone, the longest a graceful stop may take
+SUBTREE_RECHECK_S = 0.01
+SUBTREE_RECHECK_FOR_S = 1.0
+
+
+@dataclass(frozen=True)
+class SubtreeRecheck:
+    doomed: dict[str, int]   # name -> the pid it had when its supervisor died
+    left_s: float
 
 
 @dataclass(frozen=True)
@@ -118,15 +126,31 @@ class RootSupervisor(Supervisor):
 
     def receiveMsg_UnregisterSubtree(self, msg: UnregisterSubtree, sender: Any) -> None:
         """A supervisor's process died and took its subtree along (linked death): every name
-        registered below it whose process is gone goes down now, and its monitors hear of it. (A
-        name the restarted subtree registered already runs in a live process and stays.)"""
-        for name, path in list(self.name_paths.items()):
-            pid = self.name_pids.get(name, 0)
-            if path.startswith(msg.path_prefix) and name in self.names and pid \
-                    and not pid_alive(pid):
-                address = self.names.pop(name)
-                for subscriber in self.monitors.get(name, ()):
-                    self.send(subscriber, NameDown(name=name, address=address))
+        registered below it goes down as soon as its process is gone, and its monitors hear of it.
+        A process killed by its parent's death may take a few milliseconds to go: those still there
+        are looked at again every ``SUBTREE_RECHECK_S`` for ``SUBTREE_RECHECK_FOR_S``. A name the
+        restarted subtree registered meanwhile has another process, and stays."""
+        self._subtree_down({name: self.name_pids.get(name, 0)
+                            for name, path in self.name_paths.items()
+                            if path.startswith(msg.path_prefix) and name in self.names},
+                           SUBTREE_RECHECK_FOR_S)
+
+    def _subtree_down(self, doomed: dict[str, int], left_s: float) -> None:
+        dying = {}
+        for name, pid in doomed.items():
+            if not pid or name not in self.names or self.name_pids.get(name) != pid:
+                continue  # not a local process, gone already, or registered again since
+            if pid_alive(pid):
+                dying[name] = pid
+                continue
+            address = self.names.pop(name)
+            for subscriber in self.monitors.get(name, ()):
+                self.send(subscriber, NameDown(name=name, address=address))
+        if dying and left_s > 0:
+            self.start_timer(SUBTREE_RECHECK_S, SubtreeRecheck(dying, left_s - SUBTREE_RECHECK_S))
+
+    def receiveMsg_SubtreeRecheck(self, msg: SubtreeRecheck, sender: Any) -> None:
+        self._subtree_down(msg.doomed, msg.left_s)
 
     def receiveMsg_MonitorName(self, msg: MonitorName, sender: Any) -> None:
         """Erlang's monitor, by name: tell the subscriber each time the name goes down."""
