@@ -48,6 +48,7 @@ _thespian_send = ActorTypeDispatcher.send
 
 FAIR_TURN = 100
 SLICE_S = 0.02
+CLOCK_EVERY = 128  # messages between looks at the clock (an actor may take FAIR_TURN in a turn)
 BATCH_MAX = 2000
 WINDOW = 8
 
@@ -338,7 +339,8 @@ class LightHost(Actor):
         self._running = True
         runnable = self.runnable
         deadline = time.perf_counter() + SLICE_S
-        delivered = turns = 0
+        delivered = 0
+        check_at = CLOCK_EVERY  # look at the clock every CLOCK_EVERY messages, however turns go
         try:
             while runnable:
                 actor = runnable.popleft()
@@ -355,9 +357,10 @@ class LightHost(Actor):
                     actor._scheduled = False
                     if not box:
                         actor._mailbox = None  # an idle actor keeps no deque
-                turns += 1
-                if turns & 63 == 0 and time.perf_counter() > deadline:
-                    break
+                if delivered >= check_at:
+                    check_at = delivered + CLOCK_EVERY
+                    if time.perf_counter() > deadline:
+                        break
         finally:
             self._running = False
             self.stats.delivered += delivered

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import time
 from collections import deque
@@ -30,10 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from actors._thespian import ActorExitRequest, ChildActorExited
+from actors.system import ActorExitRequest, ChildActorExited
 from actors.base import Actor, ReplyTo
 from actors.behaviour import node_name
 from actors.light import LightActor
+from actors.os_process import pid_alive
 from protocols.errors import SpecError
 from protocols.light import (
     ChildGone,
@@ -134,6 +136,7 @@ NODE_TIMEOUT_S = 3.0       # silence after which their node counts as lost (noti
 PLACEMENT_TIMEOUT_S = 5.0  # a child placed by requirements that has not started by then
 PLACEMENT_RETRY_S = 1.0    # how often an unplaceable child is tried again
 REGISTER_TIMEOUT_S = 10.0  # the root's answer to a name registration
+KILL_WAIT_S = 0.5          # the longest a SIGKILLed child's process may take to be gone
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,25 @@ class ChildRecord:
     @property
     def restarts(self) -> int:
         return max(0, self.starts - 1)
+
+
+def _kill_and_wait(pid: int, timeout_s: float) -> None:
+    """SIGKILL ``pid`` and wait (a pidfd, no polling) until it has exited or ``timeout_s``."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:
+        fd = -1
+    try:
+        os.kill(pid, signal.SIGKILL)
+        if fd >= 0:
+            select.select([fd], [], [], timeout_s)
+    except ProcessLookupError:
+        pass
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _error_kind(reason: ExitReason) -> ChildError:
@@ -466,16 +488,17 @@ class SupervisorBehaviour:
 
     def _kill(self, rec: ChildRecord) -> None:
         """Brutal kill: a light child through its host; a process child by SIGKILL of its own
-        process, or through Thespian when it shares ours (simpleSystemBase)."""
+        process, or through Thespian when it shares ours (simpleSystemBase) or runs on another
+        node. A SIGKILLed child is down once its process is: several children killed at once may
+        come back from Thespian as fewer ``ChildActorExited`` (their SIGCHLDs coalesce)."""
         if type(rec.address) is LightAddress:
             self.send(rec.address.host, KillLight(lid=rec.address.lid))
             return
-        if rec.pid and rec.pid != os.getpid():
-            try:
-                os.kill(rec.pid, signal.SIGKILL)
-                return
-            except ProcessLookupError:
-                pass
+        if rec.pid and rec.pid != os.getpid() and rec.node == node_name():
+            _kill_and_wait(rec.pid, KILL_WAIT_S)
+            self._child_down(rec, ExitReason.shutdown() if rec.status == "stopping"
+                             else ExitReason.killed())
+            return
         self.send(rec.address, ActorExitRequest())
 
     def receiveMsg_StopTimeout(self, msg: StopTimeout, sender: Any) -> None:
@@ -549,7 +572,20 @@ class SupervisorBehaviour:
             if rec.address == address and rec.status in ALIVE:
                 self._child_down(rec, ExitReason.shutdown() if rec.status == "stopping"
                                  else ExitReason.killed())
-                return
+                break
+        self._sweep_dead()
+
+    def _sweep_dead(self) -> None:
+        """Children whose process died without a ``ChildActorExited`` of their own: Thespian
+        reports deaths on SIGCHLD, and signals that arrive together count once."""
+        here, me = node_name(), os.getpid()
+        dead = [r for r in self.children.values()
+                if r.pid and r.pid != me and r.status in ALIVE and r.node == here
+                and type(r.address) is not LightAddress and not pid_alive(r.pid)]
+        for rec in dead:
+            if rec.status in ALIVE:
+                self._child_down(rec, ExitReason.shutdown() if rec.status == "stopping"
+                                 else ExitReason.killed())
 
     # --- placement across nodes ---------------------------------------------------------------
 

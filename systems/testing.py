@@ -16,6 +16,8 @@ import pytest
 from systems.chaos import Chaos
 from systems.runtime import ActorRuntime
 
+TEARDOWN_SHUTDOWN_S = 60.0  # the most a test's system may take to stop before it is killed
+
 
 @pytest.fixture
 def ptr_runtime() -> Iterator[Callable[..., ActorRuntime]]:
@@ -28,8 +30,8 @@ def ptr_runtime() -> Iterator[Callable[..., ActorRuntime]]:
         return runtime.start()
 
     yield make
-    for runtime in started:
-        runtime.shutdown()
+    for runtime in started:  # bounded: a tree that cannot stop fails its test, not the suite
+        runtime.shutdown(timeout_s=TEARDOWN_SHUTDOWN_S)
     for runtime in started:
         assert runtime.wait_until_gone() == [], "actor processes outlived their system"
 
