@@ -9,8 +9,8 @@ import pytest
 from actors.scripted import ScriptedActor
 from protocols.errors import SpecError
 from protocols.supervision import StartChild
-from supervisors.spec import ChildSpec, RestartType, Strategy
-from tests.harness import Harness, root_spec, worker
+from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
+from tests.harness import LIGHT_HOST, Harness, root_spec, worker
 
 T = RestartType.TRANSIENT
 MANY = 1_000_000  # an intensity the failing restarts cannot spend during the test
@@ -113,14 +113,8 @@ def test_start_child_of_an_actor_of_the_wrong_weight_is_a_spec_error(h: Harness)
 
 def test_a_static_child_naming_an_unimportable_actor_fails_the_supervisors_start(
         h: Harness) -> None:
-    reply = h.try_tree(Strategy.ONE_FOR_ONE, [worker("a")])
-    assert reply.address is not None
-    from supervisors.spec import SupervisorSpec
     bad_tree = SupervisorSpec(children=[ChildSpec("ghost", "actors.no_such_module.Ghost")])
-    child = bad_tree.as_child("bad-tree")
-    if h.weight == "light":
-        from tests.harness import as_light
-        child = as_light(child, top=True)
-        child = child.with_id("bad-tree", {"spec": bad_tree})
+    child = bad_tree.as_child("bad-tree", host=LIGHT_HOST if h.weight == "light" else None)
     reply = h.rt.ask(h.rt.root, StartChild(spec=child))
-    assert reply.error_kind == "invalid" and "ghost" in reply.error
+    assert reply.error_kind == "invalid" and "'ghost'" in reply.error
+    assert "bad-tree" not in h.children(h.rt.root)
