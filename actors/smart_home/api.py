@@ -1,5 +1,5 @@
-"""The smart home's query API: an HTTPS edge that reads the database, and asks the analyzers for the
-rolling statistics they keep in memory.
+"""The smart home's query API: an HTTP edge (``HttpEdgeActor``) with declared routes that read the
+database, and ask the analyzers for the rolling statistics they keep in memory.
 
     GET /sensors                              every installed sensor and its latest stored reading
     GET /sensors/{id}/readings?since=&until=  stored readings, oldest first (limit=, at most 100k)
@@ -7,16 +7,18 @@ rolling statistics they keep in memory.
     GET /rooms                                the rooms and their sensors
     GET /rooms/{id}/stats                     min, max, mean over the last minute, hour and day
     GET /alerts?since=&until=&rule=&sensor_id=&limit=   newest first
-    GET /health, GET /metrics                 as every ptr edge
+    GET /health, GET /metrics, GET /openapi.json   as every ptr edge
 
-Times are Unix seconds or ISO 8601. Every error is JSON: 400 names the bad parameter, 403 a client
-outside the allowlist, 404 an unknown sensor, room or path, 503/504 when the analyzers cannot
-answer.
+Times are Unix seconds or ISO 8601; an empty parameter is an absent one. Every error is JSON with
+its refusal kind: 400 names the bad parameter, 403 a client outside the allowlist, 404 an unknown
+sensor, room or path, 503 while the database or an analyzer is unavailable, 504 when the analyzers
+do not answer in time.
 
-The app is ``actors.edges.build_app`` (allowlist, JSON errors, metrics) with these GET routes added
-to it. Database reads run on the loop's thread pool, never on the loop; statistics travel through
-the edge's bridge to this actor, which asks each analyzer that has sensors in the room (one request
-per kind, in parallel) and answers with the merged result.
+Database reads are ``loop_handler`` routes: they run on the edge's loop and send each query to its
+thread pool, never blocking the loop, and touch only what ``start_edge`` set before serving (the
+house and the engine). Room statistics are a ``handler`` route: this actor asks each analyzer with
+sensors in the room (one request per kind, in parallel; ``args["analyzers"]`` maps kinds to their
+registered names) and answers later with the merged result.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from actors.edges import ANSWER_LATER, Answer, Inbound, Route
+from actors.edges.http_edge import HttpEdgeActor
 from actors.smart_home.chart import chart_png
 from actors.smart_home.store import (
     alerts_between,
@@ -37,23 +42,13 @@ from actors.smart_home.store import (
     latest_readings,
     readings_between,
 )
-from aiohttp import web
-
-from actors.edges import (
-    EdgeBridge,
-    HttpServer,
-    Inbound,
-    Pending,
-    build_app,
-    self_signed_context,
-)
-from actors.edges.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
 from actors.storage import make_engine
-from protocols.errors import InvalidMessageError, RequestTimeoutError
-from protocols.smart_home import METRICS, UNITS, GetRoomStats, HouseConfig, RoomStats
-from protocols.edges import EdgeInfo, GetEdgeInfo
+from protocols.errors import InvalidMessageError, RefusalKind, RefusedError
+from protocols.smart_home import METRICS, UNITS, AlertRule, GetRoomStats, HouseConfig, RoomStats
 
-__all__ = ["LOCAL_NETWORKS", "SmartHomeApi", "parse_time"]
+__all__ = ["LOCAL_NETWORKS", "AlertList", "AlertsQuery", "ChartQuery", "ReadingsQuery", "RoomList",
+           "RoomPath", "SensorList", "SensorReadings", "SmartHomeApi", "parse_time",
+           "query_routes"]
 
 T = TypeVar("T")
 
@@ -64,39 +59,154 @@ unique-local and link-local. Everyone else gets 403."""
 
 MAX_READINGS = 100_000
 STATS_TIMEOUT_S = 5.0
-ALERT_RULES = ("temperature_out_of_range", "motion_while_away", "power_over_limit",
-               "sensor_silent")
 
 
-def parse_time(name: str, raw: str | None, default: float) -> float:
-    """A query parameter as Unix seconds: a number, or ISO 8601 (naive means UTC)."""
-    if raw is None or raw == "":
-        return default
-    try:
+def parse_time(raw: Any) -> float:
+    """A query parameter as Unix seconds: a number, or ISO 8601 (naive means UTC). Raises
+    ``ValueError`` (a 400 naming the parameter) for anything else."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         value = float(raw)
-    except ValueError:
+    else:
+        text = str(raw)
         try:
-            parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            value = float(text)
         except ValueError:
-            raise _bad(name, f"{raw!r} is neither Unix seconds nor ISO 8601") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.timezone.utc)
-        value = parsed.timestamp()
+            try:
+                parsed = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is neither Unix seconds nor ISO 8601") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            value = parsed.timestamp()
     if not math.isfinite(value):
-        raise _bad(name, f"{raw!r} is not a finite time")
+        raise ValueError(f"{raw!r} is not a finite time")
     return value
 
 
-def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name, f"{raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise _bad(name, f"must be between {low} and {high}")
-    return value
+def _time_or_none(raw: Any) -> float | None:
+    return None if raw is None else parse_time(raw)
+
+
+Time = Annotated[float | None, BeforeValidator(_time_or_none), WithJsonSchema(
+    {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
+     "description": "Unix seconds or ISO 8601 (naive means UTC)"})]
+"""A time parameter, absent or valid; a bad one is a 400 naming it."""
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+class _Query(BaseModel):
+    """Query and path parameters: an empty value is an absent one; unknown ones are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            return {key: value for key, value in raw.items() if value != ""}
+        return raw
+
+
+class SensorPath(_Query):
+    sensor_id: str
+
+
+class ReadingsQuery(SensorPath):
+    since: Time = Field(default=None, description="default: an hour before until")
+    until: Time = Field(default=None, description="default: now")
+    limit: int = Field(default=10_000, ge=1, le=MAX_READINGS)
+
+
+class ChartQuery(SensorPath):
+    metric: str | None = Field(default=None, description="default: the kind's first metric")
+    hours: int = Field(default=24, ge=1, le=24 * 7)
+
+
+class RoomPath(_Query):
+    room: str
+
+
+class AlertsQuery(_Query):
+    since: Time = Field(default=None, description="default: a day before until")
+    until: Time = Field(default=None, description="default: now")
+    rule: AlertRule | None = None
+    sensor_id: str | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)
+
+
+# --- answers (documentation: the OpenAPI document and the contract test check them) --------------
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StoredReading(BaseModel):
+    """A stored reading in its kind's shape (its metrics follow) with its arrival times."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: str
+    sensor_id: str
+    message_id: str
+    ts: float
+    received_at: float
+    stored_at: float
+
+
+class SensorInfo(_Answer):
+    sensor_id: str
+    kind: str
+    room: str
+    metrics: dict[str, str] = Field(description="metric -> unit")
+    power_limit: float | None = None
+    temperature_range: list[float] | None = None
+
+
+class SensorLatest(SensorInfo):
+    latest: StoredReading | None
+
+
+class SensorList(_Answer):
+    count: int
+    sensors: list[SensorLatest]
+
+
+class SensorReadings(SensorInfo):
+    since: float
+    until: float
+    count: int
+    truncated: bool
+    readings: list[StoredReading]
+
+
+class RoomSensors(_Answer):
+    room: str
+    sensors: list[str]
+
+
+class RoomList(_Answer):
+    rooms: list[RoomSensors]
+
+
+class StoredAlert(_Answer):
+    alert_id: str
+    rule: str
+    sensor_id: str
+    room: str
+    kind: str
+    ts: float
+    value: float | None = None
+    threshold: float | None = None
+    text: str
+    stored_at: float | None = None
+
+
+class AlertList(_Answer):
+    since: float
+    until: float
+    count: int
+    alerts: list[StoredAlert]
 
 
 def _bad(field: str, error: str) -> InvalidMessageError:
@@ -104,32 +214,142 @@ def _bad(field: str, error: str) -> InvalidMessageError:
                                errors=[{"field": field, "error": error}])
 
 
-def _json(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(payload, separators=(",", ":")).encode(),
-                        content_type="application/json")
+def _unknown_sensor(sensor_id: str) -> RefusedError:
+    return RefusedError("unknown sensor", refusal=RefusalKind.NOT_FOUND, sensor_id=sensor_id)
 
 
-def _not_found(what: str, **context: Any) -> web.Response:
-    return _json({"error": f"unknown {what}", **context}, 404)
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """One database read on the loop's thread pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
 
-class SmartHomeApi(BridgedEdge):
-    """The query API as a supervised edge. Restarts like ``HttpEdgeActor`` (same port again, or a
-    fresh free one for port 0); a crash answers what was waiting with 503.
+# --- the handlers: database reads on the loop, statistics in the actor ------------------------------
 
-    Args: ``house``, ``db_url``, ``host`` (127.0.0.1), ``port`` (0), ``tls_dir`` (HTTPS, self-signed
-    pair made there) or none (plain HTTP), ``allow`` (``LOCAL_NETWORKS``), ``window`` (16).
+async def list_sensors(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    def read() -> list[dict[str, Any]]:
+        latest = latest_readings(api.engine, (s.sensor_id for s in api.house.sensors))
+        return [{**api.sensor_json(s.sensor_id), "latest": latest[s.sensor_id]}
+                for s in api.house.sensors]
+    items = await _db(read)
+    return {"count": len(items), "sensors": items}
+
+
+async def sensor_readings(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    query: ReadingsQuery = inbound.params
+    if query.sensor_id not in api.sensor_config:
+        raise _unknown_sensor(query.sensor_id)
+    until = query.until if query.until is not None else time.time()
+    since = query.since if query.since is not None else until - 3600
+    if since > until:
+        raise _bad("since", "must not be after until")
+    rows = await _db(readings_between, api.engine, query.sensor_id, since, until, query.limit + 1)
+    return {**api.sensor_json(query.sensor_id), "since": since, "until": until,
+            "count": min(len(rows), query.limit), "truncated": len(rows) > query.limit,
+            "readings": rows[:query.limit]}
+
+
+async def sensor_chart(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    query: ChartQuery = inbound.params
+    if query.sensor_id not in api.sensor_config:
+        raise _unknown_sensor(query.sensor_id)
+    metrics = METRICS[api.sensor_config[query.sensor_id].kind]
+    metric = query.metric or metrics[0]
+    if metric not in metrics:
+        raise _bad("metric", f"{query.sensor_id} has {', '.join(metrics)}")
+    until = time.time()
+    since = until - query.hours * 3600
+    bucket_s = query.hours * 3600 / 960
+    series = await _db(chart_series, api.engine, query.sensor_id, metric, since, until, bucket_s)
+    return await _db(chart_png, series, since, until)
+
+
+async def list_rooms(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    return {"rooms": [{"room": room, "sensors": ids} for room, ids in sorted(api.rooms.items())]}
+
+
+async def list_alerts(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    query: AlertsQuery = inbound.params
+    until = query.until if query.until is not None else time.time()
+    since = query.since if query.since is not None else until - 86400
+    if since > until:
+        raise _bad("since", "must not be after until")
+    rows = await _db(alerts_between, api.engine, since, until, rule=query.rule,
+                     sensor_id=query.sensor_id, limit=query.limit)
+    return {"since": since, "until": until, "count": len(rows), "alerts": rows}
+
+
+def room_stats(api: SmartHomeApi, inbound: Inbound) -> Any:
+    """In the actor: ask every analyzer with sensors in the room; answer once all have, or fail
+    on the first failure (503 for an analyzer that is down, 504 for one that does not answer)."""
+    room = inbound.params.room
+    kinds = api.room_kinds.get(room)
+    if kinds is None:
+        raise RefusedError("unknown room", refusal=RefusalKind.NOT_FOUND, room=room,
+                           rooms=sorted(api.rooms))
+    pending = inbound.pending
+    parts: list[RoomStats] = []
+
+    def answered(answer: Any) -> None:
+        if not isinstance(answer, RoomStats):
+            pending.fail(TypeError(f"an analyzer answered {type(answer).__name__}"))
+            return
+        parts.append(answer)
+        if len(parts) == len(kinds):
+            sensors = sorted((s for p in parts for s in p.sensors), key=lambda s: s.sensor_id)
+            pending.resolve(RoomStats(room=room, at=max(p.at for p in parts), sensors=sensors))
+
+    for kind in kinds:
+        api.ask_target(api.analyzers[kind], GetRoomStats(room=room), answered, pending.fail,
+                       STATS_TIMEOUT_S)
+    return ANSWER_LATER
+
+
+def query_routes() -> list[Route]:
+    """The query API's route table."""
+    sensor_missing = (RefusalKind.NOT_FOUND,)
+    return [
+        Route("GET", "/sensors", answer=Answer.REPLY, name="sensors", response=SensorList,
+              loop_handler=list_sensors, summary="every sensor and its latest stored reading"),
+        Route("GET", "/sensors/{sensor_id}/readings", answer=Answer.REPLY, name="readings",
+              params=ReadingsQuery, response=SensorReadings, loop_handler=sensor_readings,
+              refuses=sensor_missing, summary="a sensor's stored readings, oldest first"),
+        Route("GET", "/sensors/{sensor_id}/chart.png", answer=Answer.REPLY, name="chart",
+              params=ChartQuery, loop_handler=sensor_chart, refuses=sensor_missing,
+              media_type="image/png", summary="a PNG of one metric over the last hours"),
+        Route("GET", "/rooms", answer=Answer.REPLY, name="rooms", response=RoomList,
+              loop_handler=list_rooms, summary="the rooms and their sensors"),
+        Route("GET", "/rooms/{room}/stats", answer=Answer.REPLY, name="room-stats",
+              params=RoomPath, response=RoomStats, handler=room_stats,
+              timeout_s=STATS_TIMEOUT_S + 1, refuses=(RefusalKind.NOT_FOUND,),
+              summary="min, max and mean of each metric over the last minute, hour and day"),
+        Route("GET", "/alerts", answer=Answer.REPLY, name="alerts", params=AlertsQuery,
+              response=AlertList, loop_handler=list_alerts, summary="alerts, newest first"),
+    ]
+
+
+class SmartHomeApi(HttpEdgeActor):
+    """The query API as a supervised HTTP edge. Restarts like ``HttpEdgeActor`` (same port again,
+    or a fresh free one for port 0); a crash answers what was waiting with 503.
+
+    Args: ``house``, ``db_url``, ``analyzers`` (``{kind: registered name}``), and the edge's:
+    ``host`` (127.0.0.1), ``port`` (0), ``tls_dir`` (HTTPS, self-signed pair made there) or none
+    (plain HTTP), ``allow`` (``LOCAL_NETWORKS``), ``window`` (16).
     """
 
-    server: HttpServer | None = None
-
     def on_start(self) -> None:
-        self.args = {"window": 16, **self.args}
+        self.args = {"window": 16, "allow": LOCAL_NETWORKS, "max_body_bytes": 1 << 16,
+                     "shutdown_timeout_s": 1.0, "title": "ptr smart home query API", **self.args}
         super().on_start()
 
-    def start_edge(self) -> EdgeBridge[Any]:
+    def routes(self) -> list[Route]:
+        return query_routes()
+
+    def start_edge(self) -> Any:
+        """Everything the loop handlers read is set before the server starts, and never changed."""
         args = self.args
         self.house: HouseConfig = args["house"]
+        self.analyzers: dict[str, str] = {str(k): str(v) for k, v in dict(args["analyzers"]).items()}
         self.sensor_config = self.house.by_id()
         self.rooms: dict[str, list[str]] = {}
         for sensor in self.house.sensors:
@@ -137,160 +357,25 @@ class SmartHomeApi(BridgedEdge):
         self.room_kinds = {room: sorted({self.sensor_config[s].kind for s in ids})
                            for room, ids in self.rooms.items()}
         self.engine = make_engine(str(args["db_url"]))
-        self.host = str(args.get("host", "127.0.0.1"))
-        tls_dir = args.get("tls_dir")
-        ssl_context = self_signed_context(str(tls_dir)) if tls_dir else None
-        self.scheme = "https" if ssl_context is not None else "http"
-        bridge: EdgeBridge[Any] = EdgeBridge(max_in_flight=int(args.get("max_in_flight", 256)))
-        app = build_app([], bridge=bridge, max_body_bytes=1 << 16,
-                        allow_networks=list(args.get("allow", LOCAL_NETWORKS)))
-        self.add_routes(app, bridge)
-        self.server = HttpServer(app, host=self.host, port=int(args.get("port", 0)),
-                                 ssl_context=ssl_context, shutdown_timeout_s=1.0)
-        assert self.loop_thread is not None
-        self.port = self.loop_thread.run(self.server.start(), LOOP_CALL_TIMEOUT_S)
-        return bridge
+        return super().start_edge()
 
     def stop_edge(self) -> None:
         try:
-            if self.server is not None and self.loop_thread is not None:
-                self.loop_thread.run(self.server.stop(), LOOP_CALL_TIMEOUT_S)
+            super().stop_edge()
         finally:
             if getattr(self, "engine", None) is not None:
                 self.engine.dispose()
 
     def target_names(self) -> list[str]:
-        return [str(name) for _kind, name in sorted(dict(self.args["analyzers"]).items())]
+        return [name for _kind, name in sorted(self.analyzers.items())]
 
-    def receiveMsg_GetEdgeInfo(self, msg: GetEdgeInfo, sender: Any) -> EdgeInfo:
-        return EdgeInfo(scheme=self.scheme, host=self.host, port=self.port,
-                        incarnation=self.incarnation)
-
-    # --- room statistics through the actors ------------------------------------------------------
-
-    def send_drained(self, drained: list[Pending[Any]]) -> None:
-        for pending in drained:
-            self.gather_stats(pending)
-
-    def gather_stats(self, pending: Pending[Any]) -> None:
-        """Ask every analyzer with sensors in the room; answer once all have, or fail on the first
-        failure (503/504 for the client)."""
-        room = str(pending.item.body)
-        kinds = self.room_kinds.get(room, [])
-        parts: list[RoomStats] = []
-        if not kinds:
-            pending.resolve({"room": room, "at": time.time(), "sensors": []})
-            return
-
-        def answered(answer: Any) -> None:
-            if not isinstance(answer, RoomStats):
-                pending.fail(TypeError(f"an analyzer answered {type(answer).__name__}"))
-                return
-            parts.append(answer)
-            if len(parts) == len(kinds):
-                sensors = sorted((s for p in parts for s in p.sensors), key=lambda s: s.sensor_id)
-                pending.resolve({"room": room, "at": max(p.at for p in parts),
-                                 "sensors": [s.model_dump() for s in sensors]})
-
-        for kind in kinds:
-            self.ask_target(str(self.args["analyzers"][kind]), GetRoomStats(room=room), answered,
-                            pending.fail, STATS_TIMEOUT_S)
-
-    # --- the HTTP side (runs on the loop thread; touches only immutable config) -----------------
-
-    def add_routes(self, app: web.Application, bridge: EdgeBridge[Any]) -> None:
-        engine, house, config, rooms = self.engine, self.house, self.sensor_config, self.rooms
-
-        async def db(fn: Callable[..., T], *args: Any) -> T:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, functools.partial(fn, *args))
-
-        def sensor_json(sensor_id: str) -> dict[str, Any]:
-            sensor = config[sensor_id]
-            out: dict[str, Any] = {"sensor_id": sensor_id, "kind": sensor.kind, "room": sensor.room,
-                                   "metrics": {m: UNITS[m] for m in METRICS[sensor.kind]}}
-            if sensor.power_limit is not None:
-                out["power_limit"] = sensor.power_limit
-            if sensor.kind in ("heating", "meteo"):
-                out["temperature_range"] = list(house.temperature_range(sensor))
-            return out
-
-        def all_sensors() -> list[dict[str, Any]]:
-            latest = latest_readings(engine, (s.sensor_id for s in house.sensors))
-            return [{**sensor_json(s.sensor_id), "latest": latest[s.sensor_id]}
-                    for s in house.sensors]
-
-        async def sensors(request: web.Request) -> web.StreamResponse:
-            items = await db(all_sensors)
-            return _json({"count": len(items), "sensors": items})
-
-        async def readings(request: web.Request) -> web.StreamResponse:
-            sensor_id = request.match_info["sensor_id"]
-            if sensor_id not in config:
-                return _not_found("sensor", sensor_id=sensor_id)
-            now = time.time()
-            until = parse_time("until", request.query.get("until"), now)
-            since = parse_time("since", request.query.get("since"), until - 3600)
-            if since > until:
-                raise _bad("since", "must not be after until")
-            limit = _int("limit", request.query.get("limit"), 10_000, 1, MAX_READINGS)
-            rows = await db(readings_between, engine, sensor_id, since, until, limit + 1)
-            return _json({**sensor_json(sensor_id), "since": since, "until": until,
-                          "count": min(len(rows), limit), "truncated": len(rows) > limit,
-                          "readings": rows[:limit]})
-
-        async def chart(request: web.Request) -> web.StreamResponse:
-            sensor_id = request.match_info["sensor_id"]
-            if sensor_id not in config:
-                return _not_found("sensor", sensor_id=sensor_id)
-            metrics = METRICS[config[sensor_id].kind]
-            metric = request.query.get("metric") or metrics[0]
-            if metric not in metrics:
-                raise _bad("metric", f"{sensor_id} has {', '.join(metrics)}")
-            hours = _int("hours", request.query.get("hours"), 24, 1, 24 * 7)
-            until = time.time()
-            since = until - hours * 3600
-            bucket_s = hours * 3600 / 960
-            series = await db(chart_series, engine, sensor_id, metric, since, until, bucket_s)
-            png = await db(chart_png, series, since, until)
-            return web.Response(body=png, content_type="image/png",
-                                headers={"Cache-Control": "no-store"})
-
-        async def room_list(request: web.Request) -> web.StreamResponse:
-            return _json({"rooms": [{"room": room, "sensors": ids} for room, ids in
-                                    sorted(rooms.items())]})
-
-        async def room_stats(request: web.Request) -> web.StreamResponse:
-            room = request.match_info["room"]
-            if room not in rooms:
-                return _not_found("room", room=room, rooms=sorted(rooms))
-            try:
-                async with asyncio.timeout(STATS_TIMEOUT_S + 1):
-                    result = await bridge.submit(Inbound("room-stats", room, request.remote or ""))
-            except TimeoutError:
-                raise RequestTimeoutError("the analyzers", "GetRoomStats",
-                                          STATS_TIMEOUT_S + 1) from None
-            return _json(result)
-
-        async def alerts(request: web.Request) -> web.StreamResponse:
-            now = time.time()
-            until = parse_time("until", request.query.get("until"), now)
-            since = parse_time("since", request.query.get("since"), until - 86400)
-            if since > until:
-                raise _bad("since", "must not be after until")
-            rule = request.query.get("rule") or None
-            if rule is not None and rule not in ALERT_RULES:
-                raise _bad("rule", f"one of {', '.join(ALERT_RULES)}")
-            sensor_id = request.query.get("sensor_id") or None
-            limit = _int("limit", request.query.get("limit"), 100, 1, 10_000)
-            rows = await db(functools.partial(alerts_between, engine, since, until, rule=rule,
-                                              sensor_id=sensor_id, limit=limit))
-            return _json({"since": since, "until": until, "count": len(rows), "alerts": rows})
-
-        app.router.add_get("/sensors", sensors)
-        app.router.add_get("/sensors/{sensor_id}/readings", readings)
-        app.router.add_get("/sensors/{sensor_id}/chart.png", chart)
-        app.router.add_get("/rooms", room_list)
-        app.router.add_get("/rooms/{room}/stats", room_stats)
-        app.router.add_get("/alerts", alerts)
-
+    def sensor_json(self, sensor_id: str) -> dict[str, Any]:
+        """A sensor as the API describes it: kind, room, metrics with units, its limits."""
+        sensor = self.sensor_config[sensor_id]
+        out: dict[str, Any] = {"sensor_id": sensor_id, "kind": sensor.kind, "room": sensor.room,
+                               "metrics": {m: UNITS[m] for m in METRICS[sensor.kind]}}
+        if sensor.power_limit is not None:
+            out["power_limit"] = sensor.power_limit
+        if sensor.kind in ("heating", "meteo"):
+            out["temperature_range"] = list(self.house.temperature_range(sensor))
+        return out

@@ -199,8 +199,10 @@ def test_readings_honour_since_and_until_and_refuse_bad_ones(make_runtime, tmp_p
         answer = home.get(f"{base}?{query}")
         assert answer.status == 400 and answer.json["fields"][0]["field"] == field
     assert home.get("/sensors/heating-attic/readings").status == 404
+    assert home.get("/sensors/heating-attic/readings").json["refusal"] == "not_found"
     assert home.get("/rooms/attic/stats").json == {
-        "error": "unknown room", "room": "attic", "rooms": ["kitchen", "living", "outside"]}
+        "error": "unknown room", "refusal": "not_found", "room": "attic",
+        "rooms": ["kitchen", "living", "outside"]}
 
 
 def _png_pixels(png: bytes) -> tuple[int, int, bytes]:
