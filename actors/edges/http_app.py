@@ -233,10 +233,13 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, /,
 def _refused(exc: RefusedError, retry_after_s: int) -> web.Response:
     """A refusal's answer: the status of its kind, its JSON, ``Retry-After`` when retrying helps."""
     headers = None
+    body = exc.as_json()
     if exc.refusal in _RETRY_LATER:
         wait = exc.retry_after_s if exc.retry_after_s is not None else retry_after_s
-        headers = {"Retry-After": str(max(1, round(wait + 0.49)))}
-    return _json_response(HTTP_STATUS[exc.refusal], exc.as_json(), headers)
+        seconds = max(1, round(wait + 0.49))
+        headers = {"Retry-After": str(seconds)}
+        body.setdefault("retry_after_s", seconds)  # the body says what the header says
+    return _json_response(HTTP_STATUS[exc.refusal], body, headers)
 
 
 def _too_large(max_body_bytes: int) -> web.Response:
