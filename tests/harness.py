@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from actors._thespian import ActorExitRequest
+from actors.system import ActorExitRequest
 from actors.scripted import LightScriptedActor, Recorder, ScriptedActor
 from protocols.errors import RequestTimeoutError
 from protocols.scripted import Crash, Event, ExitNormally, ExitProcess, GetEvents, Ping
