@@ -49,6 +49,7 @@ from thespian.actors import (  # noqa: E402
     WakeupMessage,
     WatchMessage,
 )
+from protocols.errors import FrameRefusedError  # noqa: E402
 from thespian.system.transport import IPBase as _ipbase  # noqa: E402
 from thespian.system.transport import TCPTransport as _tcp  # noqa: E402
 from thespian.system.transport import streamBuffer as _stream  # noqa: E402
@@ -79,10 +80,6 @@ _ipbase.IPActorAddress.__init__ = _bound_address_init
 
 
 # --- authenticated frames -----------------------------------------------------------------------
-
-class FrameRefusedError(Exception):
-    """A received frame's MAC did not check: it was not sent by a process with this cookie."""
-
 
 class _FrameAuthenticator:
     """Thespian's ``serializer`` (``dumps``/``loads``) with a MAC in front of every pickle."""

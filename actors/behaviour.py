@@ -24,7 +24,7 @@ from typing import Any
 
 from actors.peers import Peer, PeerRetry, PeerSet
 from actors.timers import TimerTable, TimerTick
-from protocols.errors import PtrError, RequestTimeoutError
+from protocols.errors import ChaosInjectedError, RequestFailedError, RequestTimeoutError
 from protocols.light import NameDown
 from protocols.supervision import (
     ActorStats,
@@ -85,10 +85,6 @@ IGNORE = _Ignore()
 ``on_stop``, and its supervisor keeps the spec, not running (see ``protocols.supervision.Ignored``)."""
 
 
-class RequestFailedError(PtrError):
-    """The target of a request crashed while handling it; raised in the caller."""
-
-
 class ReplyTo:
     """Where the answer to the message being handled goes; kept to answer later (deferred reply)."""
 
@@ -119,10 +115,6 @@ class _RequestExpired:
 
     def __init__(self, correlation_id: str) -> None:
         self.correlation_id = correlation_id
-
-
-class ChaosInjectedError(PtrError):
-    """Raised inside an actor by ``ptr chaos crash``."""
 
 
 _CHAOS_EXEMPT = frozenset({"Init", "Shutdown", "ChaosCrash", "ChaosDelay", "ChaosDrop",

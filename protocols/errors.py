@@ -4,28 +4,31 @@
     ├── SpecError                 a system, supervisor or child spec is impossible (names the child)
     ├── RefusedError              the tree refuses a request: a ``RefusalKind`` (invalid, not_found,
     │   │                         conflict, ...) and a reason; each edge maps the kind to its wire
-    │   ├── InvalidMessageError   bytes or a dict at an edge do not make a valid message (names the field)
-    │   └── LobbyRefusedError     the game lobby refuses a request (protocols.game)
-    │       └── InvalidTokenError a game session token is forged, expired or malformed
+    │   └── InvalidMessageError   bytes or a dict at an edge do not make a valid message (names the field)
     ├── RequestTimeoutError       a request got no reply within its timeout (names target and message kind)
-    ├── RequestFailedError        the target of a request crashed handling it (actors.behaviour)
-    ├── ChaosInjectedError        raised inside an actor by ``ptr chaos crash`` (actors.behaviour)
-    ├── MailboxOverflowError      a light actor's mailbox overflowed under policy crash (actors.light)
-    ├── RoomCrashedError          a game room's tick raised: the room restarts from its checkpoint
+    ├── RequestFailedError        the target of a request crashed handling it (in the caller, and from
+    │                             ``ActorRuntime.ask``)
+    ├── ChaosInjectedError        raised inside an actor by ``ptr chaos crash``
     ├── NoSuchNameError           a registered name resolves to no live actor
     ├── ActorSystemError          the Thespian actor system could not be started, reached, or stopped
     ├── ConfigError               a user's configuration (file or flag) is invalid
+    ├── FrameRefusedError         a frame between processes lacked the system's MAC: dropped, counted
     ├── SaturatedError            an edge cannot take more: its bridge is full, or the tree behind it is
-    │                             saturated or restarting; answered 503 + Retry-After (actors.edges.bridge)
-    ├── BridgeClosedError         an edge's bridge is closed: its actor is stopping (actors.edges.bridge)
+    │                             saturated or restarting; answered 503 + Retry-After
+    ├── BridgeClosedError         an edge's bridge is closed: its actor is stopping
     ├── UnavailableError          the tree refuses a request for now, with a reason (a store it needs is
     │                             unavailable); refusal kind ``unavailable`` at every edge
     └── StorageError              a database, blob or log operation failed in a way the caller must see
         ├── StorageUnavailableError  disk full, read-only file, server gone: the outside world's
         │                         fault, not a bug; refuse and retry (also an UnavailableError)
-        ├── BlobLinkError         a string is not a blob link (also a ValueError; actors.storage.blobs)
+        ├── BlobLinkError         a string is not a blob link (also a ValueError)
         ├── BlobNotFoundError     a well-formed link names no stored blob (also a KeyError)
         └── BlobCorruptedError    a blob's bytes no longer hash to its link (verified reads)
+
+(``MailboxOverflowError``, a light actor's mailbox overflowing under policy crash, is still defined
+in ``actors.light``.) Each system keeps its own small tree under ``PtrError``, drawn in its
+``protocols`` module (``protocols.game``, ``protocols.smart_home``); ``tests/protocols/
+test_errors.py`` checks every drawing against the code.
 
 Failures *inside* the actor tree are not exceptions but exit reasons (see ``protocols.supervision``):
 an actor that raises exits, and its supervisor decides what happens next.
@@ -154,3 +157,63 @@ class StorageUnavailableError(StorageError, UnavailableError):
     read-only, the database server or NATS is down or unreachable. Raised by ``actors.storage``
     (``storage_error`` classifies driver errors). Not a bug: an actor refuses work with the reason
     and retries with backoff (``StorageBackoff``) instead of crashing."""
+
+
+class RequestFailedError(PtrError):
+    """The target of a request crashed while handling it: raised in the requesting actor (which
+    then crashes, as an unhandled OTP call does) and by ``ActorRuntime.ask``."""
+
+
+class ChaosInjectedError(PtrError):
+    """Raised inside an actor by ``ptr chaos crash``."""
+
+
+class SaturatedError(PtrError):
+    """Raised by an edge bridge's ``submit`` when ``limit`` items are already in flight.
+
+    It is back-pressure, not a fault: the HTTP edge turns it into 503 with ``Retry-After``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"edge bridge saturated: {limit} items already in flight")
+
+
+class BridgeClosedError(PtrError):
+    """Raised by an edge bridge's ``submit`` after ``close``, and into every waiter the closing
+    left unanswered."""
+
+
+class FrameRefusedError(PtrError):
+    """A frame received between processes did not carry the system's MAC: it was not sent by a
+    holder of the cookie. Raised inside Thespian's transport, which drops the frame."""
+
+
+class BlobLinkError(StorageError, ValueError):
+    """A string is not a blob link (``blob:sha256:`` and 64 lowercase hex digits)."""
+
+    def __init__(self, link: object) -> None:
+        self.link = link
+        super().__init__(f"{link!r} is not a blob link (blob:sha256:<64 lowercase hex digits>)")
+
+
+class BlobNotFoundError(StorageError, KeyError):
+    """A well-formed link names no blob in this store. Also a KeyError, as for a missing mapping
+    key."""
+
+    def __init__(self, link: str, root: object) -> None:
+        self.link = link
+        super().__init__(f"no blob {link} in {root}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class BlobCorruptedError(StorageError):
+    """A blob's bytes no longer hash to its link (disk fault or tampering); raised by verified
+    reads."""
+
+    def __init__(self, link: str, actual: str) -> None:
+        self.link = link
+        self.actual = actual
+        super().__init__(f"blob {link} now hashes to sha256:{actual}")

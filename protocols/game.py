@@ -11,6 +11,15 @@ Three audiences, three forms:
 * **Actor messages**: frozen pydantic ``Message``s; each crosses a process boundary a few times a
   second at most (one per room start, room end or status poll), never per input.
 
+The game's exceptions, under the framework's (``protocols.errors``)::
+
+    PtrError
+    ├── RefusedError
+    │   └── LobbyRefusedError     the lobby refuses a request, with its kind (the edge maps it)
+    │       └── InvalidTokenError a session token is forged, expired or malformed
+    ├── RoomCrashedError          a room's tick raised: the room restarts from its checkpoint
+    └── GameEngineError           a server's tick loop failed outside any room: the server exits
+
 Pure data: no Thespian here.
 """
 
@@ -51,6 +60,10 @@ class InvalidTokenError(LobbyRefusedError):
 class RoomCrashedError(PtrError):
     """Raised inside a room actor when its simulation failed during a tick: the room exits with
     reason error and its supervisor restarts it from its last snapshot."""
+
+
+class GameEngineError(PtrError):
+    """The tick loop of a game server failed outside any room; the server exits with it."""
 
 
 # --- datagrams ----------------------------------------------------------------------------------

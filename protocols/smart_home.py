@@ -7,6 +7,12 @@ so a retried reading is stored once), ``sensor_id`` and ``ts`` (Unix seconds, th
 Validation is strict: ``"21.5"`` is not a number and ``1`` is not a boolean, because a sensor that
 sends the wrong type has a bug its owner should hear about (400 naming the field), not a guess.
 
+The smart home's exceptions, under the framework's (``protocols.errors``)::
+
+    PtrError
+    └── MqttDeliveryError         the ingest did not take a batch of MQTT messages: the MQTT edge
+                                  restarts, so the broker sends them again
+
 Pure data: nothing here imports Thespian, the database or the network.
 """
 
@@ -17,8 +23,15 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from protocols.errors import PtrError
 from protocols.message import Message, WireBody
 from protocols.message import BulkMessage
+
+
+
+class MqttDeliveryError(PtrError):
+    """The ingest did not take a batch of MQTT messages: the edge restarts so the broker resends."""
+
 
 SensorKind = Literal["heating", "meteo", "motion", "electricity"]
 KINDS: tuple[SensorKind, ...] = ("heating", "meteo", "motion", "electricity")

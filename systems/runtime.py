@@ -30,7 +30,13 @@ from actors.system import (  # first: binds and authenticates Thespian's transpo
 )
 
 from protocols.light import LightAddress, LightBatch
-from protocols.errors import ActorSystemError, NoSuchNameError, RequestTimeoutError, SpecError
+from protocols.errors import (
+    ActorSystemError,
+    NoSuchNameError,
+    RequestFailedError,
+    RequestTimeoutError,
+    SpecError,
+)
 from protocols.supervision import (
     ChildCounts,
     ChildrenReport,
@@ -283,7 +289,7 @@ class ActorRuntime:
         if reply is None:
             raise RequestTimeoutError(str(target), type(body).__name__, timeout_s)
         if reply.error:
-            raise ActorSystemError(f"{target} failed on {type(body).__name__}: {reply.error}")
+            raise RequestFailedError(f"{target} failed on {type(body).__name__}: {reply.error}")
         return reply.body
 
     def ask_plain(self, address: Any, message: Any, accept: type, timeout_s: float = 5.0) -> Any:

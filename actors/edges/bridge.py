@@ -28,26 +28,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from protocols.errors import PtrError
+from protocols.errors import BridgeClosedError, SaturatedError
 
 T = TypeVar("T")
 
 __all__ = ["BridgeClosedError", "EdgeBridge", "Pending", "SaturatedError"]
-
-
-class SaturatedError(PtrError):
-    """Raised by ``submit``/``submit_nowait`` when ``limit`` items are already in flight.
-
-    It is back-pressure, not a fault: the HTTP edge turns it into 503 with ``Retry-After``.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"edge bridge saturated: {limit} items already in flight")
-
-
-class BridgeClosedError(PtrError):
-    """Raised by ``submit`` after ``close``, and into every waiter the closing left unanswered."""
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:

@@ -44,8 +44,8 @@ from actors.game.engine import (
 )
 from actors.game.room import RoomConfig
 from actors.light import LightActor, LightHost
-from protocols.errors import PtrError
 from protocols.game import (
+    GameEngineError,
     CrashRoom,
     GameResult,
     GameStatsQuery,
@@ -68,10 +68,6 @@ WATCHED_DRAIN_POLL_S = 1.0  # a safety net where it can: the loop thread is not 
 SWITCH_INTERVAL_S = 0.0005  # the GIL hand-over wait (Python's default: 5 ms), see on_start
 RESTARTING_TTL_S = 30.0
 RESULT_ATTEMPTS = 3
-
-
-class GameEngineError(PtrError):
-    """The tick loop of a game server failed outside any room; the server exits with it."""
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,7 @@ from actors.edges import BridgeClosedError, EdgeBridge, Pending, SaturatedError
 from actors.edges.http_edge import BridgedEdge
 from actors.storage import StorageBackoff
 from protocols.codec import field_errors
-from protocols.errors import PtrError
-from protocols.smart_home import GetMqttStats, MqttStats, ReadingBody
+from protocols.smart_home import GetMqttStats, MqttDeliveryError, MqttStats, ReadingBody
 from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
 
 log = logging.getLogger("ptr.smart_home.mqtt")
@@ -60,10 +59,6 @@ _PAYLOAD = TypeAdapter(ReadingBody | list[ReadingBody])
 
 class RedeliverHeld:
     """Timer message: offer the ingest again the readings it refused for now."""
-
-
-class MqttDeliveryError(PtrError):
-    """The ingest did not take a batch of MQTT messages: the edge restarts so the broker resends."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,39 +15,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from actors.storage.faults import unavailable_os_error
-from protocols.errors import StorageError, StorageUnavailableError
+from protocols.errors import (
+    BlobCorruptedError,
+    BlobLinkError,
+    BlobNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
 
 LINK_PREFIX = "blob:sha256:"
 _LINK = re.compile(r"blob:sha256:([0-9a-f]{64})")
 _CHUNK = 1 << 20
-
-
-class BlobLinkError(StorageError, ValueError):
-    """A string is not a blob link (``blob:sha256:`` and 64 lowercase hex digits)."""
-
-    def __init__(self, link: object) -> None:
-        self.link = link
-        super().__init__(f"{link!r} is not a blob link ({LINK_PREFIX}<64 lowercase hex digits>)")
-
-
-class BlobNotFoundError(StorageError, KeyError):
-    """A well-formed link names no blob in this store. Also a KeyError, as for a missing mapping key."""
-
-    def __init__(self, link: str, root: Path) -> None:
-        self.link = link
-        super().__init__(f"no blob {link} in {root}")
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
-
-class BlobCorruptedError(StorageError):
-    """A blob's bytes no longer hash to its link (disk fault or tampering); raised by verified reads."""
-
-    def __init__(self, link: str, actual: str) -> None:
-        self.link = link
-        self.actual = actual
-        super().__init__(f"blob {link} now hashes to sha256:{actual}")
 
 
 class BlobStore:

@@ -16,6 +16,7 @@ import pytest
 
 from actors.base import Actor
 from actors.scripted import ScriptedActor
+from protocols.errors import RequestFailedError
 from protocols.message import Message
 from protocols.scripted import Crash, Hang, Ping
 from protocols.supervision import ActorStats, GetActorStats, StartChild
@@ -153,7 +154,7 @@ def test_a_request_to_a_peer_that_dies_fails_at_once_not_at_its_timeout(
 
 def test_only_the_named_peer_may_send_a_vouched_message(rt: ActorRuntime) -> None:
     assert rt.ask("voucher", "from the voucher") == ["from the voucher"]
-    with pytest.raises(Exception, match="refused: Vouched is taken only from vouchers"):
+    with pytest.raises(RequestFailedError, match="refused: Vouched is taken only from vouchers"):
         rt.ask("user", Vouched(text="forged"))
     stats = rt.ask("user", GetActorStats())
     assert isinstance(stats, ActorStats) and stats.refused_senders == 1

@@ -132,7 +132,7 @@ def test_the_lobby_takes_a_game_result_only_from_a_game_server(make_runtime, tmp
     """An actor of the same system (here the test, holding the cookie) that is not a game server
     cannot set a player's score: the lobby refuses and counts it. Rounds played on the game server
     still reach the leaderboard (tests/test_game_system.py)."""
-    from protocols.errors import ActorSystemError
+    from protocols.errors import RequestFailedError
     from protocols.game import GameResult, PlayerScore
     from protocols.supervision import ActorStats, GetActorStats
     from systems.game import SYSTEM
@@ -141,7 +141,7 @@ def test_the_lobby_takes_a_game_result_only_from_a_game_server(make_runtime, tmp
     ann = http.player("ann")
     forged = GameResult(game_id="forged", room_id="forged", ended_at=1.0,
                         scores=[PlayerScore(player_id=ann["player_id"], score=1_000_000)])
-    with pytest.raises(ActorSystemError, match="refused: GameResult is taken only from game_servers"):
+    with pytest.raises(RequestFailedError, match="refused: GameResult is taken only from game_servers"):
         rt.ask("lobby", forged, 10)
     stats = rt.ask("lobby", GetActorStats(), 5)
     assert isinstance(stats, ActorStats) and stats.refused_senders == 1

@@ -95,3 +95,17 @@ def test_a_repeating_timer_fires_until_cancelled(h: Harness) -> None:
     h.rt.tell("t", ArmTimer(tag="marker", delay_s=0.05))
     h.wait(lambda: "marker" in h.rt.ask("t", GetNotes()), what="marker after cancel")
     assert h.rt.ask("t", GetNotes()).count("tick") == count, "no tick after cancel"
+
+
+def test_a_target_crashing_on_a_request_is_request_failed_error_outside_the_tree_too(
+        make_runtime, base) -> None:
+    """Inside the tree a request whose target crashes raises ``RequestFailedError`` in the
+    requester; from outside, ``ActorRuntime.ask`` raises the same exception."""
+    from actors.scripted import ScriptedActor
+    from protocols.errors import RequestFailedError
+    from protocols.scripted import Crash
+    from supervisors.spec import ChildSpec, SupervisorSpec
+    rt = make_runtime(SupervisorSpec(children=[ChildSpec("victim", ScriptedActor, name="victim")]),
+                      base=base)
+    with pytest.raises(RequestFailedError, match="victim failed on Crash"):
+        rt.ask("victim", Crash(text="on purpose"))
