@@ -6,15 +6,10 @@ faulty actor that drives fault tests; ``edges`` and ``storage`` are the parts sy
 """
 
 from actors.base import Actor
-from actors.behaviour import (
-    ActorBehaviour,
-    ChaosInjectedError,
-    ReplyTo,
-    RequestFailedError,
-    node_name,
-)
+from actors.behaviour import ActorBehaviour, ReplyTo, node_name
 from actors.light import LightActor, LightHost, MailboxOverflowError
 from actors.timers import TimerTable, TimerTick
+from protocols.errors import ChaosInjectedError, RequestFailedError
 
 __all__ = ["Actor", "ActorBehaviour", "ChaosInjectedError", "LightActor", "LightHost",
            "MailboxOverflowError", "ReplyTo", "RequestFailedError", "TimerTable", "TimerTick",

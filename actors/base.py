@@ -22,7 +22,8 @@ from actors._thespian import (
     WakeupMessage,
     link_to_parent,
 )
-from actors.behaviour import ActorBehaviour, ReplyTo, RequestFailedError
+from actors.behaviour import ActorBehaviour, ReplyTo
+from protocols.errors import RequestFailedError
 from actors.timers import TimerTick
 from protocols.light import LightAddress, LightBatch
 from protocols.supervision import ExitReason
