@@ -13,7 +13,7 @@ from protocols.scripted import Flood, GetCount, Ping, RelayPing
 from protocols.supervision import ExitKind
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec, host_spec
 from supervisors.supervisor import LightSupervisor
-from tests.harness import Harness, worker
+from tests.support.harness import Harness, worker
 
 
 def light_tree(*children: ChildSpec, host: str = "h1", **kwargs) -> ChildSpec:

@@ -16,7 +16,7 @@ from protocols.supervision import ExitKind
 from supervisors.spec import Strategy
 from systems.chaos import Chaos
 from systems.processes import processes_in_sessions
-from tests.harness import ROOT_SPEC, Harness, worker
+from tests.support.harness import ROOT_SPEC, Harness, worker
 
 PTR = [sys.executable, "-m", "systems.cli"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from protocols.errors import NoSuchNameError, RequestTimeoutError
 from protocols.scripted import ArmTimer, CancelTimer, GetNotes, Hang, Ping, Pong, RelayPing
 from protocols.supervision import ExitKind
 from supervisors.spec import Strategy, SupervisorSpec
-from tests.harness import Harness, root_spec, worker
+from tests.support.harness import Harness, root_spec, worker
 
 
 @pytest.fixture(params=[("simple", "process"), ("multiproc", "process"), ("simple", "light"),

@@ -17,7 +17,7 @@ from protocols.supervision import ExitKind, ExitReason, Shutdown
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
 from systems.processes import pid_alive
 from systems.runtime import ActorRuntime
-from tests.harness import ROOT_SPEC, Harness, root_spec, worker
+from tests.support.harness import ROOT_SPEC, Harness, root_spec, worker
 
 T = RestartType.TRANSIENT
 

@@ -11,7 +11,7 @@ import pytest
 from protocols.scripted import GetValue, Hang, Ping, SetValue
 from protocols.supervision import ExitKind
 from supervisors.spec import Strategy
-from tests.harness import ROOT_SPEC, Harness, worker
+from tests.support.harness import ROOT_SPEC, Harness, worker
 
 pytestmark = pytest.mark.multiproc
 

@@ -10,7 +10,7 @@ from actors.scripted import ScriptedActor
 from protocols.errors import SpecError
 from protocols.supervision import StartChild
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
-from tests.harness import LIGHT_HOST, Harness, root_spec, worker
+from tests.support.harness import LIGHT_HOST, Harness, root_spec, worker
 
 T = RestartType.TRANSIENT
 MANY = 1_000_000  # an intensity the failing restarts cannot spend during the test

@@ -11,7 +11,7 @@ from protocols.scripted import Crash, GetValue, SetValue
 from protocols.supervision import ExitKind, StartChild, TerminateChild
 from supervisors.backoff import Backoff
 from supervisors.spec import RestartType, Strategy
-from tests.harness import Harness, root_spec, worker
+from tests.support.harness import Harness, root_spec, worker
 
 P, T, TEMP = RestartType.PERMANENT, RestartType.TRANSIENT, RestartType.TEMPORARY
 RESTARTED_SIBLINGS = {

@@ -10,7 +10,7 @@ from actors.scripted import ScriptedActor
 from protocols.errors import SpecError
 from protocols.supervision import ExitKind, ExitReason, Shutdown
 from supervisors.spec import AutoShutdown, ChildSpec, RestartType, Strategy, SupervisorSpec
-from tests.harness import Harness, root_spec, worker
+from tests.support.harness import Harness, root_spec, worker
 
 P, T, TEMP = RestartType.PERMANENT, RestartType.TRANSIENT, RestartType.TEMPORARY
 

@@ -8,7 +8,7 @@ import pytest
 from protocols.supervision import ExitKind, StartChild
 from supervisors.backoff import Backoff
 from supervisors.spec import RestartType, Strategy, SupervisorSpec
-from tests.harness import Harness, root_spec, worker
+from tests.support.harness import Harness, root_spec, worker
 
 P, T, TEMP = RestartType.PERMANENT, RestartType.TRANSIENT, RestartType.TEMPORARY
 

@@ -9,7 +9,7 @@ import pytest
 from protocols.errors import NoSuchNameError
 from protocols.supervision import ExitKind, StartChild
 from supervisors.spec import RestartType, Strategy
-from tests.harness import Harness, root_spec, worker
+from tests.support.harness import Harness, root_spec, worker
 
 P, T, TEMP = RestartType.PERMANENT, RestartType.TRANSIENT, RestartType.TEMPORARY
 
