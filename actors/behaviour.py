@@ -179,6 +179,12 @@ class ActorBehaviour:
     #: other sender's message of that type is refused and counted (see ``actors.peers``).
     only_from: dict[str, str] = {}
 
+    #: The actor's arguments as a frozen pydantic model (``ActorArgs``): when a class sets it, a
+    #: child spec naming the class is checked against it as it is built (a bad value is a
+    #: ``SpecError`` naming the child and the field, before anything starts), and ``typed_args()``
+    #: gives the values with their one default each.
+    Args: type[Any] | None = None
+
     myAddress: Any
 
     def _init_behaviour(self) -> None:
@@ -446,6 +452,12 @@ class ActorBehaviour:
             self.send(to.address, body)
         else:
             self.send(to.address, Reply(correlation_id=to.correlation_id, body=body))
+
+    def typed_args(self) -> Any:
+        """``args`` validated by the class's ``Args`` model (its defaults filled in)."""
+        if self.Args is None:
+            raise TypeError(f"{type(self).__name__} declares no Args model")
+        return self.Args.model_validate(dict(self.args))
 
     # --- time and peers ----------------------------------------------------------------------
 

@@ -79,3 +79,11 @@ class WireBody(BaseModel):
 
     def __reduce__(self) -> Any:
         return _rebuild_wire_body, (type(self), self.__dict__)
+
+
+class ActorArgs(BaseModel):
+    """Base of an actor's typed arguments (``Actor.Args``): frozen, no unknown keys, values checked
+    as given (an actor's args come from its system's code, not from the wire), any Python object
+    allowed as a field type (a ``HouseConfig``, an address)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)

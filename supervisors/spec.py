@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from pydantic import ValidationError
+
 from actors.base import Actor
 from actors.light import LightActor
 from protocols.errors import SpecError
@@ -90,6 +92,20 @@ def resolve_actor(actor: type | str, child_id: str | None = None) -> type:
     return found
 
 
+def _check_args(actor: type | str, args: Mapping[str, Any], cid: str) -> None:
+    """A class with an ``Args`` model gets its args checked now: a bad value names the field."""
+    model = getattr(actor, "Args", None) if isinstance(actor, type) else None
+    if model is None or "spec" in args:  # a supervisor's args are its spec, checked as built
+        return
+    try:
+        model.model_validate(dict(args))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "args"
+        raise SpecError(f"{getattr(actor, '__name__', actor)} arg {where!r}: {first['msg']}",
+                        child_id=cid) from None
+
+
 @dataclass(frozen=True)
 class ChildSpec:
     """One child: what to run, how to restart it, how long it may take to stop, where it may run.
@@ -134,6 +150,7 @@ class ChildSpec:
                             child_id=cid)
         if not isinstance(self.args, Mapping):
             raise SpecError(f"args must be a mapping, got {type(self.args).__name__}", child_id=cid)
+        _check_args(self.actor, self.args, cid)
         restart = _enum(RestartType, self.restart, "restart type", cid)
         object.__setattr__(self, "restart", restart)
         if self.shutdown_ms is not None and (not isinstance(self.shutdown_ms, numbers.Real)

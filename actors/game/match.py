@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from actors.base import Actor
 from protocols.game import (
     MatchReport,
@@ -34,6 +36,7 @@ from protocols.game import (
     ServerReport,
     ServerStatus,
 )
+from protocols.message import ActorArgs
 from protocols.supervision import StartChild, StartChildReply
 
 __all__ = ["MatchQueue", "Matchmaker", "RoomPlan"]
@@ -215,17 +218,27 @@ class PollServers:
     """Timer message: ask every server for its report, place waiting players."""
 
 
+class MatchmakerArgs(ActorArgs):
+    """The matchmaker's arguments, each with its one default."""
+
+    servers: list[tuple[str, str]]  # [game server name, its rooms supervisor's name] (registered)
+    room_size: int = Field(default=10, ge=1)
+    rooms_per_server: int = Field(default=100, ge=1)
+    fill_wait_s: float = Field(default=3.0, ge=0)
+    poll_s: float = Field(default=1.0, gt=0)
+
+
 class Matchmaker(Actor):
-    """Args: ``servers`` (list of ``[server name, rooms supervisor name]``), ``room_size``,
-    ``rooms_per_server``, ``fill_wait_s``, ``poll_s``."""
+    """Args: ``MatchmakerArgs``."""
+
+    Args = MatchmakerArgs
 
     def on_start(self) -> None:
-        args = self.args
-        self.queue = MatchQueue([tuple(s) for s in args["servers"]],
-                                room_size=int(args.get("room_size", 10)),
-                                rooms_per_server=int(args.get("rooms_per_server", 100)),
-                                fill_wait_s=float(args.get("fill_wait_s", 3.0)))
-        self.poll_s = float(args.get("poll_s", 1.0))
+        args: MatchmakerArgs = self.typed_args()
+        self.queue = MatchQueue(list(args.servers), room_size=args.room_size,
+                                rooms_per_server=args.rooms_per_server,
+                                fill_wait_s=args.fill_wait_s)
+        self.poll_s = args.poll_s
         self.start_timer(self.poll_s, PollServers(), repeat=True)
         self.receiveMsg_PollServers(PollServers(), self.myAddress)
 

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from actors.edges import BridgeClosedError, EdgeBridge, LoopThread, SaturatedError
 from actors.game.auth import SessionTokens
 from actors.game.engine import (
@@ -57,9 +59,10 @@ from protocols.game import (
     ServerReport,
     ServerStatus,
 )
+from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
 
-__all__ = ["GameEngineError", "GameServer", "RoomActor"]
+__all__ = ["GameEngineError", "GameServer", "GameServerArgs", "RoomActor"]
 
 log = logging.getLogger("ptr.game.server")
 
@@ -89,30 +92,42 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
+class GameServerArgs(ActorArgs):
+    """A game server's arguments, each with its one default (the system passes its settings)."""
+
+    lobby: str                      # registered names of its peers
+    matchmaker: str
+    token_secret: str = Field(min_length=16)
+    token_ttl_s: float = Field(default=3600.0, gt=0)
+    udp_host: str = "127.0.0.1"
+    udp_port: int = Field(default=0, ge=0, le=65535)
+    tick_hz: float = Field(default=60.0, gt=0, le=1000)
+    snapshot_every: int = Field(default=2, ge=1)
+    checkpoint_every: int = Field(default=1, ge=1)
+    idle_timeout_s: float = Field(default=10.0, gt=0)
+    reads_per_tick: int = Field(default=4, ge=1)
+    loop_cpu: int | None = Field(default=None, ge=0)   # pin the tick loop's thread alone to it
+    loop_priority: int = Field(default=0, ge=0, le=99)  # SCHED_FIFO priority for it (0: none)
+
+
 class GameServer(LightHost):
-    """Args: ``token_secret``, ``token_ttl_s``, ``udp_host``, ``udp_port``, ``tick_hz``,
-    ``snapshot_every``, ``checkpoint_every``, ``idle_timeout_s``, ``reads_per_tick``, ``loop_cpu``
-    (pin the tick loop's thread alone to that CPU), ``loop_priority`` (SCHED_FIFO for it),
-    ``lobby`` and
-    ``matchmaker``
-    (registered names). If its socket cannot be bound, ``on_start`` raises: the start fails."""
+    """Args: ``GameServerArgs``. If its socket cannot be bound, ``on_start`` raises: the start
+    fails."""
+
+    Args = GameServerArgs
 
     def on_start(self) -> None:
         super().on_start()
-        args = self.args
-        self.lobby_name = str(args["lobby"])
-        self.matchmaker = self.peer(str(args["matchmaker"]))
-        self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
+        args: GameServerArgs = self.typed_args()
+        self.lobby_name = args.lobby
+        self.matchmaker = self.peer(args.matchmaker)
+        self.tokens = SessionTokens(args.token_secret, ttl_s=args.token_ttl_s)
         self.events: EdgeBridge[object] = EdgeBridge(max_in_flight=65_536)
         self.engine = TickEngine(self.tokens, self._post_event, EngineSettings(
-            host=str(args.get("udp_host", "127.0.0.1")), port=int(args.get("udp_port", 0)),
-            tick_hz=float(args.get("tick_hz", 60.0)),
-            snapshot_every=int(args.get("snapshot_every", 1)),
-            checkpoint_every=int(args.get("checkpoint_every", 1)),
-            idle_timeout_s=float(args.get("idle_timeout_s", 10.0)),
-            reads_per_tick=int(args.get("reads_per_tick", 4)),
-            loop_cpu=None if args.get("loop_cpu") is None else int(args["loop_cpu"]),
-            loop_priority=int(args.get("loop_priority", 0))))
+            host=args.udp_host, port=args.udp_port, tick_hz=args.tick_hz,
+            snapshot_every=args.snapshot_every, checkpoint_every=args.checkpoint_every,
+            idle_timeout_s=args.idle_timeout_s, reads_per_tick=args.reads_per_tick,
+            loop_cpu=args.loop_cpu, loop_priority=args.loop_priority))
         self.room_actors: dict[str, _RoomEntry] = {}
         self.loop_thread = LoopThread(f"{self.child_id or 'game'}-loop")
         self.loop_thread.start()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pydantic import Field
+
 from actors.base import Actor
+from protocols.message import ActorArgs
 from protocols.ping import PingAnswer, PingReport, PingRequest, PingStats
 
 
@@ -15,14 +18,22 @@ class Ponger(Actor):
         return PingAnswer(seq=msg.seq, answered_by=self.path)
 
 
+class PingerArgs(ActorArgs):
+    target: str                                  # the ponger's registered name
+    interval_s: float = Field(default=1.0, gt=0)
+
+
 class Pinger(Actor):
-    """Every ``interval_s`` resolves ``target`` by name and pings it with a request (1 s timeout)."""
+    """Every ``interval_s`` pings ``target`` (a registered name) with a request (1 s timeout)."""
+
+    Args = PingerArgs
 
     def on_start(self) -> None:
+        args: PingerArgs = self.typed_args()
         self.sent = self.answered = 0
         self.last_ms = 0.0
-        self.ponger = self.peer(str(self.args["target"]))
-        self.start_timer(float(self.args.get("interval_s", 1.0)), PingStats(), repeat=True)
+        self.ponger = self.peer(args.target)
+        self.start_timer(args.interval_s, PingStats(), repeat=True)
 
     def receiveMsg_PingStats(self, msg: PingStats, sender: Any) -> PingReport | None:
         if sender != self.myAddress:
@@ -40,4 +51,4 @@ class Pinger(Actor):
         return None
 
 
-__all__ = ["Pinger", "Ponger"]
+__all__ = ["Pinger", "PingerArgs", "Ponger"]
