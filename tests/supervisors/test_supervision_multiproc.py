@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from actors.os_process import pid_alive as alive
 from protocols.scripted import GetValue, Hang, Ping, SetValue
 from protocols.supervision import ExitKind
 from supervisors.spec import Strategy
@@ -19,14 +20,6 @@ pytestmark = pytest.mark.multiproc
 @pytest.fixture
 def h(make_runtime) -> Harness:
     return Harness(make_runtime(ROOT_SPEC, base="multiproc"))
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("fault, kind", [("error", ExitKind.ERROR), ("os_exit", ExitKind.KILLED),
