@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from actors import clock
 from actors.peers import Peer, PeerRetry, PeerSet
 from actors.timers import TimerTable, TimerTick
 from protocols.errors import ChaosInjectedError, RequestFailedError, RequestTimeoutError
@@ -462,9 +463,9 @@ class ActorBehaviour:
     # --- time and peers ----------------------------------------------------------------------
 
     def clock(self) -> float:
-        """This actor's clock, in monotonic seconds: what its timers, backoffs and windows read.
-        Tests replace it (``actors.clock.MockClock``)."""
-        return time.monotonic()
+        """This actor's clock, in monotonic seconds: what its backoffs, restart windows and
+        deadlines read. Tests replace it (``actors.clock.use_clock(MockClock())``)."""
+        return clock.monotonic()
 
     def peer(self, name: str, on_down: Callable[[Any], None] | None = None, *,
              monitor: bool = True) -> Peer:

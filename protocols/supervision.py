@@ -285,6 +285,7 @@ class ChildInfo(Message):
     last_exit_at: float = 0.0
     name: str = ""
     significant: bool = False
+    restart_in_s: float = 0.0  # a child waiting out a backoff: seconds until its restart
 
 
 class WhichChildReply(Message):

@@ -231,7 +231,7 @@ class SupervisorBehaviour:
         self.spec: SupervisorSpec = self.args["spec"]
         if not isinstance(self.spec, SupervisorSpec):
             raise SpecError(f"a supervisor needs a SupervisorSpec, got {type(self.spec).__name__}")
-        self.window = RestartWindow(self.spec.intensity, self.spec.period_s)
+        self.window = RestartWindow(self.spec.intensity, self.spec.period_s, clock=self.clock)
         self.rng = random.Random()
         self.children: dict[str, ChildRecord] = {}
         self.plan: deque[tuple[str, str]] = deque()
@@ -313,10 +313,10 @@ class SupervisorBehaviour:
             if rec.status == "unplaceable":  # waits for its PlacementRetry, not the plan
                 self.plan.popleft()
                 continue
-            if rec.ready_at > time.monotonic():
+            if rec.ready_at > self.clock():
                 rec.status = "restarting"
                 if rec.backoff_timer is None:
-                    rec.backoff_timer = self.start_timer(rec.ready_at - time.monotonic(),
+                    rec.backoff_timer = self.start_timer(rec.ready_at - self.clock(),
                                                          BackoffDue(cid))
                 if self._independent():  # a sibling is not held up by a backoff
                     self.plan.popleft()
@@ -445,7 +445,7 @@ class SupervisorBehaviour:
     def _running(self, rec: ChildRecord) -> None:
         rec.status = "running"
         rec.start_for = "restart"
-        rec.started_at = rec.last_seen = time.monotonic()
+        rec.started_at = rec.last_seen = self.clock()
         if rec.node != node_name() and self.heartbeat_timer is None:
             self.heartbeat_timer = self.start_timer(HEARTBEAT_S, HeartbeatTick(), repeat=True)
         for to in rec.waiting or ():
@@ -612,7 +612,7 @@ class SupervisorBehaviour:
             self.advance()
 
     def receiveMsg_HeartbeatTick(self, msg: HeartbeatTick, sender: Any) -> None:
-        now, here, lost = time.monotonic(), node_name(), set()
+        now, here, lost = self.clock(), node_name(), set()
         for rec in self.children.values():
             if rec.status != "running" or rec.node == here or type(rec.address) is LightAddress:
                 continue
@@ -629,7 +629,7 @@ class SupervisorBehaviour:
     def receiveMsg_HeartbeatAck(self, msg: HeartbeatAck, sender: Any) -> None:
         rec = self.children.get(msg.child_id)
         if rec is not None and rec.incarnation == msg.incarnation:
-            rec.last_seen = time.monotonic()
+            rec.last_seen = self.clock()
 
     def _node_gone(self, node: str) -> None:
         self.nodes_being_dropped.discard(node)
@@ -761,7 +761,7 @@ class SupervisorBehaviour:
         policy = rec.spec.backoff
         if policy is None:
             return
-        now = time.monotonic()
+        now = self.clock()
         if rec.started_at and now - rec.started_at >= policy.reset_after:
             rec.backoff_attempt = 0
         rec.ready_at = now + policy.delay(rec.backoff_attempt, self.rng)
@@ -971,7 +971,9 @@ class SupervisorBehaviour:
                          address=r.address, pid=r.pid, node=r.node, restarts=r.restarts,
                          is_supervisor=r.spec.is_supervisor, last_exit=r.last_exit,
                          last_exit_at=r.last_exit_at, name=r.spec.name or "",
-                         significant=r.spec.significant)
+                         significant=r.spec.significant,
+                         restart_in_s=max(0.0, r.ready_at - self.clock())
+                         if r.status == "restarting" else 0.0)
 
     def receiveMsg_WhichChildren(self, msg: WhichChildren, sender: Any) -> ChildrenReport:
         return ChildrenReport(

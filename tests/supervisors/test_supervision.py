@@ -9,6 +9,7 @@ import pytest
 
 from protocols.scripted import Crash, GetValue, SetValue
 from protocols.supervision import ExitKind, StartChild, TerminateChild
+from actors.clock import MockClock, use_clock
 from supervisors.backoff import Backoff
 from supervisors.spec import RestartType, Strategy
 from tests.support.harness import Harness, root_spec, worker
@@ -179,16 +180,23 @@ def test_simple_one_for_one_adds_children_on_demand(h: Harness) -> None:
 
 
 def test_backoff_spaces_restarts_exponentially(h: Harness) -> None:
+    """On a mock clock that moves only when the test says so, the supervisor's wait before each
+    restart is exactly min * 2**n, capped at max (a constant delay would fail: 0.05, 0.1, 0.2,
+    0.4, 0.4), and the child comes back once the clock has moved that far."""
     policy = Backoff(min_s=0.05, max_s=0.4, jitter=0.0, reset_after_s=30)
-    h.start_tree(Strategy.ONE_FOR_ONE, [worker("flaky", backoff=policy)], intensity=10)
-    for _ in range(3):
-        old = h.fault("flaky", "error")
-        h.wait_restarted("flaky", old)
-    starts = [e.at for e in h.events("start")]
-    stops = [e.at for e in h.events("stop")]
-    delays = [start - stop for stop, start in zip(stops, starts[1:])]
-    for delay, expected in zip(delays, [0.05, 0.1, 0.2]):
-        assert expected <= delay < expected + 0.5, (delays, "restart n waits min * 2**n")
+    with use_clock(MockClock()) as clock:
+        h.start_tree(Strategy.ONE_FOR_ONE, [worker("flaky", backoff=policy)], intensity=10,
+                     period_s=1)
+        waits = []
+        for _ in range(5):
+            old = h.fault("flaky", "error")
+            waiting = h.wait(lambda: (c := h.child("flaky")).status == "restarting" and c,
+                             what="waiting out its backoff")
+            waits.append(round(waiting.restart_in_s, 6))
+            assert h.child("flaky").status == "restarting", "not before the clock has moved"
+            clock.advance(waiting.restart_in_s + 1.0)  # past the wait, and out of the window
+            h.wait_restarted("flaky", old)
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.4]
 
 
 def test_backoff_status_is_restarting_while_waiting(h: Harness) -> None:
