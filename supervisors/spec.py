@@ -95,7 +95,7 @@ def resolve_actor(actor: type | str, child_id: str | None = None) -> type:
 def _check_args(actor: type | str, args: Mapping[str, Any], cid: str) -> None:
     """A class with an ``Args`` model gets its args checked now: a bad value names the field."""
     model = getattr(actor, "Args", None) if isinstance(actor, type) else None
-    if model is None or "spec" in args:  # a supervisor's args are its spec, checked as built
+    if model is None:
         return
     try:
         model.model_validate(dict(args))
@@ -129,6 +129,7 @@ class ChildSpec:
     backoff: Backoff | None = None
     host: str | None = None
     significant: bool = False
+    supervises: SupervisorSpec | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -150,7 +151,16 @@ class ChildSpec:
                             child_id=cid)
         if not isinstance(self.args, Mapping):
             raise SpecError(f"args must be a mapping, got {type(self.args).__name__}", child_id=cid)
-        _check_args(self.actor, self.args, cid)
+        if self.supervises is None and isinstance(self.args.get("spec"), SupervisorSpec):
+            object.__setattr__(self, "supervises", self.args["spec"])  # the older way to say it
+        if self.supervises is not None:
+            if not isinstance(self.supervises, SupervisorSpec):
+                raise SpecError(f"supervises must be a SupervisorSpec, got "
+                                f"{type(self.supervises).__name__}", child_id=cid)
+            # the supervisor process finds its spec in its Init args
+            object.__setattr__(self, "args", {**self.args, "spec": self.supervises})
+        else:
+            _check_args(self.actor, self.args, cid)
         restart = _enum(RestartType, self.restart, "restart type", cid)
         object.__setattr__(self, "restart", restart)
         if self.shutdown_ms is not None and (not isinstance(self.shutdown_ms, numbers.Real)
@@ -187,7 +197,8 @@ class ChildSpec:
 
     @property
     def is_supervisor(self) -> bool:
-        return isinstance(self.args.get("spec"), SupervisorSpec)
+        """This child is a supervisor: ``supervises`` holds its spec."""
+        return self.supervises is not None
 
     def with_id(self, child_id: str, extra_args: Mapping[str, Any] | None = None) -> ChildSpec:
         return replace(self, id=child_id, args={**self.args, **(extra_args or {})})
@@ -245,7 +256,8 @@ class SupervisorSpec:
             if child.name:
                 names.append(child.name)
             if child.is_supervisor:
-                names.extend(child.args["spec"].registered_names())
+                assert child.supervises is not None
+                names.extend(child.supervises.registered_names())
         return names
 
     def as_child(self, child_id: str, *, name: str | None = None,
@@ -259,7 +271,7 @@ class SupervisorSpec:
         """
         from supervisors.supervisor import LightSupervisor, Supervisor
         default = LightSupervisor if (host or light) else Supervisor
-        return ChildSpec(id=child_id, actor=actor or default, args={"spec": self},
+        return ChildSpec(id=child_id, actor=actor or default, supervises=self,
                          restart=restart, shutdown_ms=INFINITY, name=name,
                          requirements=requirements, host=host, significant=significant)
 

@@ -76,7 +76,8 @@ def walk(tree: SupervisorSpec, prefix: str = "") -> Iterable[tuple[str, ChildSpe
         path = f"{prefix}/{child.id}"
         yield path, child
         if child.is_supervisor:
-            yield from walk(child.args["spec"], path)
+            assert child.supervises is not None
+            yield from walk(child.supervises, path)
 
 
 def check_placement(tree: SupervisorSpec, nodes: list[Mapping[str, Any]] | None) -> None:

@@ -24,7 +24,7 @@ def test_the_catalog_has_smart_home_and_its_default_tree() -> None:
     tree = system.tree(system.settings())
     assert [c.id for c in tree.children] == ["writer", "analyzers", "ingest", "http", "mqtt",
                                              "api", "simulator"]
-    analyzers = tree.children[1].args["spec"]
+    analyzers = tree.children[1].supervises
     assert [c.id for c in analyzers.children] == ["heating", "meteo", "motion", "electricity"]
     assert "https://127.0.0.1:8443" in system.edges(system.settings())[0]  # type: ignore[misc]
 
@@ -38,7 +38,7 @@ def test_a_toml_file_describes_another_house_and_bad_settings_name_themselves(tm
     assert isinstance(settings, SmartHomeSettings) and settings.mode == "direct"
     tree = SYSTEM.tree(settings)
     assert [c.id for c in tree.children] == ["writer", "analyzers", "ingest", "http", "api"]
-    assert [c.id for c in tree.children[1].args["spec"].children] == ["heating"]
+    assert [c.id for c in tree.children[1].supervises.children] == ["heating"]
     with pytest.raises(ConfigError, match="'mode'"):
         SYSTEM.settings(overrides={"mode": "fast"})
 

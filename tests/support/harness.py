@@ -35,10 +35,10 @@ def root_spec(weight: str) -> SupervisorSpec:
 
 def as_light(child: ChildSpec, top: bool = False) -> ChildSpec:
     """The same child as a light actor: scripted workers and supervisors alike, recursively."""
-    if child.is_supervisor:
-        inner = child.args["spec"]
+    if child.supervises is not None:
+        inner = child.supervises
         light_inner = replace(inner, children=[as_light(c) for c in inner.children])
-        return replace(child, actor=LightSupervisor, args={**child.args, "spec": light_inner},
+        return replace(child, actor=LightSupervisor, supervises=light_inner,
                        host=LIGHT_HOST if top else None)
     return replace(child, actor=LightScriptedActor, host=LIGHT_HOST if top else None)
 
@@ -90,10 +90,10 @@ class Harness:
         return as_light(child) if self.weight == "light" else child
 
     def _with_recorder(self, child: ChildSpec) -> ChildSpec:
-        if child.is_supervisor:
-            inner = child.args["spec"]
-            return replace(child, args={**child.args, "spec": replace(
-                inner, children=[self._with_recorder(c) for c in inner.children])})
+        if child.supervises is not None:
+            inner = child.supervises
+            return replace(child, supervises=replace(
+                inner, children=[self._with_recorder(c) for c in inner.children]))
         return child.with_id(child.id, {"recorder": self.recorder})
 
     def stop_tree(self, sut_id: str = "sut") -> None:

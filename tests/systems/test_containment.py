@@ -46,7 +46,7 @@ def tree() -> SupervisorSpec:
     ])
     return SupervisorSpec(intensity=20, period_s=5, children=[
         ChildSpec("front", ScriptedActor, name="front"),
-        ChildSpec("back", Supervisor, args={"spec": inner}),
+        ChildSpec("back", Supervisor, supervises=inner),
     ])
 
 
