@@ -135,7 +135,7 @@ def ingest_routes(mode: str) -> list[Route]:
 def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
     house = settings.house
     common = {"house": house, "mode": settings.mode, "broker_url": settings.broker(),
-              "db_url": settings.database()}
+              "storage_url": settings.database()}
     kinds = [k for k in KINDS if house.of_kind(k)]
     analyzer_names = {kind: analyzer_name(kind) for kind in kinds}
     analyzers = SupervisorSpec(Strategy.ONE_FOR_ONE, [
@@ -168,7 +168,7 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
             "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST},
             name=MQTT_EDGE))
     children.append(ChildSpec("api", SmartHomeApi, {**edge, "port": settings.api_port,
-                                                    "house": house, "db_url": settings.database(),
+                                                    "house": house, "storage_url": settings.database(),
                                                     "analyzers": analyzer_names},
                               name=API))
     if settings.simulate:

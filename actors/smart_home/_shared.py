@@ -1,15 +1,17 @@
-"""What the smart home's ingest, analyzers and writer share: timer messages, consumer groups,
-tuning constants."""
+"""What the smart home's ingest, analyzers and writer share: their typed args, timer messages,
+consumer groups, tuning constants."""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
-from actors.smart_home.store import (
-    MODES_TOPIC,
-    unpack,
-)
+from pydantic import Field
+
+from actors.smart_home.store import MODES_TOPIC, unpack
 from actors.storage import DurableLog
+from protocols.message import ActorArgs
+from protocols.smart_home import HouseConfig
 
 log = logging.getLogger("ptr.smart_home")
 
@@ -52,3 +54,36 @@ class RebuildStep:
 
 class FlushWrites:
     """Timer message: the writer's direct-mode buffer is due."""
+
+
+class HomeArgs(ActorArgs):
+    """What the ingest, the analyzers and the writer are all given by the system."""
+
+    house: HouseConfig
+    mode: Literal["broker", "direct"] = "broker"
+    broker_url: str
+    storage_url: str
+
+
+class IngestArgs(HomeArgs):
+    writer: str                     # registered names of its peers
+    analyzers: dict[str, str]       # sensor kind -> its analyzer's registered name
+    max_age_s: float = Field(default=7 * 86400, gt=0)
+    max_skew_s: float = Field(default=300, gt=0)
+    dedup_window: int = Field(default=50_000, ge=0)
+
+
+class AnalyzerArgs(HomeArgs):
+    kind: str
+    writer: str
+    poll_interval_s: float = Field(default=POLL_INTERVAL_S, gt=0)
+    commit_interval_s: float = Field(default=COMMIT_INTERVAL_S, gt=0)
+
+
+class WriterArgs(HomeArgs):
+    poll_interval_s: float = Field(default=POLL_INTERVAL_S, gt=0)
+    commit_interval_s: float = Field(default=COMMIT_INTERVAL_S, gt=0)
+    flush_s: float = Field(default=0.05, gt=0)
+    max_rows: int = Field(default=2000, ge=1)
+    retention_every_s: float = Field(default=RETENTION_EVERY_S, gt=0)
+    retain_entries: int = Field(default=RETAIN_ENTRIES, ge=0)

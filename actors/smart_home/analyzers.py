@@ -10,10 +10,9 @@ from typing import Any
 
 from actors.base import Actor
 from actors.smart_home._shared import (
+    AnalyzerArgs,
     CLOCK_TICK_S,
-    COMMIT_INTERVAL_S,
     MAX_ENTRIES,
-    POLL_INTERVAL_S,
     REPLAY_SLICE,
     ClockTick,
     PollBroker,
@@ -75,18 +74,20 @@ class KindAnalyzer(Actor):
     Direct mode: takes ``ReadingBatch`` messages and sends its outputs to the writer; a restart
     keeps only the rolled-up hours.
 
-    Args: ``kind``, ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
+    Args: ``kind``, ``house``, ``mode``, ``broker_url``, ``storage_url``, ``poll_interval_s``,
     ``commit_interval_s``.
     """
 
+    Args = AnalyzerArgs
+
     def on_start(self) -> None:
-        args = self.args
-        self.kind = str(args["kind"])
-        self.writer = self.peer(str(args["writer"]))
-        self.house: HouseConfig = args["house"]
-        self.direct = args.get("mode", "broker") == "direct"
-        self.poll_interval_s = float(args.get("poll_interval_s", POLL_INTERVAL_S))
-        self.commit_interval_s = float(args.get("commit_interval_s", COMMIT_INTERVAL_S))
+        args: AnalyzerArgs = self.typed_args()
+        self.kind = args.kind
+        self.writer = self.peer(args.writer)
+        self.house: HouseConfig = args.house
+        self.direct = args.mode == "direct"
+        self.poll_interval_s = args.poll_interval_s
+        self.commit_interval_s = args.commit_interval_s
         self.committed_offset = 0  # the last offset committed (this incarnation's knowledge)
         self.committed_at = 0.0
         self.pending_alerts: list[dict[str, Any]] = []   # produced, not yet appended
@@ -95,7 +96,7 @@ class KindAnalyzer(Actor):
         self.group = analyzer_group(self.kind)
         now = time.time()
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
-        self.engine = make_engine(str(args["db_url"]))
+        self.engine = make_engine(args.storage_url)
         self.broker: DurableLog | None = None
         self.opened = False
         self.next_offset = 1

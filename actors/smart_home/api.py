@@ -332,7 +332,7 @@ class SmartHomeApi(HttpEdgeActor):
     """The query API as a supervised HTTP edge. Restarts like ``HttpEdgeActor`` (same port again,
     or a fresh free one for port 0); a crash answers what was waiting with 503.
 
-    Args: ``house``, ``db_url``, ``analyzers`` (``{kind: registered name}``), and the edge's:
+    Args: ``house``, ``storage_url``, ``analyzers`` (``{kind: registered name}``), and the edge's:
     ``host`` (127.0.0.1), ``port`` (0), ``tls_dir`` (HTTPS, self-signed pair made there) or none
     (plain HTTP), ``allow`` (``LOCAL_NETWORKS``), ``window`` (16).
     """
@@ -356,7 +356,7 @@ class SmartHomeApi(HttpEdgeActor):
             self.rooms.setdefault(sensor.room, []).append(sensor.sensor_id)
         self.room_kinds = {room: sorted({self.sensor_config[s].kind for s in ids})
                            for room, ids in self.rooms.items()}
-        self.engine = make_engine(str(args["db_url"]))
+        self.engine = make_engine(str(args["storage_url"]))
         return super().start_edge()
 
     def stop_edge(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from actors.base import Actor
 from actors.smart_home._shared import (
+    IngestArgs,
     last_mode,
 )
 from actors.smart_home.store import (
@@ -59,21 +60,22 @@ class ReadingIngest(Actor):
     ``max_skew_s`` (300), ``dedup_window`` (50,000 readings).
     """
 
+    Args = IngestArgs
+
     def on_start(self) -> None:
-        args = self.args
-        self.house: HouseConfig = args["house"]
+        args: IngestArgs = self.typed_args()
+        self.house: HouseConfig = args.house
         self.sensors = self.house.by_id()
-        self.direct = args.get("mode", "broker") == "direct"
-        self.max_age_s = float(args.get("max_age_s", 7 * 86400))
-        self.max_skew_s = float(args.get("max_skew_s", 300))
+        self.direct = args.mode == "direct"
+        self.max_age_s = args.max_age_s
+        self.max_skew_s = args.max_skew_s
         self.accepted = self.refused = self.appends = self.duplicates = self.unavailable = 0
         self.storage = StorageBackoff(self.path or "ingest", clock=self.clock)
-        self.writer = self.peer(str(args["writer"]))
-        self.analyzers = {kind: self.peer(str(name))
-                          for kind, name in dict(args["analyzers"]).items()}
+        self.writer = self.peer(args.writer)
+        self.analyzers = {kind: self.peer(name) for kind, name in args.analyzers.items()}
         self.undelivered = 0
         self.house_mode = "home"
-        self.dedup_window = int(args.get("dedup_window", 50_000))
+        self.dedup_window = args.dedup_window
         self.recent: OrderedDict[str, None] = OrderedDict()
         self.broker: DurableLog | None = None
         self.opened = self.direct

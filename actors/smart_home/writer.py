@@ -9,12 +9,9 @@ from typing import Any
 
 from actors.base import Actor
 from actors.smart_home._shared import (
-    COMMIT_INTERVAL_S,
+    WriterArgs,
     MAX_ENTRIES,
     MINOR_TOPIC_EVERY,
-    POLL_INTERVAL_S,
-    RETAIN_ENTRIES,
-    RETENTION_EVERY_S,
     WRITER_GROUP,
     FlushWrites,
     PollBroker,
@@ -68,19 +65,21 @@ class ReadingWriter(Actor):
     took); in direct mode the rows stay buffered (in memory: a kill loses them) until a try works.
     A writer that starts while a store is out makes its tables and opens the broker when it can.
 
-    Args: ``house``, ``mode``, ``broker_url``, ``db_url``, ``poll_interval_s``,
+    Args: ``house``, ``mode``, ``broker_url``, ``storage_url``, ``poll_interval_s``,
     ``commit_interval_s``, ``flush_s`` (0.05), ``max_rows`` (2000), ``retention_every_s`` (60),
     ``retain_entries`` (2000).
     """
 
     TOPICS = (READINGS_TOPIC, ALERTS_TOPIC, ROLLUPS_TOPIC, MODES_TOPIC)
 
+    Args = WriterArgs
+
     def on_start(self) -> None:
-        args = self.args
-        house: HouseConfig = args["house"]
+        args: WriterArgs = self.typed_args()
+        house: HouseConfig = args.house
         self.rooms = {s.sensor_id: s.room for s in house.sensors}
-        self.direct = args.get("mode", "broker") == "direct"
-        self.engine = make_engine(str(args["db_url"]))
+        self.direct = args.mode == "direct"
+        self.engine = make_engine(args.storage_url)
         self.tables: dict[str, RowWriter] = {}   # made by open_stores
         self.counts = dict.fromkeys(("readings", "alerts", "rollups", "modes", "duplicates"), 0)
         self.recent_alerts: list[str] = []
@@ -89,20 +88,20 @@ class ReadingWriter(Actor):
         self.buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         self.received_at: list[float] = []
         self.flush_timer: int | None = None
-        self.flush_s = float(args.get("flush_s", 0.05))
-        self.max_rows = int(args.get("max_rows", 2000))
-        self.commit_interval_s = float(args.get("commit_interval_s", COMMIT_INTERVAL_S))
+        self.flush_s = args.flush_s
+        self.max_rows = args.max_rows
+        self.commit_interval_s = args.commit_interval_s
         self.polls = 0
         self.uncommitted: dict[str, int] = {}
         self.committed_at = 0.0
         self.kinds = sorted({s.kind for s in house.sensors})
-        self.retention_every_s = float(args.get("retention_every_s", RETENTION_EVERY_S))
-        self.retain_entries = int(args.get("retain_entries", RETAIN_ENTRIES))
+        self.retention_every_s = args.retention_every_s
+        self.retain_entries = args.retain_entries
         self.retained_at = time.monotonic()
         self.truncated = 0  # readings entries dropped by retention, this incarnation
         self.storage = StorageBackoff(self.path or "writer", clock=self.clock)
         if not self.direct:
-            self.start_timer(float(args.get("poll_interval_s", POLL_INTERVAL_S)), PollBroker(),
+            self.start_timer(args.poll_interval_s, PollBroker(),
                              repeat=True)
         self.storage.attempt(self.open_stores)
 

@@ -1,7 +1,7 @@
 """The ``Batcher``: a process actor that buffers records, writes them in one idempotent transaction
 per flush, and acknowledges each sender only after that transaction committed.
 
-Args (from the child spec): ``url`` (database URL, see ``actors.storage.make_engine``), ``table``
+Args (from the child spec): ``storage_url`` (database URL, see ``actors.storage.make_engine``), ``table``
 (a ``RecordTable``), ``max_rows`` (flush when this many rows are buffered, default 1000),
 ``max_age_s`` (flush when the oldest buffered row is this old, default 0.005).
 
@@ -32,15 +32,18 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from pydantic import Field
+
 from actors.base import Actor, ReplyTo
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import StorageError, StorageUnavailableError
 from protocols.message import Message
 from protocols.edges import EdgeAnswers, EdgeBatch, Refusal
+from protocols.message import ActorArgs
 from protocols.storage import BatcherStats, FlushNow, GetBatcherStats, MESSAGE_ID, Stored, StoreRows
 from protocols.supervision import ExitReason
 
-__all__ = ["Batcher", "DEFAULT_MAX_AGE_S", "DEFAULT_MAX_ROWS", "READINGS_TABLE"]
+__all__ = ["Batcher", "BatcherArgs", "DEFAULT_MAX_AGE_S", "DEFAULT_MAX_ROWS", "READINGS_TABLE"]
 
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_AGE_S = 0.005
@@ -66,21 +69,29 @@ class _Waiting:
         self.on_failure = on_failure
 
 
+class BatcherArgs(ActorArgs):
+    storage_url: str
+    table: RecordTable
+    max_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1)
+    max_age_s: float = Field(default=DEFAULT_MAX_AGE_S, gt=0)
+
+
 class Batcher(Actor):
     """Buffers rows and flushes them on size or age; see the module docstring for the rules."""
 
+    Args = BatcherArgs
+
     def on_start(self) -> None:
         args = self.args
-        table = args["table"]
-        if not isinstance(table, RecordTable):
-            raise TypeError(f"Batcher args['table'] must be a RecordTable, not {table!r}")
-        self.max_rows = int(args.get("max_rows", DEFAULT_MAX_ROWS))
-        self.max_age_s = float(args.get("max_age_s", DEFAULT_MAX_AGE_S))
+        typed: BatcherArgs = self.typed_args()
+        table = typed.table
+        self.max_rows = typed.max_rows
+        self.max_age_s = typed.max_age_s
         self.rows: list[dict[str, Any]] = []
         self.waiting: list[_Waiting] = []
         self.age_timer: int | None = None
         self.flushes = self.rows_written = self.rows_new = self.refused = 0
-        self.engine = make_engine(str(args["url"]))
+        self.engine = make_engine(str(args["storage_url"]))
         self.writer = RowWriter(self.engine, table)
         self.writer.create()
         self.columns: tuple[str, ...] = tuple(self.writer.table.columns.keys())

@@ -58,13 +58,13 @@ def bench_spec(data_dir: Path, rows_batch: int, max_age_s: float = 0.001,
                window: int = 4) -> SupervisorSpec:
     route = Route("POST", HTTP_PATH, list[SensorReading], Answer.REPLY, timeout_s=10)
     return SupervisorSpec(intensity=10, children=[
-        ChildSpec("http-batcher", Batcher, {"url": _sqlite(data_dir / "http.db"),
+        ChildSpec("http-batcher", Batcher, {"storage_url": _sqlite(data_dir / "http.db"),
                                             "table": READINGS_TABLE, "max_rows": 1000,
                                             "max_age_s": max_age_s}, name="http-batcher"),
         ChildSpec("http", HttpEdgeActor, {"routes": [route], "target": "http-batcher",
                                           "max_in_flight": 512, "max_body_bytes": 4 << 20,
                                           "window": window}, name="http-edge"),
-        ChildSpec("rows-batcher", Batcher, {"url": _sqlite(data_dir / "rows.db"),
+        ChildSpec("rows-batcher", Batcher, {"storage_url": _sqlite(data_dir / "rows.db"),
                                             "table": READINGS_TABLE, "max_rows": rows_batch},
                   name="rows-batcher"),
         ChildSpec("sink", DatagramSink, {"keep_last": 0}, name="udp-sink"),

@@ -36,7 +36,7 @@ ROUTES = [
 def tree(tmp_path: Path, *, edge: dict[str, Any] | None = None,
          batcher: dict[str, Any] | None = None) -> SupervisorSpec:
     return SupervisorSpec(intensity=10, children=[
-        ChildSpec("batcher", Batcher, {"url": db_url(tmp_path), "table": READINGS_TABLE,
+        ChildSpec("batcher", Batcher, {"storage_url": db_url(tmp_path), "table": READINGS_TABLE,
                                        **(batcher or {})}, name="batcher"),
         ChildSpec("http", HttpEdgeActor, {"routes": ROUTES, "target": "batcher", **(edge or {})},
                   name="http-edge"),

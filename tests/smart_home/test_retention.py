@@ -34,7 +34,7 @@ def test_the_writer_keeps_readings_from_the_slowest_replay_point_and_the_newest_
         broker.append(MODES_TOPIC, [pack([{"message_id": "m1", "mode": "away", "ts": 1.0}])])
         broker.commit(WRITER_GROUP, MODES_TOPIC, 1)
         args: dict[str, Any] = {"house": settings.house, "mode": "broker",
-                                "broker_url": settings.broker(), "db_url": settings.database(),
+                                "broker_url": settings.broker(), "storage_url": settings.database(),
                                 "retention_every_s": 0.05, "retain_entries": 10}
         rt = make_runtime(SupervisorSpec(children=[
             ChildSpec("writer", ReadingWriter, args, name=WRITER)]), base="simple")
@@ -62,7 +62,7 @@ def test_an_analyzer_that_never_committed_keeps_every_reading(make_runtime, tmp_
         broker.append(READINGS_TOPIC, [pack([])] * 50)
         broker.commit(WRITER_GROUP, READINGS_TOPIC, 50)  # no analyzer ever committed a replay point
         args: dict[str, Any] = {"house": settings.house, "mode": "broker",
-                                "broker_url": settings.broker(), "db_url": settings.database(),
+                                "broker_url": settings.broker(), "storage_url": settings.database(),
                                 "retention_every_s": 0.01, "retain_entries": 0}
         rt = make_runtime(SupervisorSpec(children=[
             ChildSpec("writer", ReadingWriter, args, name=WRITER)]), base="simple")

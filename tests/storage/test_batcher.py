@@ -32,7 +32,7 @@ def db_url(tmp_path: Path) -> str:
 
 def batcher_spec(url: str, **args: Any) -> SupervisorSpec:
     return SupervisorSpec(intensity=10, children=[
-        ChildSpec("batcher", Batcher, {"url": url, "table": READINGS_TABLE, **args},
+        ChildSpec("batcher", Batcher, {"storage_url": url, "table": READINGS_TABLE, **args},
                   name="batcher")])
 
 
@@ -213,7 +213,7 @@ class RetryingClient:
 def edge_and_batcher_spec(url: str) -> SupervisorSpec:
     route = Route("POST", "/readings", list[SensorReading], Answer.REPLY, timeout_s=5)
     return SupervisorSpec(intensity=10, children=[
-        ChildSpec("batcher", Batcher, {"url": url, "table": READINGS_TABLE, "max_rows": 200,
+        ChildSpec("batcher", Batcher, {"storage_url": url, "table": READINGS_TABLE, "max_rows": 200,
                                        "max_age_s": 0.002}, name="batcher"),
         ChildSpec("http", HttpEdgeActor, {"routes": [route], "target": "batcher",
                                           "max_in_flight": 64}, name="http-edge"),
