@@ -188,13 +188,13 @@ class Peer:
 
     def went_down(self, address: Any) -> None:
         """The root says the registered address went down: forget it, and fail at once every
-        request still waiting on it (no caller waits out a timeout for a dead peer)."""
-        if self.address is None or address != self.address:
-            return
-        self.address = None
-        in_flight, self.in_flight = self.in_flight, {}
-        for cid, on_unavailable in in_flight.items():
-            if self.owner.abandon_request(cid):
-                on_unavailable()
+        request still waiting on it (no caller waits out a timeout for a dead peer). ``on_down``
+        hears of it even when the address was already forgotten (a request to it timed out)."""
+        if self.address is not None and address == self.address:
+            self.address = None
+            in_flight, self.in_flight = self.in_flight, {}
+            for cid, on_unavailable in in_flight.items():
+                if self.owner.abandon_request(cid):
+                    on_unavailable()
         if self.on_down is not None:
             self.on_down(address)

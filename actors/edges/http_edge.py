@@ -56,6 +56,7 @@ from typing import Any
 from pydantic import RootModel
 
 from actors.base import Actor
+from actors.peers import Peer
 from actors.edges import (
     ANSWER_LATER,
     EdgeBridge,
@@ -70,7 +71,6 @@ from actors.edges import (
     self_signed_context,
 )
 from protocols.errors import ConfigError, RefusedError, RequestTimeoutError
-from protocols.light import MonitorName, NameDown
 from protocols.message import Message, WireBody
 from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
 from protocols.supervision import ExitReason, Reply, Request
@@ -81,8 +81,6 @@ log = logging.getLogger("ptr.edges")
 
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 POLL_INTERVAL_S = 0.002      # simpleSystemBase: how often the actor drains its bridge
-RESOLVE_RETRY_S = 0.01       # a target name that is not registered (restarting) is asked again,
-RESOLVE_RETRY_MAX_S = 0.5    # after 20 ms, 40 ms, ... up to this
 LOOP_CALL_TIMEOUT_S = 10.0   # starting or stopping a server on the loop thread
 
 
@@ -92,15 +90,6 @@ class DrainTick:
 
 class LingerOver:
     """Timer message: the oldest queued item has waited ``linger_s``; drain now."""
-
-
-class ResolveAgain:
-    """Timer message: ask the registry for ``name`` again."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
 
 
 def transport_watches_fds(actor: Actor) -> bool:
@@ -173,16 +162,15 @@ class BridgedEdge(Actor):
                               "linger_s at least 0")
         self.lingering = False
         self.batches_sent = self.items_sent = 0
-        self.addresses: dict[str, Any] = {}
-        self.resolving: set[str] = set()
-        self.resolve_misses: dict[str, int] = {}
+        self.targets: dict[str, Peer] = {}
         self.in_flight: dict[str, tuple[str, Any, Callable[[BaseException], None]]] = {}
         self.watching = transport_watches_fds(self)
         self.loop_thread = LoopThread(name=f"ptr-edge{self.path}")
         self.loop_thread.start()
         self.bridge = self.start_edge()
         for name in dict.fromkeys(self.target_names()):
-            self.send(self.root, MonitorName(name=name, subscriber=self.myAddress))
+            self.targets[name] = self.peer(name, on_down=lambda address, n=name:
+                                           self.target_down(n, address))
             self.resolve(name)
         if not self.watching:
             self.start_timer(POLL_INTERVAL_S, DrainTick(), repeat=True)
@@ -217,7 +205,7 @@ class BridgedEdge(Actor):
         """Room in the window, every target resolved, bridge open: draining may go on."""
         return (self.bridge is not None and not self.bridge.closed
                 and len(self.in_flight) < self.window
-                and all(self.addresses.get(name) is not None for name in self.target_names()))
+                and all(peer.address is not None for peer in self.targets.values()))
 
     def pump(self) -> None:
         """Drain while ready; one batch at a time, each becoming one request per target."""
@@ -275,7 +263,7 @@ class BridgedEdge(Actor):
                 self.forget(name)  # perhaps a stale address: ask the registry again
                 self.pump()
 
-        address = self.addresses[name]
+        address = self.targets[name].address
         cid = self.request(address, body, answered, timeout_s=timeout_s, on_timeout=timed_out)
         self.in_flight[cid] = (name, address, on_failure)
 
@@ -308,44 +296,30 @@ class BridgedEdge(Actor):
                                                                 "undeliverable"):
             self.pump()
 
-    # --- resolving targets --------------------------------------------------------------------
+    # --- resolving targets (each one a ``Peer``) -------------------------------------------------
 
     def resolve(self, name: str) -> None:
-        if name in self.resolving:
-            return
-        self.resolving.add(name)
+        """Find the target (again): draining resumes once it is known; while it is restarting the
+        ``Peer`` asks again with backoff, and keeps asking past its deadline."""
+        def known(address: Any) -> None:
+            if address is None:
+                self.resolve(name)  # still not registered: go on asking
+            else:
+                self.pump()
 
-        def found(address: Any) -> None:
-            self.resolving.discard(name)
-            if address is None:  # restarting, or not started yet: ask again, backing off
-                misses = self.resolve_misses[name] = self.resolve_misses.get(name, 0) + 1
-                self.start_timer(min(RESOLVE_RETRY_MAX_S, RESOLVE_RETRY_S * 2 ** min(misses, 8)),
-                                 ResolveAgain(name))
-                return
-            self.resolve_misses.pop(name, None)
-            self.addresses[name] = address
-            self.pump()
-
-        self.whereis(name, found)
-
-    def receiveMsg_ResolveAgain(self, msg: ResolveAgain, sender: Any) -> None:
-        if sender == self.myAddress and self.addresses.get(msg.name) is None:
-            self.resolve(msg.name)
+        self.targets[name].when_up(known)
 
     def forget(self, name: str) -> None:
-        self.addresses.pop(name, None)
+        """A target did not answer in time: perhaps a stale address; ask the registry again."""
+        self.targets[name].address = None
         self.resolve(name)
 
-    def receiveMsg_NameDown(self, msg: NameDown, sender: Any) -> None:
+    def target_down(self, name: str, address: Any) -> None:
         """A target went down: fail what is outstanding to it (503) and wait for its restart."""
-        if msg.name not in self.target_names():
-            return
-        if self.addresses.get(msg.name) == msg.address:
-            self.addresses.pop(msg.name, None)
-        for cid, (name, address, _) in list(self.in_flight.items()):
-            if name == msg.name and address == msg.address:
+        for cid, (target, sent_to, _) in list(self.in_flight.items()):
+            if target == name and sent_to == address:
                 self.fail_in_flight(cid, "went down")
-        self.resolve(msg.name)
+        self.resolve(name)
         self.pump()
 
 
