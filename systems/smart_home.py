@@ -243,11 +243,17 @@ def simulator(runtime: Any, settings: SmartHomeSettings) -> Any:
     return HouseSimulator(settings.house, info.url, settings.tls_dir(), demo=settings.demo).start()
 
 
+def listen_ports(settings: SmartHomeSettings) -> dict[str, int]:
+    """The fixed ports the smart home listens on (0: a free one, never in anyone's way)."""
+    ports = {"http_port": settings.http_port, "api_port": settings.api_port}
+    return {setting: port for setting, port in ports.items() if port}
+
+
 SYSTEM = SystemSpec(
     name=NAME,
     summary="sensors over HTTPS and MQTT, rolling stats, hourly rollups, alerts, a query API",
     build_tree=build_tree, settings_model=SmartHomeSettings, status=status, edges=edges,
-    simulator=simulator)
+    simulator=simulator, listen_ports=listen_ports)
 
 __all__ = ["API", "HTTP_EDGE", "INGEST", "MQTT_EDGE", "NAME", "SIMULATOR", "SYSTEM",
            "SmartHomeSettings", "WRITER", "analyzer_name", "build_tree", "edges", "ingest_routes",
