@@ -1,7 +1,7 @@
 """Who says it: ptr's actors of both weights, and the actors of each system.
 
 Read ``behaviour.ActorBehaviour`` (the programming model), then ``base.Actor`` (a process actor)
-and ``light.LightActor``/``light.LightHost`` (thousands inside one process). ``scripted`` is the
+and ``light.LightActor``/``light.LightHost`` (thousands inside one process). ``testing`` holds the
 faulty actor that drives fault tests; ``edges`` and ``storage`` are the parts systems share.
 """
 

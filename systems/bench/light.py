@@ -14,14 +14,14 @@ import statistics
 import time
 from typing import Any
 
-from actors.bench import (
+from actors.testing.bench import (
     LightBenchSink,
     LightBenchSource,
     LightRestartProbe,
     RawSink,
     RawSource,
 )
-from actors.scripted import LightCounter, LightScriptedActor
+from actors.testing.scripted import LightCounter, LightScriptedActor
 from protocols.bench import BenchDone, BenchRun, Blast, BlastDone, RestartLoop, RestartTimes
 from protocols.light import HostReport, HostStatus
 from protocols.supervision import StartChildren, StartChildrenReply

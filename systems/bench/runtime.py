@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Any
 
-from actors.bench import RawSink, RawSource, SupervisedSink, SupervisedSource
-from actors.scripted import ScriptedActor
+from actors.testing.bench import RawSink, RawSource, SupervisedSink, SupervisedSource
+from actors.testing.scripted import ScriptedActor
 from protocols.bench import BenchDone, BenchItem, BenchRun
 from protocols.errors import NoSuchNameError, RequestTimeoutError
 from protocols.scripted import Crash, Ping

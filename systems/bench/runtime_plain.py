@@ -8,7 +8,7 @@ import json
 import sys
 
 from actors.system import plain_transport
-from actors.bench import RawSink, RawSource
+from actors.testing.bench import RawSink, RawSource
 from protocols.bench import BenchDone, BenchRun
 from supervisors.spec import SupervisorSpec
 from systems.runtime import ActorRuntime

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from actors.scripted import LightCounter, LightCrashingCounter, LightScriptedActor, RoomyCounter
+from actors.testing.scripted import LightCounter, LightCrashingCounter, LightScriptedActor, RoomyCounter
 from protocols.light import HostReport, HostStatus, LightAddress
 from protocols.scripted import Flood, GetCount, Ping, RelayPing
 from protocols.supervision import ExitKind
@@ -124,7 +124,7 @@ def test_light_actors_in_two_hosts_talk_by_name(make_runtime) -> None:
 
 def test_a_light_child_must_be_a_light_actor() -> None:
     from protocols.errors import SpecError
-    from actors.scripted import ScriptedActor
+    from actors.testing.scripted import ScriptedActor
     with pytest.raises(SpecError, match="only a LightActor"):
         ChildSpec("x", ScriptedActor, host="h1")
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from actors.base import Actor
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.errors import RequestFailedError
 from protocols.message import Message
 from protocols.scripted import Crash, Hang, Ping

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import msgpack
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from actors.edges.udp_edge import DatagramSink, UdpEdgeActor
 from protocols.message import Message
 from protocols.edges import (

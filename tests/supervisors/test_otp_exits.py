@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.errors import SpecError
 from protocols.supervision import ExitKind, ExitReason, Shutdown
 from supervisors.spec import AutoShutdown, ChildSpec, RestartType, Strategy, SupervisorSpec

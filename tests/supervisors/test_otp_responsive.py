@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.errors import SpecError
 from protocols.supervision import StartChild
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
@@ -105,7 +105,7 @@ def test_start_child_with_an_invalid_restart_type_is_a_spec_error(h: Harness) ->
 def test_start_child_of_an_actor_of_the_wrong_weight_is_a_spec_error(h: Harness) -> None:
     h.start_tree(Strategy.ONE_FOR_ONE, [worker("a")])
     wrong = (ChildSpec("p", ScriptedActor) if h.weight == "light"
-             else ChildSpec("l", "actors.scripted.LightScriptedActor"))
+             else ChildSpec("l", "actors.testing.scripted.LightScriptedActor"))
     with pytest.raises(SpecError):
         h.rt.start_child(wrong, h.sut)
     assert h.incarnations() == {"a": 1}

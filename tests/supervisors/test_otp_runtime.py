@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.errors import ActorSystemError
 from protocols.supervision import ExitKind, ExitReason, Shutdown
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec

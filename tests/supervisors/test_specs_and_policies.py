@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from actors.scripted import Recorder, ScriptedActor
+from actors.testing.scripted import Recorder, ScriptedActor
 from protocols.errors import SpecError
 from supervisors import (
     Backoff,

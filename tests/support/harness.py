@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from actors.system import ActorExitRequest
-from actors.scripted import LightScriptedActor, Recorder, ScriptedActor
+from actors.testing.scripted import LightScriptedActor, Recorder, ScriptedActor
 from protocols.errors import RequestTimeoutError
 from protocols.scripted import Crash, Event, ExitNormally, ExitProcess, GetEvents, Ping
 from protocols.supervision import ChildInfo, StartChild, StartChildReply, TerminateChild

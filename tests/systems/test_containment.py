@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.scripted import Ping
 from protocols.supervision import ListNodes
 from supervisors.spec import ChildSpec, SupervisorSpec

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.errors import RequestTimeoutError
 from protocols.scripted import Ping
 from protocols.supervision import ChildInfo

@@ -101,7 +101,7 @@ def test_a_target_crashing_on_a_request_is_request_failed_error_outside_the_tree
         make_runtime, base) -> None:
     """Inside the tree a request whose target crashes raises ``RequestFailedError`` in the
     requester; from outside, ``ActorRuntime.ask`` raises the same exception."""
-    from actors.scripted import ScriptedActor
+    from actors.testing.scripted import ScriptedActor
     from protocols.errors import RequestFailedError
     from protocols.scripted import Crash
     from supervisors.spec import ChildSpec, SupervisorSpec

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.scripted import ScriptedActor
+from actors.testing.scripted import ScriptedActor
 from protocols.errors import ConfigError, SpecError
 from supervisors.spec import ChildSpec, SupervisorSpec
 from systems import catalog
