@@ -506,14 +506,10 @@ class ActorBehaviour:
             self._peer_sets = {}
         peers = self._peer_sets.get(key)
         if peers is None:
-            peers = self._peer_sets[key] = PeerSet(self.args.get(key) or ())
+            peers = self._peer_sets[key] = PeerSet(self.peer(name)
+                                                   for name in self.args.get(key) or ())
         if peers.admits(sender):
             return True
-
-        def resolve(name: str, found: Callable[[Any], None]) -> None:
-            self.request(self.root, Whereis(name=name),
-                         lambda r: found(r.address if isinstance(r, WhereisReply) else None),
-                         timeout_s=5.0, on_timeout=lambda: found(None))
 
         def recheck() -> None:
             if peers.admits(sender):
@@ -526,7 +522,7 @@ class ActorBehaviour:
                 self.send(sender, Reply(correlation_id=message.correlation_id,
                                         error=f"refused: {kind} is taken only from {key}"))
 
-        peers.refresh(resolve, recheck)
+        peers.refresh(recheck)
         return False
 
     def refused_senders(self) -> int:

@@ -1,7 +1,7 @@
 """Registered peers: ``Peer``, the one way to reach a registered name, and ``PeerSet``, who may
 send a message.
 
-``PeerSet``: the processes of a few registered names, resolved and kept current.
+``PeerSet``: the processes of a few registered names (each a ``Peer``), for ``only_from``.
 
 An actor declares ``only_from = {"GameResult": "game_servers"}``: a ``GameResult`` is taken only
 from a process that runs one of the registered names listed in ``args["game_servers"]`` (the system
@@ -26,39 +26,6 @@ __all__ = ["Peer", "PeerRetry", "PeerSet", "process_of"]
 def process_of(address: Any) -> Any:
     """The process actor an address lives in (a light actor's host, or the address itself)."""
     return address.host if type(address) is LightAddress else address
-
-
-class PeerSet:
-    """The current process addresses of some registered names, resolved through the root."""
-
-    def __init__(self, names: Iterable[str]) -> None:
-        self.names = tuple(names)
-        self.known: dict[str, Any] = {}
-        self.refused = 0
-
-    def admits(self, sender: Any) -> bool:
-        process = process_of(sender)
-        return any(process == known for known in self.known.values())
-
-    def refresh(self, resolve: Callable[[str, Callable[[Any], None]], None],
-                then: Callable[[], None]) -> None:
-        """Resolve every name again (``resolve(name, on_address)``), then call ``then()``."""
-        waiting = set(self.names)
-        if not waiting:
-            then()
-            return
-
-        def found(name: str, address: Any) -> None:
-            if address is None:
-                self.known.pop(name, None)
-            else:
-                self.known[name] = process_of(address)
-            waiting.discard(name)
-            if not waiting:
-                then()
-
-        for name in self.names:
-            resolve(name, functools.partial(found, name))
 
 
 class PeerRetry:
@@ -182,6 +149,10 @@ class Peer:
             self.owner.start_timer(self.retry_s, PeerRetry(self.name))
             self.retry_s = min(RETRY_MAX_S, self.retry_s * 2)
 
+    def forget(self) -> None:
+        """The cached address may be stale: the next use resolves the name again."""
+        self.address = None
+
     def retry(self) -> None:
         if self.address is None and self.waiting:
             self._resolve()
@@ -198,3 +169,36 @@ class Peer:
                     on_unavailable()
         if self.on_down is not None:
             self.on_down(address)
+
+
+class PeerSet:
+    """Some registered peers, as the processes that may send a message type."""
+
+    def __init__(self, peers: Iterable[Peer]) -> None:
+        self.peers = tuple(peers)
+        self.refused = 0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(peer.name for peer in self.peers)
+
+    def admits(self, sender: Any) -> bool:
+        process = process_of(sender)
+        return any(peer.address is not None and process_of(peer.address) == process
+                   for peer in self.peers)
+
+    def refresh(self, then: Callable[[], None]) -> None:
+        """Resolve every peer again now (a restarted one has a new address), then ``then()``."""
+        waiting = set(range(len(self.peers)))
+        if not waiting:
+            then()
+            return
+
+        def found(index: int, _address: Any) -> None:
+            waiting.discard(index)
+            if not waiting:
+                then()
+
+        for index, peer in enumerate(self.peers):
+            peer.forget()
+            peer.when_up(functools.partial(found, index), timeout_s=0.0)  # one lookup, no wait

@@ -311,7 +311,7 @@ class BridgedEdge(Actor):
 
     def forget(self, name: str) -> None:
         """A target did not answer in time: perhaps a stale address; ask the registry again."""
-        self.targets[name].address = None
+        self.targets[name].forget()
         self.resolve(name)
 
     def target_down(self, name: str, address: Any) -> None:
