@@ -12,7 +12,7 @@ import signal
 from protocols.errors import ActorSystemError
 from protocols.light import KillLight, LightAddress
 from protocols.supervision import ChaosCrash, ChaosDelay, ChaosDrop, ChildInfo
-from systems.processes import processes_in_sessions
+from systems.processes import kill_processes, processes_in_sessions
 from systems.runtime import ActorRuntime
 
 
@@ -68,9 +68,5 @@ class Chaos:
     def kill_node(self, admin_sid: int) -> list[int]:
         """SIGKILL every process of a node's actor system (its admin and all its actors)."""
         pids = processes_in_sessions({admin_sid})
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_processes(pids)
         return pids

@@ -19,21 +19,13 @@ from typing import Any
 from actors.behaviour import node_name
 from protocols.errors import ConfigError, PtrError
 from systems import catalog, runfile
-from systems.processes import pid_alive, port_holders
+from systems.processes import kill_processes, pid_alive, port_holders
 from systems.runfile import RunInfo, encode_address
 from systems.runtime import ActorRuntime, NodeRuntime, cookie_hex, free_port, set_cookie
 
 
-class _Stop(Exception):
-    """SIGTERM arrived: stop as on Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Stop()
-
-
 class _StopFlag:
-    """Ctrl-C and SIGTERM ask ``ptr run`` to stop; the main loop sees it within a second. No
+    """Ctrl-C and SIGTERM ask a command to stop; its loop sees it within a fifth of a second. No
     exception is raised inside Thespian's transport, which would leave it half-way."""
 
     def __init__(self) -> None:
@@ -168,16 +160,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.timeout
         while pid_alive(info.pid) and time.monotonic() < deadline:
             time.sleep(0.05)  # polling another process's exit: there is no event to wait on
-    killed = []
-    for pid in info.processes():
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        except ProcessLookupError:
-            pass
+    killed = kill_processes(info.processes())
     if pid_alive(info.pid):
-        os.kill(info.pid, signal.SIGKILL)
-        killed.append(info.pid)
+        killed += kill_processes([info.pid])
     info.remove()
     print(f"stopped {info.name}" + (f"; killed {len(killed)} processes that did not stop"
                                     if killed else ""), flush=True)
@@ -195,21 +180,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from systems import inspect
     _, runtime = _attach(args.system)
     limit = 10**9 if args.all else 50
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        while True:
-            views = inspect.live_tree(runtime, limit)
-            node_caps = inspect.nodes(runtime)
-            if args.json:
-                print(json.dumps(inspect.as_json(views, node_caps)), flush=True)
-            else:
-                print(inspect.render(views, node_caps), flush=True)
-            if not args.watch:
-                return 0
-            runtime.idle(1.0)
-            print("", flush=True)
-    except (KeyboardInterrupt, _Stop):
-        return 0
+    stop = _StopFlag()
+    while True:
+        views = inspect.live_tree(runtime, limit)
+        node_caps = inspect.nodes(runtime)
+        if args.json:
+            print(json.dumps(inspect.as_json(views, node_caps)), flush=True)
+        else:
+            print(inspect.render(views, node_caps), flush=True)
+        if not args.watch:
+            return 0
+        _idle(runtime, None, stop)
+        if stop:
+            return 0
+        print("", flush=True)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
@@ -245,7 +229,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     admin_port = args.admin_port or free_port()
     node = NodeRuntime(args.name or f"node-{admin_port}", (host, int(port)), caps,
                        admin_port=admin_port)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stop = _StopFlag()
     node.start()
     info = RunInfo(kind="node", name=node.name, admin_port=node.admin_port, pid=os.getpid(),
                    admin_sid=node.admin_sid, node=node.name)
@@ -254,10 +238,8 @@ def cmd_node(args: argparse.Namespace) -> int:
           f"capabilities {caps}", flush=True)
     try:
         deadline = time.monotonic() + args.run_for if args.run_for else None
-        while deadline is None or time.monotonic() < deadline:
+        while not stop and (deadline is None or time.monotonic() < deadline):
             node.idle(0.2)
-    except (KeyboardInterrupt, _Stop):
-        pass
     finally:
         node.shutdown()
         info.remove()

@@ -7,11 +7,13 @@ session, and once detached their parent is init. Both facts make leftovers easy 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 from actors.os_process import pid_alive
 
-__all__ = ["orphaned_python_processes", "orphans_in_sessions", "pid_alive", "port_holders",
+__all__ = ["kill_processes", "orphaned_python_processes", "orphans_in_sessions", "pid_alive",
+           "port_holders",
            "processes_in_sessions", "reap_zombie_children", "zombie_children"]
 
 
@@ -40,6 +42,18 @@ def orphaned_python_processes(marker: bytes = b"") -> list[int]:
     me = os.getpid()
     return [pid for pid, state, ppid, _, cmd in _processes()
             if pid != me and state != "Z" and ppid == 1 and b"python" in cmd and marker in cmd]
+
+
+def kill_processes(pids: list[int]) -> list[int]:
+    """SIGKILL each of ``pids``; return those that were still there to kill."""
+    killed = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    return killed
 
 
 def zombie_children() -> set[int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import time
 import uuid
@@ -64,6 +63,7 @@ from protocols.supervision import (
 from supervisors.root import RootSupervisor
 from actors.behaviour import node_name, set_node_name
 from systems.processes import (
+    kill_processes,
     pid_alive,
     processes_in_sessions,
     reap_zombie_children,
@@ -229,12 +229,7 @@ class ActorRuntime:
 
     def _kill_actors(self) -> None:
         """SIGKILL every actor process of this system but its admin (the admin leads the session)."""
-        for pid in self.leftover_processes():
-            if pid not in self.session_ids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_processes([pid for pid in self.leftover_processes() if pid not in self.session_ids])
 
     def _reap(self, grace_s: float = 5.0) -> None:
         """Thespian's shutdown gives up on an admin or actor that does not answer in time (a busy
@@ -243,11 +238,7 @@ class ActorRuntime:
         left = self.wait_until_gone(grace_s)
         if left:
             log.warning("killing %d processes the actor system left behind: %s", len(left), left)
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_processes(left)
             self.wait_until_gone(grace_s)
 
     def __enter__(self) -> ActorRuntime:
