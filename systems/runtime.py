@@ -204,18 +204,19 @@ class ActorRuntime:
     def _stop_tree(self, system: ActorSystem, timeout_s: float | None) -> ExitReason | None:
         if self.root is None:
             return None
-        if self.gone() is not None:
-            return self.root_exit.reason if self.root_exit else ExitReason.killed(self.gone() or "")
+        gone = self.gone()
+        if gone is not None:
+            return self.root_exit.reason if self.root_exit else ExitReason.killed(gone)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         message = system.ask(self.root, Shutdown(), _STOP_POLL_S if deadline is None
                              else max(0.0, min(_STOP_POLL_S, timeout_s or 0.0)))
         while True:
-            for item in _unbatch(message):
-                if isinstance(item, ExitNotice) and item.child_id == self.name:
-                    self.root_exit = item
-                    return item.reason
-            if self.gone() is not None:  # the root's process died while stopping
-                return ExitReason.killed(self.gone() or "")
+            if self._saw_root_exit(message):
+                assert self.root_exit is not None
+                return self.root_exit.reason
+            gone = self.gone()
+            if gone is not None:  # the root's process died while stopping
+                return ExitReason.killed(gone)
             wait = _STOP_POLL_S if deadline is None else min(_STOP_POLL_S,
                                                              deadline - time.monotonic())
             if wait <= 0:
@@ -389,9 +390,15 @@ class ActorRuntime:
         system = self._require()
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
-            for item in _unbatch(system.listen(remaining)):
-                if isinstance(item, ExitNotice) and item.child_id == self.name:
-                    self.root_exit = item
+            self._saw_root_exit(system.listen(remaining))
+
+    def _saw_root_exit(self, message: Any) -> bool:
+        """Keep the root's ``ExitNotice`` if ``message`` holds it (for ``gone()``)."""
+        for item in _unbatch(message):
+            if isinstance(item, ExitNotice) and item.child_id == self.name:
+                self.root_exit = item
+                return True
+        return False
 
     def gone(self) -> str | None:
         """Why the system is gone (its root exited or its process died), or None while it runs."""
