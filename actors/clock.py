@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["MockClock", "monotonic", "use_clock"]
+__all__ = ["MockClock", "backoff_delay", "monotonic", "use_clock"]
 
 _current: Callable[[], float] = time.monotonic
 
@@ -22,6 +22,12 @@ _current: Callable[[], float] = time.monotonic
 def monotonic() -> float:
     """Seconds of the clock actors read now (monotonic; only differences mean anything)."""
     return _current()
+
+
+def backoff_delay(first_s: float, max_s: float, attempt: int) -> float:
+    """Exponential backoff: ``first_s * 2**attempt`` (attempt 0-based), capped at ``max_s``. The
+    one formula behind a supervisor's restart backoff, a store's retry and a peer's lookup."""
+    return min(max_s, first_s * 2.0 ** min(attempt, 62))
 
 
 class MockClock:

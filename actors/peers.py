@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from actors.clock import backoff_delay
 from protocols.light import LightAddress, MonitorName
 from protocols.supervision import Whereis, WhereisReply
 
@@ -64,7 +65,7 @@ class Peer:
         #                                subscribers); it finds a dead peer by a request's timeout
         self.resolving = False
         self.waiting: list[tuple[Callable[[Any], None], float]] = []
-        self.retry_s = RETRY_FIRST_S
+        self.misses = 0  # lookups in a row that found no address
         self.in_flight: dict[str, Callable[[], None]] = {}  # request id -> its on_unavailable
 
     # --- use ----------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class Peer:
         self.resolving = False
         address = answer.address if isinstance(answer, WhereisReply) else None
         if address is not None:
-            self.address, self.retry_s = address, RETRY_FIRST_S
+            self.address, self.misses = address, 0
             waiting, self.waiting = self.waiting, []
             for then, _deadline in waiting:
                 then(address)
@@ -146,8 +147,9 @@ class Peer:
         for then in expired:
             then(None)
         if self.waiting:
-            self.owner.start_timer(self.retry_s, PeerRetry(self.name))
-            self.retry_s = min(RETRY_MAX_S, self.retry_s * 2)
+            self.owner.start_timer(backoff_delay(RETRY_FIRST_S, RETRY_MAX_S, self.misses),
+                                   PeerRetry(self.name))
+            self.misses += 1
 
     def forget(self) -> None:
         """The cached address may be stale: the next use resolves the name again."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from actors.clock import backoff_delay
 from protocols.errors import SpecError
 
 
@@ -33,7 +34,7 @@ class Backoff:
             raise SpecError(f"backoff jitter must be within [0, 1], got {self.jitter}")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.max_s, self.min_s * (2 ** min(attempt, 62)))
+        base = backoff_delay(self.min_s, self.max_s, attempt)
         return base * (1 + rng.uniform(0, self.jitter)) if self.jitter else base
 
     @property

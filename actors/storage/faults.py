@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from actors.clock import backoff_delay
 from protocols.errors import StorageError, StorageUnavailableError
 
 __all__ = ["StorageBackoff", "storage_error", "unavailable_os_error"]
@@ -119,7 +120,7 @@ class StorageBackoff:
             log.warning("%s: storage unavailable, refusing work and retrying: %s", self.name,
                         reason)
         self.reason = reason
-        delay = min(self.max_s, self.first_s * 2 ** min(self.failures, 30))
+        delay = backoff_delay(self.first_s, self.max_s, self.failures)
         self.failures += 1
         self.retry_at = self._clock() + delay
         return delay
