@@ -236,7 +236,9 @@ class LightHost(Actor):
         elif mtype is WakeupMessage and isinstance(message.payload, _HostTick):
             self._fire_timers()
         else:
+            self._timers_due()
             return super().receiveMessage(message, sender)
+        self._timers_due()
         if self.runnable:
             self.run()
         self.flush_all()
@@ -394,15 +396,24 @@ class LightHost(Actor):
     # --- timers of light actors ---------------------------------------------------------------
 
     def arm(self, lid: int, delay_s: float, tick: TimerTick) -> None:
-        due = time.monotonic() + delay_s
+        """Light timers are due on this host's clock (``self.clock()``, which a test may replace
+        with a ``MockClock``): a real wakeup looks at them after ``delay_s``, and so does every
+        message the host handles, so a timer whose time a mock clock has passed fires on the
+        host's next message, not only at its real wakeup."""
+        due = self.clock() + delay_s
         self.timer_seq += 1
         heapq.heappush(self.timer_heap, (due, self.timer_seq, lid, tick))
         if due < self.wakeup_due:
             self.wakeup_due = due
             self.wakeupAfter(timedelta(seconds=max(0.0, delay_s)), _HostTick())
 
+    def _timers_due(self) -> None:
+        heap = getattr(self, "timer_heap", None)  # None until on_start has run
+        if heap and heap[0][0] <= self.clock():
+            self._fire_timers()
+
     def _fire_timers(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         heap = self.timer_heap
         self.wakeup_due = float("inf")
         while heap and heap[0][0] <= now:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from actors.base import Actor
-from actors.light import LightActor
+from actors.light import LightActor, LightHost
 from protocols.errors import SpecError
 from supervisors.backoff import Backoff
 
@@ -68,6 +68,10 @@ def _whole(value: Any) -> bool:
 
 
 _RESOLVED: dict[str, type] = {}
+
+
+SUPERVISOR = "supervisors.supervisor.Supervisor"
+LIGHT_SUPERVISOR = "supervisors.supervisor.LightSupervisor"
 
 
 def resolve_actor(actor: type | str, child_id: str | None = None) -> type:
@@ -189,11 +193,12 @@ class ChildSpec:
 
     @property
     def is_light(self) -> bool:
-        return isinstance(self.actor, type) and issubclass(self.actor, LightActor)
+        return issubclass(resolve_actor(self.actor, self.id), LightActor)
 
     @property
     def actor_name(self) -> str:
-        return self.actor if isinstance(self.actor, str) else self.actor.__name__
+        """The actor's class name (the last part of a dotted name)."""
+        return self.actor.rpartition(".")[2] if isinstance(self.actor, str) else self.actor.__name__
 
     @property
     def is_supervisor(self) -> bool:
@@ -267,10 +272,11 @@ class SupervisorSpec:
                  light: bool = False, significant: bool = False) -> ChildSpec:
         """This supervisor as a child of another (shutdown: infinity, as OTP's supervisors).
 
-        With ``host`` (or ``light`` under a light supervisor) it is a light supervisor.
+        With ``host`` (or ``light`` under a light supervisor) it is a light supervisor. The default
+        class is named, not imported (as an OTP child spec names its module): the supervisor
+        module reads these specs, so this one does not read it back.
         """
-        from supervisors.supervisor import LightSupervisor, Supervisor
-        default = LightSupervisor if (host or light) else Supervisor
+        default = LIGHT_SUPERVISOR if (host or light) else SUPERVISOR
         return ChildSpec(id=child_id, actor=actor or default, supervises=self,
                          restart=restart, shutdown_ms=INFINITY, name=name,
                          requirements=requirements, host=host, significant=significant)
@@ -279,6 +285,5 @@ class SupervisorSpec:
 def host_spec(name: str, *, requirements: Mapping[str, Any] | None = None,
               restart: RestartType = RestartType.PERMANENT) -> ChildSpec:
     """A ``LightHost`` process registered as ``name``: light children say ``host=name``."""
-    from actors.light import LightHost
     return ChildSpec(id=name, actor=LightHost, name=name, requirements=requirements,
                      restart=restart, shutdown_ms=DEFAULT_WORKER_SHUTDOWN_MS)

@@ -38,10 +38,13 @@ def processes_in_sessions(sids: set[int]) -> list[int]:
 
 
 def orphaned_python_processes(marker: bytes = b"") -> list[int]:
-    """Live Python processes re-parented to init (how a leaked Thespian admin looks)."""
+    """Live Python processes re-parented to init (how a leaked Thespian admin looks: a fork of a
+    Python program, so its first argument is the interpreter; a wrapper such as ``timeout python``
+    is not one)."""
     me = os.getpid()
     return [pid for pid, state, ppid, _, cmd in _processes()
-            if pid != me and state != "Z" and ppid == 1 and b"python" in cmd and marker in cmd]
+            if pid != me and state != "Z" and ppid == 1 and b"python" in cmd.split(b"\0", 1)[0]
+            and marker in cmd]
 
 
 def kill_processes(pids: list[int]) -> list[int]:

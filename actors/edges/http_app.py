@@ -18,27 +18,25 @@ the server down.
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
-import inspect
 import ipaddress
 import json
 import logging
-import re
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, PydanticUserError, TypeAdapter, ValidationError
+from pydantic import PydanticUserError, TypeAdapter, ValidationError
 
 from actors.edges._metrics import EdgeMetrics
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, SaturatedError
+from actors.edges.openapi import openapi_document
+from actors.edges.routes import ANSWER_LATER, HTTP_STATUS, Answer, Inbound, Route
 from protocols.codec import field_errors
 from protocols.errors import (
     ConfigError,
@@ -60,118 +58,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPENAPI_PATH = "/openapi.json"
 RESERVED_PATHS = frozenset({"/health", "/metrics", OPENAPI_PATH})
 
-HTTP_STATUS: dict[RefusalKind, int] = {
-    RefusalKind.INVALID: 400, RefusalKind.UNAUTHORIZED: 401, RefusalKind.FORBIDDEN: 403,
-    RefusalKind.NOT_FOUND: 404, RefusalKind.CONFLICT: 409, RefusalKind.TOO_LARGE: 413,
-    RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503, RefusalKind.TIMEOUT: 504,
-}
-"""The one place a refusal kind becomes an HTTP status."""
 _RETRY_LATER = frozenset({RefusalKind.TOO_MANY, RefusalKind.UNAVAILABLE})
-_PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
-
-ANSWER_LATER: Any = type("AnswerLater", (), {"__repr__": lambda self: "ANSWER_LATER"})()
-"""What a ``Route.handler`` returns when it settles the request itself later (``Inbound.pending``)."""
 UNMATCHED = "unmatched"  # one metrics label for every unknown path, so scanners cannot grow the series
 
 METRICS_KEY: web.AppKey[EdgeMetrics] = web.AppKey("ptr_edge_metrics", EdgeMetrics)
-
-
-class Answer(enum.Enum):
-    """How a route answers once its body is valid."""
-
-    ACCEPTED = "accepted"
-    """Hand the body to the actor without waiting; 202 ``{"accepted": records}``."""
-    REPLY = "reply"
-    """Wait for the actor's answer through the bridge and return it as JSON (200)."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """One declared endpoint.
-
-    ``body`` is the request body's model (a ``protocols.message.WireBody``, or ``list[Model]`` for
-    a batch, validated in one ``validate_json`` pass over the raw bytes), or None for no body.
-    ``params`` is a model of the query and path parameters (validated from their strings; path
-    parameters are its required fields named in ``{}``). ``response`` is the model of a 200 answer
-    (documentation: the OpenAPI document and the contract tests check answers against it);
-    ``media_type`` another content type for it (``bytes`` answers, e.g. ``image/png``).
-
-    Who answers, once the request is valid:
-
-    * by default the actor side through the bridge: ``HttpEdgeActor`` sends it to the route's
-      target in an ``EdgeBatch`` (``name`` tells routes apart in ``EdgeItem.route``);
-    * ``handler(host, inbound)``: a function of the hosting actor, run in its thread; it returns the
-      answer, raises ``RefusedError``, or returns ``ANSWER_LATER`` and settles ``inbound.pending``;
-    * ``loop_handler(host, inbound)``: an async function run on the edge's loop (never blocking it:
-      database reads go to its executor); it must touch only what the host does not change.
-
-    ``refuses`` lists the refusal kinds the answering side may give beyond the edge's own (invalid,
-    forbidden, too_large, unavailable, timeout); each is documented with its status.
-    ``timeout_s`` bounds the wait for an answer.
-    """
-
-    method: str
-    path: str
-    body: Any = None
-    answer: Answer = Answer.ACCEPTED
-    name: str = ""
-    timeout_s: float = 10.0
-    params: type[BaseModel] | None = None
-    response: Any = None
-    handler: Callable[[Any, Inbound], Any] | None = None
-    loop_handler: Callable[[Any, Inbound], Awaitable[Any]] | None = None
-    refuses: tuple[RefusalKind, ...] = ()
-    media_type: str = "application/json"
-    summary: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.path.startswith("/"):
-            raise SpecError(f"path {self.path!r} must start with /", child_id=self.route_name)
-        if not self.method.isalpha():
-            raise SpecError(f"method {self.method!r} is not an HTTP method", child_id=self.route_name)
-        if not isinstance(self.answer, Answer):
-            raise SpecError(f"answer must be an Answer, not {self.answer!r}", child_id=self.route_name)
-        if self.timeout_s <= 0:
-            raise SpecError(f"timeout_s must be positive, not {self.timeout_s}",
-                            child_id=self.route_name)
-        if self.handler is not None and self.loop_handler is not None:
-            raise SpecError("a route has one handler: handler or loop_handler",
-                            child_id=self.route_name)
-        if self.loop_handler is not None and not inspect.iscoroutinefunction(self.loop_handler):
-            raise SpecError("loop_handler must be an async function", child_id=self.route_name)
-        if (self.handler or self.loop_handler) and self.answer is Answer.ACCEPTED:
-            raise SpecError("a route with a handler answers: use Answer.REPLY",
-                            child_id=self.route_name)
-        if self.body is None and self.answer is Answer.ACCEPTED:
-            raise SpecError("a route without a body must answer: use Answer.REPLY",
-                            child_id=self.route_name)
-        names = set(self.path_params)
-        declared = set(self.params.model_fields) if self.params is not None else set()
-        if not names <= declared:
-            raise SpecError(f"path parameters {sorted(names - declared)} are not fields of params",
-                            child_id=self.route_name)
-        object.__setattr__(self, "refuses", tuple(RefusalKind(k) for k in self.refuses))
-
-    @property
-    def route_name(self) -> str:
-        return self.name or self.path
-
-    @property
-    def path_params(self) -> list[str]:
-        return _PATH_PARAM.findall(self.path)
-
-
-@dataclass(slots=True)
-class Inbound:
-    """What the HTTP edge puts on the bridge: which route, the validated body and parameters (a
-    ``params`` model instance, or None), the client address; ``pending`` is set by the actor side
-    while a ``Route.handler`` runs, for one that answers later."""
-
-    route: str
-    body: Any
-    peer: str
-    params: Any = None
-    pending: Any = field(default=None, compare=False)
 
 
 def build_app(routes: Iterable[Route], *, bridge: EdgeBridge[Inbound], max_body_bytes: int,
@@ -189,8 +79,6 @@ def build_app(routes: Iterable[Route], *, bridge: EdgeBridge[Inbound], max_body_
     proxy. ``metrics_registry`` must not be shared with another app: each app registers its own
     metrics in it.
     """
-    from actors.edges.openapi import openapi_document  # the document builder needs Route
-
     if max_body_bytes < 1:
         raise ConfigError(f"max_body_bytes must be positive, not {max_body_bytes}")
     routes = list(routes)

@@ -51,9 +51,10 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from pydantic import RootModel
+from pydantic import Field, RootModel
 
 from actors.base import Actor
 from actors.peers import Peer
@@ -71,11 +72,12 @@ from actors.edges import (
     self_signed_context,
 )
 from protocols.errors import ConfigError, RefusedError, RequestTimeoutError
-from protocols.message import Message, WireBody
+from protocols.message import ActorArgs, Message, WireBody
 from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
 from protocols.supervision import ExitReason, Reply, Request
 
-__all__ = ["BridgedEdge", "DEFAULT_ALLOW", "HttpEdgeActor", "plain_body"]
+__all__ = ["BridgedEdge", "BridgedEdgeArgs", "DEFAULT_ALLOW", "HttpEdgeActor", "HttpEdgeArgs",
+           "plain_body"]
 
 log = logging.getLogger("ptr.edges")
 
@@ -122,6 +124,33 @@ def plain_body(body: Any) -> Any:
     return _plain(body)
 
 
+class BridgedEdgeArgs(ActorArgs):
+    """What every edge actor takes: its credit window towards its targets and how it drains."""
+
+    window: int = Field(default=4, ge=1)
+    drain_max: int = Field(default=256, ge=1)
+    linger_s: float = Field(default=0.0, ge=0)
+
+
+class HttpEdgeArgs(BridgedEdgeArgs):
+    """An HTTP edge's arguments (see the module docstring for what each one does)."""
+
+    routes: list[Route] = Field(default_factory=list)
+    target: str | None = None
+    targets: dict[str, str] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    tls_dir: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOW))
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
+    max_in_flight: int = Field(default=256, ge=1)
+    retry_after_s: int = Field(default=1, ge=0)
+    title: str | None = None
+    shutdown_timeout_s: float = Field(default=1.0, ge=0)
+
+
 class BridgedEdge(Actor):
     """Base of the edge actors; subclasses implement ``start_edge``, ``stop_edge``, ``send_drained``
     and ``target_names``.
@@ -152,14 +181,11 @@ class BridgedEdge(Actor):
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    Args: type[BridgedEdgeArgs] = BridgedEdgeArgs
+
     def on_start(self) -> None:
-        args = self.args
-        self.window = int(args.get("window", 4))
-        self.drain_max = int(args.get("drain_max", 256))
-        self.linger_s = float(args.get("linger_s", 0.0))
-        if self.window < 1 or self.drain_max < 1 or self.linger_s < 0:
-            raise ConfigError(f"{self.path}: window and drain_max must be at least 1, "
-                              "linger_s at least 0")
+        self.edge_args = typed = self.typed_args()
+        self.window, self.drain_max, self.linger_s = typed.window, typed.drain_max, typed.linger_s
         self.lingering = False
         self.batches_sent = self.items_sent = 0
         self.targets: dict[str, Peer] = {}
@@ -332,18 +358,19 @@ class HttpEdgeActor(BridgedEdge):
     See the module docstring for args, back-pressure and failure rules.
     """
 
+    Args: type[BridgedEdgeArgs] = HttpEdgeArgs
     server: HttpServer | None = None
 
     def routes(self) -> list[Route]:
-        return list(self.args.get("routes", ()))
+        return list(self.edge_args.routes)
 
     def start_edge(self) -> EdgeBridge[Inbound]:
-        args = self.args
+        args: HttpEdgeArgs = self.edge_args
         routes = self.routes()
         if not routes:
             raise ConfigError(f"{self.path}: an HTTP edge needs at least one route")
-        default_target = args.get("target")
-        overrides: Mapping[str, str] = args.get("targets", {})
+        default_target = args.target
+        overrides: Mapping[str, str] = args.targets
         self.route_targets: dict[str, str] = {}
         self.route_handlers: dict[str, Callable[[Any, Inbound], Any]] = {}
         for route in routes:
@@ -357,32 +384,29 @@ class HttpEdgeActor(BridgedEdge):
                 raise ConfigError(f"{self.path}: route {route.route_name!r} has no target name")
             self.route_targets[route.route_name] = str(target)
         self.route_timeouts = {route.route_name: route.timeout_s for route in routes}
-        self.host = str(args.get("host", "127.0.0.1"))
+        self.host = args.host
         ssl_context = self.tls_context()
         self.scheme = "https" if ssl_context is not None else "http"
-        bridge: EdgeBridge[Inbound] = EdgeBridge(max_in_flight=int(args.get("max_in_flight", 256)))
+        bridge: EdgeBridge[Inbound] = EdgeBridge(max_in_flight=args.max_in_flight)
         self.bridge = bridge  # closed by on_stop even if the server below fails to start
-        app = build_app(routes, bridge=bridge,
-                        max_body_bytes=int(args.get("max_body_bytes", 1 << 20)),
-                        allow_networks=list(args.get("allow", DEFAULT_ALLOW)),
-                        retry_after_s=int(args.get("retry_after_s", 1)), host=self,
-                        title=str(args.get("title", self.path or "ptr edge")))
-        self.server = HttpServer(app, host=self.host, port=int(args.get("port", 0)),
-                                 ssl_context=ssl_context,
-                                 shutdown_timeout_s=float(args.get("shutdown_timeout_s", 1.0)))
+        app = build_app(routes, bridge=bridge, max_body_bytes=args.max_body_bytes,
+                        allow_networks=list(args.allow), retry_after_s=args.retry_after_s,
+                        host=self, title=args.title or self.path or "ptr edge")
+        self.server = HttpServer(app, host=self.host, port=args.port, ssl_context=ssl_context,
+                                 shutdown_timeout_s=args.shutdown_timeout_s)
         assert self.loop_thread is not None
         self.port = self.loop_thread.run(self.server.start(), LOOP_CALL_TIMEOUT_S)
         log.info("%s serving %s://%s:%d", self.path, self.scheme, self.host, self.port)
         return bridge
 
     def tls_context(self) -> ssl.SSLContext | None:
-        args = self.args
-        if args.get("tls_cert") or args.get("tls_key"):
-            if not (args.get("tls_cert") and args.get("tls_key")):
+        args: HttpEdgeArgs = self.edge_args
+        if args.tls_cert or args.tls_key:
+            if not (args.tls_cert and args.tls_key):
                 raise ConfigError(f"{self.path}: tls_cert and tls_key go together")
-            return context_from_files(args["tls_cert"], args["tls_key"])
-        if args.get("tls_dir"):
-            return self_signed_context(os.fspath(args["tls_dir"]))
+            return context_from_files(os.fspath(args.tls_cert), os.fspath(args.tls_key))
+        if args.tls_dir:
+            return self_signed_context(os.fspath(args.tls_dir))
         return None
 
     def stop_edge(self) -> None:

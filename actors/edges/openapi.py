@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from actors.edges.http_app import HTTP_STATUS, Answer, Route
+from actors.edges.routes import HTTP_STATUS, Answer, Route
 from protocols.errors import RefusalKind
 
 __all__ = ["ErrorBody", "openapi_document", "refusals_of"]

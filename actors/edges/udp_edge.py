@@ -35,13 +35,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgpack
+from pydantic import Field
 
 from actors.base import Actor
 from actors.edges import Address, BridgeClosedError, EdgeBridge, Pending, SaturatedError, UdpEdge
 from actors.edges.udp import RCVBUF_BYTES
-from actors.edges.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge
+from actors.edges.http_edge import LOOP_CALL_TIMEOUT_S, BridgedEdge, BridgedEdgeArgs
 from protocols.codec import Codec
-from protocols.message import Message
+from protocols.message import ActorArgs, Message
 from protocols.edges import (
     DatagramBatch,
     DatagramCounts,
@@ -53,7 +54,7 @@ from protocols.edges import (
     UdpEdgeStats,
 )
 
-__all__ = ["DatagramSink", "UdpEdgeActor", "decode_msgpack"]
+__all__ = ["DatagramSink", "DatagramSinkArgs", "UdpEdgeActor", "UdpEdgeArgs", "decode_msgpack"]
 
 log = logging.getLogger("ptr.edges.udp")
 
@@ -63,27 +64,39 @@ def decode_msgpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=True)
 
 
+class UdpEdgeArgs(BridgedEdgeArgs):
+    """A UDP edge's arguments (see the module docstring)."""
+
+    target: str
+    timeout_s: float = Field(default=5.0, gt=0)
+    message_types: list[type[Message]] | None = None
+    max_in_flight: int = Field(default=64, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    interval_s: float = Field(default=0.005, gt=0)
+    max_batch: int = Field(default=1024, ge=1)
+    rcvbuf_bytes: int = Field(default=RCVBUF_BYTES, ge=1)
+
+
 class UdpEdgeActor(BridgedEdge):
     """Reads a UDP port in batches and feeds the named target; see the module docstring."""
 
+    Args: type[BridgedEdgeArgs] = UdpEdgeArgs
     udp: UdpEdge[Any] | None = None
 
     def start_edge(self) -> EdgeBridge[tuple[int, bytes]]:
-        args = self.args
-        self.target = str(args["target"])
-        self.timeout_s = float(args.get("timeout_s", 5.0))
-        types = args.get("message_types")
+        args: UdpEdgeArgs = self.edge_args
+        self.target = args.target
+        self.timeout_s = args.timeout_s
+        types = args.message_types
         decode = Codec(types).from_msgpack if types else decode_msgpack
         self.dropped_saturated = 0  # written by the loop thread only
         self.batches_delivered = self.datagrams_delivered = 0
-        bridge: EdgeBridge[tuple[int, bytes]] = EdgeBridge(
-            max_in_flight=int(args.get("max_in_flight", 64)))
+        bridge: EdgeBridge[tuple[int, bytes]] = EdgeBridge(max_in_flight=args.max_in_flight)
         self.udp_bridge = self.bridge = bridge  # closed by on_stop even if the bind fails
-        self.udp = UdpEdge(decode, self.on_batch, host=str(args.get("host", "127.0.0.1")),
-                           port=int(args.get("port", 0)),
-                           interval_s=float(args.get("interval_s", 0.005)),
-                           max_batch=int(args.get("max_batch", 1024)),
-                           rcvbuf_bytes=int(args.get("rcvbuf_bytes", RCVBUF_BYTES)))
+        self.udp = UdpEdge(decode, self.on_batch, host=args.host, port=args.port,
+                           interval_s=args.interval_s, max_batch=args.max_batch,
+                           rcvbuf_bytes=args.rcvbuf_bytes)
         assert self.loop_thread is not None
         self.address = self.loop_thread.run(self.udp.start(), LOOP_CALL_TIMEOUT_S)
         log.info("%s reading udp://%s:%d", self.path, self.address[0], self.address[1])
@@ -142,6 +155,11 @@ class UdpEdgeActor(BridgedEdge):
                             send_dropped=stats.send_dropped, incarnation=self.incarnation)
 
 
+class DatagramSinkArgs(ActorArgs):
+    echo: bool = False
+    keep_last: int = Field(default=32, ge=0)
+
+
 class DatagramSink(Actor):
     """Counts the datagrams a UDP edge delivers (tests and ``ptr bench edges``).
 
@@ -149,9 +167,11 @@ class DatagramSink(Actor):
     ``keep_last`` (how many items ``GetDatagramCounts`` returns, default 32).
     """
 
+    Args = DatagramSinkArgs
+
     def on_start(self) -> None:
-        self.echo = bool(self.args.get("echo", False))
-        self.keep_last = int(self.args.get("keep_last", 32))
+        typed: DatagramSinkArgs = self.typed_args()
+        self.echo, self.keep_last = typed.echo, typed.keep_last
         self.last_items: deque[Any] = deque(maxlen=self.keep_last)
         self.datagrams = self.batches = 0
         self.first_at = self.last_at = 0.0

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
 from actors.edges import ANSWER_LATER, Answer, Inbound, Pending, Route
-from actors.edges.http_edge import HttpEdgeActor
-from actors.game.auth import Passwords, SessionTokens
+from actors.edges.http_edge import HttpEdgeActor, HttpEdgeArgs
+from actors.game.auth import HashProfile, Passwords, SessionTokens
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import RefusalKind
 from protocols.game import (
@@ -66,7 +67,7 @@ from protocols.game import (
 )
 from protocols.supervision import ExitReason
 
-__all__ = ["ChatRules", "Lobby", "LobbyService", "lobby_routes"]
+__all__ = ["ChatRules", "Lobby", "LobbyArgs", "LobbyService", "lobby_routes"]
 
 log = logging.getLogger("ptr.game.lobby")
 
@@ -315,6 +316,19 @@ class LobbyService:
 
 # --- the actor ----------------------------------------------------------------------------------
 
+class LobbyArgs(HttpEdgeArgs):
+    """The lobby's arguments: the HTTP edge's and its service's (see ``Lobby``)."""
+
+    storage_url: str
+    token_secret: str | bytes
+    matchmaker: str
+    game_servers: list[str] = Field(default_factory=list)
+    token_ttl_s: float = Field(default=3600, gt=0)
+    hash_profile: HashProfile = "owasp"
+    hash_workers: int = Field(default=2, ge=1)
+    chat: dict[str, Any] = Field(default_factory=dict)
+
+
 class Lobby(HttpEdgeActor):
     """The lobby's HTTP edge and its service: each route's ``handler`` is a method here, run in
     the actor thread (register and login hand their Argon2 hash to the ``hash_workers`` executor and
@@ -325,18 +339,18 @@ class Lobby(HttpEdgeActor):
     fields), ``matchmaker`` (its registered name) and ``game_servers`` (their registered names: a
     ``GameResult`` is taken from a game server's process only, any other sender is refused)."""
 
+    Args = LobbyArgs
     only_from = {"GameResult": "game_servers"}
 
     def on_start(self) -> None:
-        args = self.args
-        self.matchmaker = self.peer(str(args["matchmaker"]))
-        self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
-        self.db = make_engine(str(args["storage_url"]))
-        self.service = LobbyService(self.db, self.tokens,
-                                    Passwords(args.get("hash_profile", "owasp")),
-                                    ChatRules(**dict(args.get("chat", {}))))
+        args: LobbyArgs = self.typed_args()
+        self.matchmaker = self.peer(args.matchmaker)
+        self.tokens = SessionTokens(args.token_secret, ttl_s=args.token_ttl_s)
+        self.db = make_engine(args.storage_url)
+        self.service = LobbyService(self.db, self.tokens, Passwords(args.hash_profile),
+                                    ChatRules(**args.chat))
         self.service.create_tables()
-        self.executor = ThreadPoolExecutor(max_workers=int(args.get("hash_workers", 2)),
+        self.executor = ThreadPoolExecutor(max_workers=args.hash_workers,
                                            thread_name_prefix="lobby-hash")
         self.queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
         super().on_start()

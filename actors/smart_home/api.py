@@ -34,7 +34,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from actors.edges import ANSWER_LATER, Answer, Inbound, Route
-from actors.edges.http_edge import HttpEdgeActor
+from actors.edges.http_edge import HttpEdgeActor, HttpEdgeArgs
 from actors.smart_home.chart import chart_png
 from actors.smart_home.store import (
     alerts_between,
@@ -47,7 +47,7 @@ from protocols.errors import InvalidMessageError, RefusalKind, RefusedError
 from protocols.smart_home import METRICS, UNITS, AlertRule, GetRoomStats, HouseConfig, RoomStats
 
 __all__ = ["LOCAL_NETWORKS", "AlertList", "AlertsQuery", "ChartQuery", "ReadingsQuery", "RoomList",
-           "RoomPath", "SensorList", "SensorReadings", "SmartHomeApi", "parse_time",
+           "RoomPath", "SensorList", "SensorReadings", "SmartHomeApi", "SmartHomeApiArgs", "parse_time",
            "query_routes"]
 
 T = TypeVar("T")
@@ -328,6 +328,18 @@ def query_routes() -> list[Route]:
     ]
 
 
+class SmartHomeApiArgs(HttpEdgeArgs):
+    """The query API's arguments: the edge's (with the API's own defaults) and what it reads."""
+
+    house: HouseConfig
+    storage_url: str
+    analyzers: dict[str, str]
+    window: int = Field(default=16, ge=1)
+    allow: list[str] = Field(default_factory=lambda: list(LOCAL_NETWORKS))
+    max_body_bytes: int = Field(default=1 << 16, ge=1)
+    title: str | None = "ptr smart home query API"
+
+
 class SmartHomeApi(HttpEdgeActor):
     """The query API as a supervised HTTP edge. Restarts like ``HttpEdgeActor`` (same port again,
     or a fresh free one for port 0); a crash answers what was waiting with 503.
@@ -337,26 +349,23 @@ class SmartHomeApi(HttpEdgeActor):
     (plain HTTP), ``allow`` (``LOCAL_NETWORKS``), ``window`` (16).
     """
 
-    def on_start(self) -> None:
-        self.args = {"window": 16, "allow": LOCAL_NETWORKS, "max_body_bytes": 1 << 16,
-                     "shutdown_timeout_s": 1.0, "title": "ptr smart home query API", **self.args}
-        super().on_start()
+    Args = SmartHomeApiArgs
 
     def routes(self) -> list[Route]:
         return query_routes()
 
     def start_edge(self) -> Any:
         """Everything the loop handlers read is set before the server starts, and never changed."""
-        args = self.args
-        self.house: HouseConfig = args["house"]
-        self.analyzers: dict[str, str] = {str(k): str(v) for k, v in dict(args["analyzers"]).items()}
+        args: SmartHomeApiArgs = self.edge_args
+        self.house: HouseConfig = args.house
+        self.analyzers: dict[str, str] = dict(args.analyzers)
         self.sensor_config = self.house.by_id()
         self.rooms: dict[str, list[str]] = {}
         for sensor in self.house.sensors:
             self.rooms.setdefault(sensor.room, []).append(sensor.sensor_id)
         self.room_kinds = {room: sorted({self.sensor_config[s].kind for s in ids})
                            for room, ids in self.rooms.items()}
-        self.engine = make_engine(str(args["storage_url"]))
+        self.engine = make_engine(args.storage_url)
         return super().start_edge()
 
     def stop_edge(self) -> None:

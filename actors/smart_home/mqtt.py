@@ -40,10 +40,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from actors.edges import BridgeClosedError, EdgeBridge, Pending, SaturatedError
-from actors.edges.http_edge import BridgedEdge
+from actors.edges.http_edge import BridgedEdge, BridgedEdgeArgs
 from actors.storage import StorageBackoff
 from protocols.codec import field_errors
 from protocols.smart_home import GetMqttStats, MqttDeliveryError, MqttStats, ReadingBody
@@ -51,7 +51,7 @@ from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeI
 
 log = logging.getLogger("ptr.smart_home.mqtt")
 
-__all__ = ["MqttDeliveryError", "MqttIngestEdge", "TOPIC_PREFIX"]
+__all__ = ["MqttDeliveryError", "MqttEdgeArgs", "MqttIngestEdge", "TOPIC_PREFIX"]
 
 TOPIC_PREFIX = "ptr/smart-home"
 _PAYLOAD = TypeAdapter(ReadingBody | list[ReadingBody])
@@ -70,6 +70,20 @@ class _Received:
     topic: str
 
 
+class MqttEdgeArgs(BridgedEdgeArgs):
+    """The MQTT edge's arguments (see the class docstring)."""
+
+    target: str
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    prefix: str = TOPIC_PREFIX
+    client_id: str = "ptr-smart-home-ingest"
+    session_expiry_s: int = Field(default=3600, ge=0)
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_in_flight: int = Field(default=4096, ge=1)
+
+
 class MqttIngestEdge(BridgedEdge):
     """Subscribes to ``<prefix>/readings/#`` and feeds the ingest; see the module docstring.
 
@@ -79,16 +93,17 @@ class MqttIngestEdge(BridgedEdge):
     ``receive_maximum`` (1000), ``target`` (the ingest's name), ``timeout_s`` (10).
     """
 
+    Args: type[BridgedEdgeArgs] = MqttEdgeArgs
     client: mqtt.Client | None = None
 
     def start_edge(self) -> EdgeBridge[_Received]:
-        args = self.args
-        self.broker_host = str(args.get("host", "127.0.0.1"))
-        self.broker_port = int(args.get("port", 1883))
-        prefix = str(args.get("prefix", TOPIC_PREFIX)).rstrip("/")
+        args: MqttEdgeArgs = self.edge_args
+        self.broker_host = args.host
+        self.broker_port = args.port
+        prefix = args.prefix.rstrip("/")
         self.topic_filter = f"{prefix}/readings/#"
-        self.target = str(args["target"])
-        self.timeout_s = float(args.get("timeout_s", 10.0))
+        self.target = args.target
+        self.timeout_s = args.timeout_s
         self.generation = 0
         self.connected = False
         self.received = self.rejected = self.forwarded = self.acked = 0
@@ -96,19 +111,18 @@ class MqttIngestEdge(BridgedEdge):
         self.held: list[_Received] = []   # refused for now (503): not acknowledged, offered again
         self.held_timer: int | None = None
         self.backoff = StorageBackoff(self.path or "mqtt", clock=self.clock)
-        bridge: EdgeBridge[_Received] = EdgeBridge(max_in_flight=int(args.get("max_in_flight",
-                                                                              4096)))
+        bridge: EdgeBridge[_Received] = EdgeBridge(max_in_flight=args.max_in_flight)
         self.mqtt_bridge = bridge
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=str(args.get("client_id", "ptr-smart-home-ingest")),
+                             client_id=args.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(0.2, 5)
         properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = int(args.get("session_expiry_s", 3600))
-        properties.ReceiveMaximum = int(args.get("receive_maximum", 1000))
+        properties.SessionExpiryInterval = args.session_expiry_s
+        properties.ReceiveMaximum = args.receive_maximum
         client.connect_async(self.broker_host, self.broker_port, keepalive=30, clean_start=False,
                              properties=properties)
         client.loop_start()

@@ -140,3 +140,20 @@ def test_thousands_of_light_children_start_and_answer(make_runtime) -> None:
     assert host_report(rt).lights == 2001, "2,000 sensors and their supervisor"
     assert rt.ask(addresses[-1], Ping()).path.endswith("/sensors/s-2000")
     assert LightSupervisor.__name__ == rt.which_children().children[1].actor_class
+
+
+def test_light_timers_follow_the_actor_clock_so_a_mock_clock_fires_them(make_runtime) -> None:
+    """A light actor's 60 s timer, on a mock clock: not due while the mock is a second short, due
+    on the host's next message once the mock has moved 60 s (no real minute is waited)."""
+    from actors.clock import MockClock, use_clock
+    from protocols.scripted import ArmTimer, GetNotes
+
+    with use_clock(MockClock()) as clock:
+        rt = make_runtime(SupervisorSpec(children=[host_spec("h1"), light_tree(
+            ChildSpec("timed", LightScriptedActor, name="timed"))]), base="simple")
+        rt.tell("timed", ArmTimer(tag="minute", delay_s=60))
+        clock.advance(59)
+        assert rt.ask("timed", GetNotes()) == [] and rt.ask("timed", GetNotes()) == []
+        clock.advance(1)
+        rt.wait_for(lambda: rt.ask("timed", GetNotes()) == ["minute"], timeout_s=5,
+                    what="the timer fired on the mock clock")

@@ -8,6 +8,7 @@ import pytest
 
 from actors.testing.scripted import Recorder, ScriptedActor
 from protocols.errors import SpecError
+from supervisors.spec import resolve_actor
 from supervisors import (
     Backoff,
     ChildSpec,
@@ -145,4 +146,5 @@ def test_defaults_follow_elixir() -> None:
     assert (spec.intensity, spec.period_s) == (3, 5.0)
     assert ChildSpec("w", Recorder).shutdown_ms == 5000
     child = spec.as_child("s")
-    assert child.shutdown_ms is None and child.actor is Supervisor and child.is_supervisor
+    assert child.shutdown_ms is None and resolve_actor(child.actor) is Supervisor
+    assert child.is_supervisor and child.actor_name == "Supervisor"
