@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from actors.base import Actor
 from actors.edges import LoopThread, client_context
 from protocols.smart_home import (
@@ -44,11 +46,13 @@ from protocols.smart_home import (
     SimulatorStats,
 )
 from protocols.edges import EdgeInfo, GetEdgeInfo
+from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
 
 log = logging.getLogger("ptr.smart_home.sim")
 
-__all__ = ["HouseModel", "HouseSimulator", "HouseSimulatorActor", "HttpsFleet", "Incident"]
+__all__ = ["HouseModel", "HouseSimulator", "HouseSimulatorActor", "HttpsFleet", "Incident",
+           "SimulatorArgs"]
 
 
 # --- the house's physics and habits ---------------------------------------------------------------
@@ -486,6 +490,15 @@ class StartSimulation:
     """Internal: the edge's address is known; ask it where it listens."""
 
 
+class SimulatorArgs(ActorArgs):
+    edge: str
+    house: HouseConfig
+    tls_dir: str | None = None
+    demo: bool = True
+    seed: int = 7
+    connections: int = Field(default=8, ge=1)
+
+
 class HouseSimulatorActor(Actor):
     """The house simulator, supervised: finds the ingest edge by its registered name (``edge`` in
     its args), asks where it listens and starts a ``HouseSimulator`` against it; follows the edge to
@@ -495,10 +508,12 @@ class HouseSimulatorActor(Actor):
     ``connections``.
     """
 
+    Args = SimulatorArgs
     simulator: HouseSimulator | None = None
 
     def on_start(self) -> None:
-        self.edge = self.peer(str(self.args["edge"]), on_down=lambda _address: self.locate())
+        self.settings: SimulatorArgs = self.typed_args()
+        self.edge = self.peer(self.settings.edge, on_down=lambda _address: self.locate())
         self.locate()
 
     def locate(self) -> None:
@@ -514,11 +529,9 @@ class HouseSimulatorActor(Actor):
         if self.simulator is not None:
             self.simulator.set_url(info.url)
             return
-        args = self.args
-        self.simulator = HouseSimulator(args["house"], info.url, args.get("tls_dir"),
-                                        demo=bool(args.get("demo", True)),
-                                        seed=int(args.get("seed", 7)),
-                                        connections=int(args.get("connections", 8))).start()
+        args = self.settings
+        self.simulator = HouseSimulator(args.house, info.url, args.tls_dir, demo=args.demo,
+                                        seed=args.seed, connections=args.connections).start()
 
     def on_stop(self, reason: ExitReason) -> None:
         if self.simulator is not None:

@@ -45,10 +45,10 @@ def test_the_edge_has_one_default_per_setting_and_a_subclass_overrides_it_in_its
     assert "house" in fields and fields["house"].is_required()
 
 
-def test_the_smart_home_and_game_trees_pass_their_edges_models() -> None:
+def test_the_smart_home_and_game_trees_pass_their_actors_models() -> None:
     from systems.game import SYSTEM as GAME
     from systems.smart_home import SYSTEM as HOME
 
-    for system, overrides in ((GAME, {"token_secret": "x" * 32}), (HOME, {"mqtt": True})):
+    for system, overrides in ((GAME, {"token_secret": "x" * 32}), (HOME, {"mqtt": True, "simulate": True})):
         tree = system.tree(system.settings(overrides=overrides))
         assert tree.children
