@@ -1,8 +1,9 @@
 """``CarClient``: a subscriber (and setter) on the car's LAN, talking to BOTH members of the pair.
 
 It subscribes to every member from one socket and merges their answers: a row is new when its
-sample is newer (timestamp, then sequence) than the last one kept for its path, or when its state
-or source changed. Both members see the same datagrams, so while both live the client sees each
+sample is newer (timestamp, then sequence) than the last one kept from the same source for its
+path, or when the signal's state changed. Per source, because a failover hands the value to a
+sensor whose last sample may be a little older than the failed owner's last one. Both members see the same datagrams, so while both live the client sees each
 sample twice and keeps it once; when one dies the other's copy is already there. The lease of a
 subscription is renewed by ``renew`` (subscribing again), which a restarted member needs anyway.
 
@@ -30,7 +31,8 @@ class CarClient:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         self.sock.bind((host, 0))
-        self.latest: dict[str, tuple[float, int, str, str | None]] = {}
+        self.seen: dict[tuple[str, str | None], tuple[float, int]] = {}  # newest per source
+        self.states: dict[str, str] = {}
         self.tags = itertools.count(1)
         self.subscription: dict[str, Any] | None = None
         self.pending: list[dict[str, Any]] = []  # non-val answers read while waiting for values
@@ -116,13 +118,12 @@ class CarClient:
         out = []
         for row in reply["values"]:
             value = SignalValue.from_row(row)
-            last = self.latest.get(value.path)
-            if last is not None:
-                ts, seq, state, source = last
-                if (value.ts, value.seq) < (ts, seq) or ((value.ts, value.seq) == (ts, seq)
-                                                         and (value.state, value.source)
-                                                         == (state, source)):
-                    continue
-            self.latest[value.path] = (value.ts, value.seq, value.state, value.source)
+            key = (value.path, value.source)
+            sample = (value.ts, value.seq)
+            if self.seen.get(key, (-1.0, -1)) >= sample and \
+                    self.states.get(value.path) == value.state:
+                continue  # the other member's copy, or older
+            self.seen[key] = max(sample, self.seen.get(key, sample))
+            self.states[value.path] = value.state
             out.append((now, member, value))
         return out

@@ -48,20 +48,25 @@ class CarModel:
         if c < 15:
             return 110 * math.sin(c / 15 * math.pi / 2)
         if c < 40:
-            return 110 + 5 * math.sin(c)
+            return 110 + 5 * math.sin((c - 15) / 4)
         if c < 50:
             return 110 * (50 - c) / 10
         return 0.0
 
     def braking(self, t: float) -> float:
-        """0..1, how hard the driver brakes."""
+        """0..1, how hard the driver brakes: 0.6 from 40 s to 50 s, then 0.1 to hold the car
+        until 60 s, each change a half-second ramp (a brake line builds pressure, it does not
+        jump: two redundant sensors sampling a millisecond apart then agree)."""
         c = t % CYCLE_S
-        return 0.6 if 40 <= c < 50 else (0.1 if 50 <= c < 60 else 0.0)
+        if c < 40:
+            return 0.0
+        if c < 50:
+            return 0.6 * min(1.0, (c - 40) / 0.5)
+        return 0.6 - 0.5 * min(1.0, (c - 50) / 0.5) if c < 59.5 else 0.1 * (60 - c) / 0.5
 
     def values(self, t: float) -> dict[str, float | int | bool]:
         speed = self.speed(t)
-        gear = min(6, 1 + int(speed / 22))
-        rpm = 800 + speed * (60 - 7 * gear) if speed > 1 else 800
+        rpm = 800 + 2500 * (1 - math.exp(-speed / 40)) + 10 * speed  # a CVT: no gear steps
         brake = self.braking(t)
         self.pad_wear = min(100.0, self.pad_wear + brake * 1e-5)
         self.cabin += (self.target - self.cabin) * 0.0005
