@@ -57,7 +57,8 @@ CLIENT_OPS = frozenset({"get", "set", "sub", "unsub"})
 
 
 def encode_sample(sensor_id: int, seq: int, ts: float, value: float | int | bool) -> bytes:
-    return msgpack.packb((sensor_id, seq, ts, value))
+    data: bytes = msgpack.packb((sensor_id, seq, ts, value))
+    return data
 
 
 def decode_datagram(data: bytes) -> SensorSample | ClientOp:
@@ -85,12 +86,14 @@ def decode_datagram(data: bytes) -> SensorSample | ClientOp:
 
 
 def encode_client_op(op: str, **fields: Any) -> bytes:
-    return msgpack.packb({"op": op, **fields})
+    data: bytes = msgpack.packb({"op": op, **fields})
+    return data
 
 
 def encode_values(op: str, rows: list[tuple[Any, ...]], **fields: Any) -> bytes:
     """A ``val`` answer: ``rows`` of ``SignalValue.row()``."""
-    return msgpack.packb({"op": op, "values": rows, **fields})
+    data: bytes = msgpack.packb({"op": op, "values": rows, **fields})
+    return data
 
 
 def decode_client_reply(data: bytes) -> dict[str, Any]:

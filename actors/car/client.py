@@ -3,11 +3,12 @@
 It subscribes to every member from one socket and merges their answers: a row is new when its
 sample is newer (timestamp, then sequence) than the last one kept from the same source for its
 path, or when the signal's state changed. Per source, because a failover hands the value to a
-sensor whose last sample may be a little older than the failed owner's last one. Both members see the same datagrams, so while both live the client sees each
-sample twice and keeps it once; when one dies the other's copy is already there. The lease of a
-subscription is renewed by ``renew`` (subscribing again), which a restarted member needs anyway.
+sensor whose last sample may be a little older than the failed owner's last one. Both members see
+the same datagrams, so while both live the client sees each sample twice and keeps it once; when
+one dies the other's copy is already there. The lease of a subscription is renewed by ``renew``
+(subscribing again), which a restarted member needs anyway.
 
-Plain blocking sockets, no actor: used by tests, the simulator's dashboard line and the benchmark.
+Plain blocking sockets, no actor: used by tests and the benchmark.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from pydantic import Field
 from actors.base import Actor
 from actors.car.tree import SignalTree, Subscriptions, UnknownSignalError
 from actors.car.vss import default_sensors, load_vspec, synthetic_specs
-from actors.edges._ratelimit import RateLimitedLog
+from actors.edges import RateLimitedLog
 from protocols.car import (
     CarStats,
     ClientOp,
@@ -187,15 +187,14 @@ class SignalHolder(Actor):
                 self.bad_log.warning("car holder %s dropped a datagram from %s: %s",
                                      self.member, addr, exc)
                 continue
-            if type(item) is ClientOp:
+            if isinstance(item, ClientOp):
                 self.client_op(item, addr, now)
                 continue
             sensor_id, seq, ts, value = item
             accepted_before = tree.accepted
             signal = apply(sensor_id, seq, ts, value, now)
-            if signal is not None:
-                if signal.watchers:
-                    changed(signal)
+            if signal is not None and signal.watchers:
+                changed(signal)
             if history is not None and tree.accepted != accepted_before:
                 history.append({"message_id": f"{sensor_id}-{seq}-{ts!r}",
                                 "path": tree.sensors[sensor_id].signal.path, "sensor": sensor_id,
@@ -360,8 +359,8 @@ class SignalHolder(Actor):
             self.history_in_flight -= 1
             self.history_failed += count
 
-        self.store.request(StoreRows(rows=rows), answered, timeout_s=self.settings.history_timeout_s,
-                           on_unavailable=unavailable)
+        self.store.request(StoreRows(rows=rows), answered,
+                           timeout_s=self.settings.history_timeout_s, on_unavailable=unavailable)
 
 
 def _paths(fields: dict[str, Any]) -> list[str]:

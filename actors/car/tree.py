@@ -24,7 +24,7 @@ Rules (see docs/systems/car.md):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from actors.car.vss import SensorSpec, SignalSpec
@@ -44,8 +44,16 @@ class UnknownSignalError(KeyError):
 
 
 class Sensor:
-    __slots__ = ("sensor_id", "label", "strength", "signal", "last_seq", "last_seen",
-                 "last_value", "last_ts")
+    __slots__ = (
+        "label",
+        "last_seen",
+        "last_seq",
+        "last_ts",
+        "last_value",
+        "sensor_id",
+        "signal",
+        "strength",
+    )
 
     def __init__(self, spec: SensorSpec, signal: Signal) -> None:
         self.sensor_id = spec.sensor_id
@@ -59,8 +67,21 @@ class Sensor:
 
 
 class Signal:
-    __slots__ = ("spec", "path", "deadline_s", "value", "source", "ts", "seq", "updated_at",
-                 "state", "owner", "sensors", "alerting", "watchers")
+    __slots__ = (
+        "alerting",
+        "deadline_s",
+        "owner",
+        "path",
+        "sensors",
+        "seq",
+        "source",
+        "spec",
+        "state",
+        "ts",
+        "updated_at",
+        "value",
+        "watchers",
+    )
 
     def __init__(self, spec: SignalSpec, deadline_periods: float) -> None:
         self.spec = spec
@@ -278,10 +299,17 @@ class Subscription:
     """One subscriber: the signals it watches, its minimum interval, what changed since it was
     last told, and when its lease ends (a UDP subscriber renews by subscribing again)."""
 
-    __slots__ = ("key", "signals", "min_interval_s", "last_sent", "pending", "expires_at",
-                 "tag")
+    __slots__ = (
+        "expires_at",
+        "key",
+        "last_sent",
+        "min_interval_s",
+        "pending",
+        "signals",
+        "tag",
+    )
 
-    def __init__(self, key: Hashable, signals: list[Signal], rate_hz: float, now: float,
+    def __init__(self, key: Any, signals: list[Signal], rate_hz: float, now: float,
                  lease_s: float, tag: Any) -> None:
         self.key = key
         self.signals = signals
@@ -298,7 +326,7 @@ class Subscriptions:
     message per batch of changes)."""
 
     def __init__(self, max_subscribers: int = 256) -> None:
-        self.by_key: dict[Hashable, Subscription] = {}
+        self.by_key: dict[Any, Subscription] = {}
         self.dirty: set[Subscription] = set()
         self.max_subscribers = max_subscribers
         self.notifications = 0
@@ -306,7 +334,7 @@ class Subscriptions:
     def __len__(self) -> int:
         return len(self.by_key)
 
-    def subscribe(self, key: Hashable, signals: list[Signal], rate_hz: float, now: float, *,
+    def subscribe(self, key: Any, signals: list[Signal], rate_hz: float, now: float, *,
                   lease_s: float = 30.0, tag: Any = None) -> list[tuple[Any, ...]]:
         """Add (or replace, renewing the lease) ``key``'s subscription; returns the current rows.
         Raises ``OverflowError`` past ``max_subscribers``."""
@@ -318,7 +346,7 @@ class Subscriptions:
             signal.watchers.append(sub)
         return [signal.row(now) for signal in signals]
 
-    def unsubscribe(self, key: Hashable) -> bool:
+    def unsubscribe(self, key: Any) -> bool:
         sub = self.by_key.pop(key, None)
         if sub is None:
             return False

@@ -13,6 +13,7 @@ Anything else raises ``VssError`` naming the entry: a typo in the catalogue is f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -70,7 +71,7 @@ class SignalSpec:
             low, high = INTEGER_RANGES[self.datatype]
             if not low <= value <= high:
                 return f"{self.path} is {self.datatype}: {value} is out of its range"
-        elif value != value:  # NaN
+        elif math.isnan(value):
             return f"{self.path}: NaN is not a value"
         if self.min is not None and value < self.min:
             return f"{self.path}: {value} is below its min {self.min}"

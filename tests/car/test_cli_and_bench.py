@@ -32,8 +32,8 @@ def test_run_car_simulate_feeds_both_holders_and_stores_history(tmp_path: Path) 
     applied = [int(n.replace(",", "")) for n in re.findall(r"(?:a|b): ([\d,]+) applied", last)]
     assert len(applied) == 2 and min(applied) > 1000, last
     assert "dropped 0" in last and "alerts 0 active" in last, last
-    stored = int(re.search(r"history stored ([\d,]+)", last).group(1).replace(",", ""))  # type: ignore[union-attr]
-    assert stored > 0, last
+    stored = re.search(r"history stored ([\d,]+)", last)
+    assert stored is not None and int(stored.group(1).replace(",", "")) > 0, last
     assert out.stdout.rstrip().endswith("stopped; 0 actor processes left")
 
 

@@ -4,6 +4,7 @@ stored while the database is slow, and PostgreSQL by URL."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -17,8 +18,14 @@ import pytest
 import sqlalchemy as sa
 
 from actors.car import CarClient, SensorFleet, default_sensors, load_vspec
-from protocols.car import CarStats, GetCarStats, GetSignals, SignalValues, encode_client_op, \
-    encode_sample
+from protocols.car import (
+    CarStats,
+    GetCarStats,
+    GetSignals,
+    SignalValues,
+    encode_client_op,
+    encode_sample,
+)
 from systems.car import HOLDERS, SYSTEM, CarSettings, holder_ports
 from systems.runtime import ActorRuntime
 from tests.support.services import POSTGRES, require_service
@@ -147,7 +154,7 @@ def test_a_sigkilled_holder_leaves_no_gap_and_comes_back_with_the_last_values(
         while time.monotonic() < deadline:
             arrivals += [at for at, _, v in client.updates(0.1) if v.path == SPEED]
         around = [at for at in arrivals if killed_at - 0.3 < at < killed_at + 0.9]
-        gaps = [b - a for a, b in zip(around, around[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(around)]
         assert len(around) > 50, "the survivor kept the subscriber fed"
         assert max(gaps) < 0.06, f"longest gap {max(gaps) * 1000:.1f} ms around the kill"
         back = rt.wait_for(lambda: (s := stats(rt, HOLDERS[0])).incarnation == 2 and s,

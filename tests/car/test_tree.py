@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.car.tree import AVAILABLE, STALE, UNKNOWN, SignalTree, Subscriptions, \
-    UnknownSignalError
+from actors.car.tree import AVAILABLE, STALE, UNKNOWN, SignalTree, Subscriptions, UnknownSignalError
 from actors.car.vss import default_sensors, load_vspec
 from actors.clock import MockClock
 

@@ -59,7 +59,7 @@ async def serve(extra: int, warmup_s: float, seconds: float) -> dict[str, Any]:
                 item = decode_datagram(data)
             except InvalidMessageError:
                 continue
-            if type(item) is ClientOp:
+            if isinstance(item, ClientOp):
                 if item.op == "sub":
                     rows = subs.subscribe(addr, tree.resolve(item.fields["paths"]),
                                           float(item.fields.get("rate_hz", 0)), now,

@@ -2,8 +2,9 @@
 
 All on ``multiprocTCPBase`` on this machine. ``signals`` sensor signals (the car's 13 plus
 synthetic ``Vehicle.Diagnostics.ChannelN``), two redundant sensors each at 100 Hz, sent by a load
-process to BOTH holders (so each holder applies ``signals x 2 x 100`` datagrams a second: 50
-signals give the issue's 10,000/s floor, 150 its 30,000/s mark). Steps:
+process to BOTH holders, plus one probe signal the bench sends itself (step 2); each holder
+applies ``(signals + 1) x 2 x 100`` datagrams a second: the default 50 signals offer 10,200/s (the
+issue's floor is 10,000/s), ``--set signals=150`` 30,200/s (its mark). Steps:
 
 1. **Window** (``seconds``): each holder's counters reset at its start; ``updates_per_s`` is what
    holder-a applied to its tree from UDP (accepted samples, owner and redundant alike) per second
@@ -131,7 +132,7 @@ class FailoverProbe:
 
 def measure_ptr(data_dir: Path, signals: int, seconds: float, failovers: int,
                 kill_window_s: float) -> dict[str, Any]:
-    extra = max(1, signals - CAR_SENSOR_SIGNALS)
+    extra = _extra(signals)
     probe_path = f"Vehicle.Diagnostics.Channel{extra}"
     settings = SYSTEM.settings(overrides={
         "data_dir": str(data_dir), "udp_port_a": _free_udp_port(),
@@ -197,8 +198,13 @@ def measure_ptr(data_dir: Path, signals: int, seconds: float, failovers: int,
     return out
 
 
+def _extra(signals: int) -> int:
+    """Synthetic channels: those the load needs beyond the car's own, plus the probe's."""
+    return max(0, signals - CAR_SENSOR_SIGNALS) + 1
+
+
 def measure_bare(signals: int, seconds: float) -> dict[str, Any]:
-    extra = max(1, signals - CAR_SENSOR_SIGNALS)
+    extra = _extra(signals)
     warmup = 2.0
     with BenchHelper("systems.bench.car.bare", extra, warmup, seconds + 1.0) as bare:
         port = bare.line(30)["port"]
@@ -221,7 +227,7 @@ def run(signals: int = 50, seconds: float = 10.0, failovers: int = 20,
         raise ValueError("signals must be at least 2")
     result: dict[str, Any] = {
         "base": "multiprocTCPBase", "signals": signals, "sensors_per_signal": 2, "rate_hz": 100,
-        "offered_per_holder_per_s": max(signals, CAR_SENSOR_SIGNALS + 1) * 2 * 100,
+        "offered_per_holder_per_s": (max(signals, CAR_SENSOR_SIGNALS) + 1) * 2 * 100,
         "seconds": seconds, "targets": TARGETS}
     with tempfile.TemporaryDirectory(prefix="ptr-bench-car-") as tmp:
         result.update(measure_ptr(Path(tmp), signals, seconds, failovers, kill_window_s))
