@@ -201,6 +201,7 @@ class CarStats(Message):
     udp_port: int
     window_s: float
     applied: int
+    applied_in_window: int
     received: int
     dropped_undecodable: int
     dropped_unknown_sensor: int

@@ -8,7 +8,7 @@ an active pair, its history batched into a database.
 
 Sensors send every datagram to both holders; subscribers (``actors.car.CarClient``) subscribe to
 both and keep the newest sample. A killed holder restarts with the other's values.
-``ptr run car --simulate`` adds the car's sensors (``actors.car.SensorFleet``) in this process.
+``ptr run car --simulate`` adds the car's sensors (``actors.car.SimulatedCar``) in a process.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import Field
 
-from actors.car import HISTORY_TABLE, SensorFleet, SignalHolder, default_sensors, load_vspec
-from actors.car.vss import synthetic_specs
+from actors.car import HISTORY_TABLE, SignalHolder
+from actors.car.simulator import SimulatedCar
 from actors.storage.batcher import Batcher
-from protocols.car import CarStats, GetCarStats
+from protocols.car import CarStats, GetCarStats, GetSignals, SignalValues
 from protocols.errors import PtrError
 from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
 from systems.spec import SystemSettings, SystemSpec
@@ -29,6 +29,8 @@ __all__ = ["HOLDERS", "STORE", "SYSTEM", "CarSettings", "build_tree", "holder_po
            "simulator", "status"]
 
 STORE = "car-store"
+DASHBOARD = {"Vehicle.Speed": "speed km/h", "Vehicle.Powertrain.CombustionEngine.Speed": "rpm",
+             "Vehicle.Chassis.Brake.PedalPosition": "brake %"}
 HOLDERS = ("car-holder-a", "car-holder-b")
 
 
@@ -95,10 +97,19 @@ def status(runtime: Any, s: CarSettings) -> str:
         per_s = r.window_s or 1.0
         dropped = (r.dropped_undecodable + r.dropped_unknown_sensor + r.dropped_out_of_range
                    + r.dropped_stale_seq)
-        parts.append(f"{r.member}: {r.applied:,} applied ({r.applied / per_s:,.0f}/s since last), "
+        parts.append(f"{r.member}: {r.applied:,} applied ({r.applied_in_window / per_s:,.0f}/s), "
                      f"dropped {dropped}, failovers {r.failovers}, alerts {len(r.active_alerts)} "
                      f"active, {r.subscribers} subscribers, history stored {r.history_stored:,} "
                      f"shed {r.history_shed:,}")
+    try:
+        live = runtime.ask(HOLDERS[0], GetSignals(paths=list(DASHBOARD)), 2)
+        assert isinstance(live, SignalValues)
+        parts.append(", ".join(
+            f"{DASHBOARD[v.path]} {v.value:.0f} ({v.source}, {v.age_ms:.0f} ms)"
+            if isinstance(v.value, (int, float)) else f"{DASHBOARD[v.path]} {v.state}"
+            for v in live.values))
+    except PtrError:
+        pass
     return "; ".join(parts)
 
 
@@ -112,11 +123,10 @@ def listen_ports(s: CarSettings) -> dict[str, int]:
     return {setting: port for setting, port in ports.items() if port}
 
 
-def simulator(runtime: Any, s: CarSettings) -> SensorFleet:
-    """``--simulate``: every sensor of the deployment at 100 Hz, to both holders."""
-    specs = load_vspec(s.vspec) + synthetic_specs(s.extra_signals)
-    return SensorFleet(specs, default_sensors(specs, s.redundancy),
-                       holder_ports(runtime, s)).start()
+def simulator(runtime: Any, s: CarSettings) -> SimulatedCar:
+    """``--simulate``: every sensor of the deployment at 100 Hz to both holders, from a process
+    of its own (the car's own catalogue and two sensors a signal, plus ``extra_signals``)."""
+    return SimulatedCar(holder_ports(runtime, s), s.extra_signals)
 
 
 SYSTEM = SystemSpec(name="car", summary="car telemetry: a VSS signal tree at 100 Hz from redundant "

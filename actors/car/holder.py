@@ -124,6 +124,7 @@ class SignalHolder(Actor):
         self.subs = Subscriptions(args.max_subscribers)
         self.received = self.undecodable = self.bad_ops = 0
         self.window_start = self.clock()
+        self.applied_at_window_start = 0
         self.history: list[dict[str, Any]] = []
         self.history_sent = self.history_stored = self.history_shed = self.history_failed = 0
         self.history_in_flight = 0
@@ -316,6 +317,7 @@ class SignalHolder(Actor):
         stats = CarStats(
             member=self.member, pid=os.getpid(), incarnation=self.incarnation,
             udp_port=self.udp_port, window_s=now - self.window_start, applied=tree.accepted,
+            applied_in_window=tree.accepted - self.applied_at_window_start,
             received=self.received, dropped_undecodable=self.undecodable + self.bad_ops,
             dropped_unknown_sensor=tree.dropped_unknown_sensor,
             dropped_out_of_range=tree.dropped_out_of_range,
@@ -326,7 +328,7 @@ class SignalHolder(Actor):
             history_shed=self.history_shed, history_buffered=len(self.history),
             history_failed=self.history_failed, synced_from_peer=self.synced)
         if msg.reset:
-            self.window_start = now
+            self.window_start, self.applied_at_window_start = now, tree.accepted
         return stats
 
     # --- history ------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ drifts toward the driver's setting, the front camera's distance to the car ahead
 the speed. Redundant sensors of a signal read the same truth with a little noise of their own
 (well inside the signal's tolerance), so a plausibility alert means a real fault.
 
-``SensorFleet`` sends: a thread (``start``/``stop``) or the caller's loop (``run``). Its sensors
+``SensorFleet`` sends: a thread (``start``/``stop``) or the caller's loop (``run``).
+``SimulatedCar`` runs a fleet in a process of its own (``python -m actors.car.simulator
+EXTRA_SIGNALS HOST:PORT...``), so that nothing else in the caller's process delays the sensors:
+``ptr run car --simulate`` uses it. Its sensors
 are spread over the period (slot = sensor index mod 10, one slot a millisecond) instead of all
 at once. ``silence`` stops one sensor (a failover test or benchmark), ``corrupt`` offsets one (a
 plausibility fault).
@@ -17,17 +20,21 @@ plausibility fault).
 from __future__ import annotations
 
 import math
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.car.vss import SensorSpec, SignalSpec
 from protocols.car import encode_sample
 
-__all__ = ["CarModel", "SensorFleet"]
+__all__ = ["CarModel", "SensorFleet", "SimulatedCar"]
 
 CYCLE_S = 60.0
 SLOTS = 10
@@ -180,3 +187,50 @@ class SensorFleet:
         if self._thread is not None:
             self._thread.join(5)
         self.sock.close()
+
+
+class SimulatedCar:
+    """Every sensor of the deployment (plus ``extra_signals`` synthetic channels) at 100 Hz to
+    ``targets``, in a child process; ``stop`` ends it."""
+
+    def __init__(self, targets: Sequence[tuple[str, int]], extra_signals: int = 0) -> None:
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "actors.car.simulator", str(extra_signals),
+             *(f"{host}:{port}" for host, port in targets)], cwd=root, env=env)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+def main(argv: list[str]) -> None:
+    from actors.car.vss import default_sensors, load_vspec, synthetic_specs
+    specs = load_vspec() + synthetic_specs(int(argv[0]))
+    targets = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in argv[1:]]
+    fleet = SensorFleet(specs, default_sensors(specs), targets)
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the ``ptr run`` that started us died without stopping us
+        while not fleet._stop.wait(0.5):
+            if os.getppid() != parent:
+                fleet._stop.set()
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    try:
+        fleet.run()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    main(sys.argv[1:])

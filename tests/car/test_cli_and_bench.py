@@ -29,9 +29,10 @@ def test_run_car_simulate_feeds_both_holders_and_stores_history(tmp_path: Path) 
     lines = [line for line in out.stdout.splitlines() if line.startswith("car: a: ")]
     assert lines, out.stdout
     last = lines[-1]
-    applied = [int(n.replace(",", "")) for n in re.findall(r"(?:a|b): ([\d,]+) applied", last)]
+    applied = [int(n.replace(",", "")) for n in re.findall(r"\b[ab]: ([\d,]+) applied", last)]
     assert len(applied) == 2 and min(applied) > 1000, last
     assert "dropped 0" in last and "alerts 0 active" in last, last
+    assert re.search(r"speed km/h \d+ \(sensor-\d+, \d+ ms\)", last), last
     stored = re.search(r"history stored ([\d,]+)", last)
     assert stored is not None and int(stored.group(1).replace(",", "")) > 0, last
     assert out.stdout.rstrip().endswith("stopped; 0 actor processes left")
