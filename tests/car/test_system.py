@@ -167,6 +167,43 @@ def test_a_sigkilled_holder_leaves_no_gap_and_comes_back_with_the_last_values(
     assert fleet.sent > 0
 
 
+def test_under_the_simulated_car_failover_alerts_and_subscriber_rates_hold(
+        make_runtime: Any, tmp_path: Path, fleet_of: Any) -> None:
+    """The tree's rules, end to end over UDP: a silenced strong sensor hands the value to the weak
+    one, a sensor off by more than the tolerance raises an alert, a 10 Hz subscriber gets 10 Hz."""
+    s = settings(tmp_path, history=False)
+    rt = make_runtime(SYSTEM.tree(s), base="multiproc")
+    ports = holder_ports(rt, s)
+    fleet = fleet_of(ports)
+    with CarClient(ports[:1]) as slow:  # one member: what it sends, not what a merge keeps
+        slow.subscribe([SPEED], rate_hz=10)
+        rt.wait_for(lambda: stats(rt, HOLDERS[0]).applied > 300, what="warm")
+        slow.updates(0.2)
+        times: list[float] = []
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            times += [at for at, _, _ in slow.updates(0.05)]
+        assert 8 <= len(times) <= 11, f"{len(times)} updates in 1 s at 10 Hz"
+        assert min(b - a for a, b in itertools.pairwise(times)) > 0.08
+    with CarClient(ports) as client:
+        client.subscribe([SPEED], rate_hz=0)
+
+        fleet.silence(STRONG_SPEED)
+        rt.wait_for(lambda: any(v.source == f"sensor-{WEAK_SPEED}" for _, _, v in
+                                client.updates(0.1)), what="the weak sensor owns the value")
+        assert stats(rt, HOLDERS[0]).failovers >= 1
+        fleet.silence(STRONG_SPEED, False)
+        rt.wait_for(lambda: client.get([SPEED])[0].source == f"sensor-{STRONG_SPEED}",
+                    what="the strong one back")
+
+        fleet.corrupt(WEAK_SPEED, 40.0)
+        alert = rt.wait_for(lambda: stats(rt, HOLDERS[1]).active_alerts, what="an alert")
+        assert alert[0].path == SPEED and f"sensor-{WEAK_SPEED}" in alert[0].sensors
+        fleet.corrupt(WEAK_SPEED, 0.0)
+        rt.wait_for(lambda: not stats(rt, HOLDERS[1]).active_alerts, what="the alert cleared")
+        assert stats(rt, HOLDERS[1]).alerts == 1
+
+
 def _count_rows(url: str) -> int:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
