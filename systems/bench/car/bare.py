@@ -7,8 +7,9 @@ docs/platform.md), the same decoder (``protocols.car.decode_datagram``), the sam
 and ``Subscriptions`` (so the comparison is of what runs around them), and a timer for the
 deadline sweep. Subscribers use the same ``sub`` datagrams.
 
-``python -m systems.bench.car.bare EXTRA_SIGNALS WARMUP_S SECONDS``: prints ``{"port": P}``, then
-after the warm-up and the window ``{"applied", "window_s", "received"}``, and exits.
+``python -m systems.bench.car.bare EXTRA_SIGNALS``: prints ``{"port": P}`` and serves until
+killed; the datagram ``b"stats"`` is answered with JSON ``{"applied", "received", "at"}`` (its
+monotonic clock), so the bench takes its window's figures when its own window begins and ends.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import json
 import socket
 import sys
 import time
-from typing import Any
-
 import msgpack
 
 from actors.car.holder import build_tree_of
@@ -30,7 +29,7 @@ from protocols.errors import InvalidMessageError
 SWEEP_S = 0.002
 
 
-async def serve(extra: int, warmup_s: float, seconds: float) -> dict[str, Any]:
+async def serve(extra: int) -> None:
     tree = build_tree_of(None, extra, 2, 3.0)
     subs = Subscriptions()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -55,6 +54,10 @@ async def serve(extra: int, warmup_s: float, seconds: float) -> dict[str, Any]:
             except (BlockingIOError, InterruptedError):
                 break
             counts["received"] += 1
+            if data == b"stats":
+                sock.sendto(json.dumps({"applied": tree.accepted, "received": counts["received"],
+                                        "at": time.monotonic()}).encode(), addr)
+                continue
             try:
                 item = decode_datagram(data)
             except InvalidMessageError:
@@ -82,21 +85,11 @@ async def serve(extra: int, warmup_s: float, seconds: float) -> dict[str, Any]:
 
     loop = asyncio.get_running_loop()
     loop.add_reader(sock.fileno(), readable)
-    sweeper = asyncio.create_task(sweep())
-    await asyncio.sleep(warmup_s)
-    applied, began = tree.accepted, time.monotonic()
-    await asyncio.sleep(seconds)
-    result = {"applied": tree.accepted - applied, "window_s": time.monotonic() - began,
-              "received": counts["received"]}
-    sweeper.cancel()
-    loop.remove_reader(sock.fileno())
-    sock.close()
-    return result
+    await sweep()
 
 
 def main(argv: list[str]) -> None:
-    result = asyncio.run(serve(int(argv[0]), float(argv[1]), float(argv[2])))
-    print(json.dumps(result), flush=True)
+    asyncio.run(serve(int(argv[0])))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ every target, except the sensors of ``EXCLUDE_PATH`` (the failover probe's, sent
 itself). Prints ``{"sensors": N}`` and sends until killed.
 
 ``python -m systems.bench.car.helpers subscribe SECONDS SKIP_S HOST:PORT...``: subscribes to every
-target for all of ``Vehicle`` at rate 0 and merges the members' answers as ``CarClient`` does (the
+target for the car's own signals (``DASHBOARD_PATHS``: its 13 sensors and 3 actuators, not the
+synthetic channels, as a dashboard would) at rate 0 and merges the members' answers as ``CarClient`` does (the
 first copy of a sample counts), without building a model per row. After ``SECONDS`` prints the
 sensor-to-subscriber latency of every merged sample received after ``SKIP_S`` (sensor wall clock
 -> receipt wall clock, one machine) and, per signal, the longest gap between two samples with when
@@ -27,6 +28,8 @@ from actors.car.simulator import SensorFleet
 from actors.car.vss import default_sensors, load_vspec, synthetic_specs
 from protocols.car import encode_client_op
 
+DASHBOARD_PATHS = ["Vehicle.Speed", "Vehicle.Powertrain", "Vehicle.Chassis", "Vehicle.Cabin",
+                   "Vehicle.ADAS"]
 RENEW_S = 0.5  # subscribe again this often: a restarted member then knows of us within it
 
 
@@ -53,7 +56,7 @@ def subscribe(seconds: float, skip_s: float, targets: list[tuple[str, int]]) -> 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
     sock.bind(("127.0.0.1", 0))
-    request = encode_client_op("sub", paths=["Vehicle"], rate_hz=0, tag=1)
+    request = encode_client_op("sub", paths=DASHBOARD_PATHS, rate_hz=0, tag=1)
     for target in targets:
         sock.sendto(request, target)
     latest: dict[tuple[str, str], tuple[float, int]] = {}
