@@ -126,6 +126,7 @@ class SensorFleet:
         self.offsets: dict[int, float] = {}
         self.sent = self.send_failed = 0
         self.period_s = 0.01
+        self.began = 0.0  # when ``run`` began, on ``clock``: slot times are counted from it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_sent: Callable[[int, float], None] | None = None
@@ -160,7 +161,7 @@ class SensorFleet:
 
     def run(self, seconds: float | None = None) -> None:
         """Send at 100 Hz per sensor until ``stop`` (or for ``seconds``)."""
-        began = self.clock()
+        began = self.began = self.clock()
         slot_s = self.period_s / SLOTS
         tick = 0
         while not self._stop.is_set():

@@ -46,6 +46,7 @@ def test_bench_car_reports_every_figure_beside_its_bare_baseline() -> None:
         assert key in result, key
     assert result["updates_per_s"] > 1000 and result["bare_updates_per_s"] > 1000
     assert result["stored_per_s"] > 0 and result["failovers_measured"] >= 1
-    assert 20 <= result["failover_ms"] < 1000, "no earlier than the deadline allows"
+    assert 15 <= result["failover_ms"] < 1000, "not before the deadline (20 ms after the first "\
+        "missed datagram, give or take the holder's and the sender's scheduling)"
     assert 0 < result["subscriber_gap_ms"] < 1000
     assert result["dropped"] == 0

@@ -98,7 +98,8 @@ class FailoverProbe:
 
         def send_slot(slot: int, t: float) -> None:  # the moment a due datagram is held back
             if slot == strong_slot and self.silence_at is None and strong in fleet.silenced:
-                self.silence_at = time.time()
+                late_s = time.monotonic() - (fleet.began + t)  # the sender's own lateness
+                self.silence_at = time.time() - late_s
             original(slot, t)
 
         fleet.send_slot = send_slot  # type: ignore[method-assign]
