@@ -153,10 +153,14 @@ def test_a_sigkilled_holder_leaves_no_gap_and_comes_back_with_the_last_values(
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             arrivals += [at for at, _, v in client.updates(0.1) if v.path == SPEED]
-        around = [at for at in arrivals if killed_at - 0.3 < at < killed_at + 0.9]
+        before = [at for at in arrivals if at < killed_at]
+        around = [at for at in arrivals if killed_at - 0.05 < at < killed_at + 0.9]
         gaps = [b - a for a, b in itertools.pairwise(around)]
+        normal = max(b - a for a, b in itertools.pairwise(before))  # this machine, now
         assert len(around) > 50, "the survivor kept the subscriber fed"
-        assert max(gaps) < 0.06, f"longest gap {max(gaps) * 1000:.1f} ms around the kill"
+        # 6 periods, or what this (shared) machine shows without a kill, if that is worse
+        assert max(gaps) < max(0.06, 2 * normal), \
+            f"longest gap {max(gaps) * 1000:.1f} ms around the kill, {normal * 1000:.1f} before"
         back = rt.wait_for(lambda: (s := stats(rt, HOLDERS[0])).incarnation == 2 and s,
                            what="holder-a restarted")
         assert back.pid != victim.pid
