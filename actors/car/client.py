@@ -5,8 +5,8 @@ sample is newer (timestamp, then sequence) than the last one kept from the same 
 path, or when the signal's state changed. Per source, because a failover hands the value to a
 sensor whose last sample may be a little older than the failed owner's last one. Both members see
 the same datagrams, so while both live the client sees each sample twice and keeps it once; when
-one dies the other's copy is already there. The lease of a subscription is renewed by ``renew``
-(subscribing again), which a restarted member needs anyway.
+one dies the other's copy is already there. ``updates`` subscribes again every ``renew_s``: that
+renews the lease, and a restarted member learns of its subscribers so.
 
 Plain blocking sockets, no actor: used by tests and the benchmark.
 """
@@ -27,7 +27,8 @@ Update = tuple[float, str, SignalValue]  # (received at, from member, value)
 
 
 class CarClient:
-    def __init__(self, holders: Sequence[tuple[str, int]], *, host: str = "127.0.0.1") -> None:
+    def __init__(self, holders: Sequence[tuple[str, int]], *, host: str = "127.0.0.1",
+                 renew_s: float = 5.0) -> None:
         self.holders = [tuple(h) for h in holders]
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
@@ -36,6 +37,8 @@ class CarClient:
         self.states: dict[str, str] = {}
         self.tags = itertools.count(1)
         self.subscription: dict[str, Any] | None = None
+        self.renew_s = renew_s
+        self.renewed_at = 0.0
         self.pending: list[dict[str, Any]] = []  # non-val answers read while waiting for values
 
     def close(self) -> None:
@@ -60,10 +63,13 @@ class CarClient:
     def subscribe(self, paths: list[str], rate_hz: float = 0.0) -> None:
         """Subscribe on every member; the current values come back as the first updates."""
         self.subscription = {"paths": paths, "rate_hz": rate_hz}
-        self.send("sub", paths=paths, rate_hz=rate_hz)
+        self.renew()
 
     def renew(self) -> None:
+        """Subscribe again on every member (``updates`` does it every ``renew_s``): renews the
+        lease, and a member that restarted since learns of this subscriber."""
         if self.subscription is not None:
+            self.renewed_at = time.monotonic()
             self.send("sub", **self.subscription)
 
     def request(self, op: str, holder: int = 0, timeout_s: float = 2.0,
@@ -98,6 +104,8 @@ class CarClient:
 
     def updates(self, timeout_s: float) -> list[Update]:
         """The new rows that arrive within ``timeout_s`` (returns as soon as some did)."""
+        if self.subscription is not None and time.monotonic() - self.renewed_at > self.renew_s:
+            self.renew()
         out: list[Update] = []
         for reply in self.pending:
             out.extend(self._merge(reply, time.time()))

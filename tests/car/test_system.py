@@ -139,7 +139,7 @@ def test_a_sigkilled_holder_leaves_no_gap_and_comes_back_with_the_last_values(
     rt = make_runtime(SYSTEM.tree(s), base="multiproc")
     ports = holder_ports(rt, s)
     fleet = fleet_of(ports)
-    with CarClient(ports) as client:
+    with CarClient(ports, renew_s=0.3) as client:
         assert client.set(VOLUME, 17)["op"] == "ack"
         client.subscribe([SPEED], rate_hz=0)
         rt.wait_for(lambda: stats(rt, HOLDERS[1]).applied > 500, what="warm")
@@ -168,6 +168,9 @@ def test_a_sigkilled_holder_leaves_no_gap_and_comes_back_with_the_last_values(
         assert _value(rt, HOLDERS[0], VOLUME) == 17, "an actuator no sensor repeats came back"
         rt.wait_for(lambda: abs(_value(rt, HOLDERS[0], SPEED) - _value(rt, HOLDERS[1], SPEED))
                     < 3.0, what="the restarted member follows the sensors")
+        rt.wait_for(lambda: client.updates(0.05) is not None
+                    and stats(rt, HOLDERS[0]).subscribers == 1,
+                    what="the subscriber renewed on the restarted member")
     assert fleet.sent > 0
 
 
