@@ -125,6 +125,7 @@ class SignalHolder(Actor):
         self.received = self.undecodable = self.bad_ops = 0
         self.window_start = self.clock()
         self.applied_at_window_start = 0
+        self.next_expiry = 0.0
         self.history: list[dict[str, Any]] = []
         self.history_sent = self.history_stored = self.history_shed = self.history_failed = 0
         self.history_in_flight = 0
@@ -221,6 +222,9 @@ class SignalHolder(Actor):
         if not self.can_watch_fds:
             self.drain()
         now = self.clock()
+        if now >= self.next_expiry:  # leases: once a second is plenty
+            self.subs.expire(now)
+            self.next_expiry = now + 1.0
         changed = self.subs.changed
         for signal in self.tree.sweep(now):
             if signal.watchers:
@@ -335,7 +339,6 @@ class SignalHolder(Actor):
 
     def receiveMsg_HistoryTick(self, msg: HistoryTick, sender: Any) -> None:
         """Send the buffer if the window allows; else shed what is beyond the bound."""
-        self.subs.expire(self.clock())
         rows = self.history
         if not rows or self.store is None:
             return
