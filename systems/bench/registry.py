@@ -31,6 +31,11 @@ def _smart_home(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _car(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.car import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
@@ -39,4 +44,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
               _edges),
     "smart-home": ("smart home: readings/s through HTTPS into SQLite, ingest-to-db p99, 24 h "
                    "stats query, each vs a bare-Python monolith", _smart_home),
+    "car": ("car telemetry: UDP sensor updates/s into the signal tree, sensor-to-subscriber p99, "
+            "failover, gap when a holder is killed, stored/s, vs a bare asyncio process", _car),
 }
