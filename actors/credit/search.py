@@ -43,9 +43,9 @@ WHERE min_amount <= :amount AND max_amount >= :amount
   AND min_term <= :term AND max_term >= :term
   AND min_income <= :income AND min_rank <= :rank
   AND min_age <= :age AND max_age >= :age
-  AND (:product_type IS NULL OR product_type = :product_type)
-  AND (:lender IS NULL OR lender = :lender)
-  AND (:max_apr IS NULL OR apr <= :max_apr)
+  AND (CAST(:product_type AS VARCHAR(16)) IS NULL OR product_type = :product_type)
+  AND (CAST(:lender AS VARCHAR(200)) IS NULL OR lender = :lender)
+  AND (CAST(:max_apr AS FLOAT) IS NULL OR apr <= :max_apr)
 ORDER BY total_cost, bank_id, product_id
 LIMIT :limit OFFSET :offset
 """

@@ -2,8 +2,8 @@
 the fetchers' saved state, and a version that moves whenever what a search can return changes.
 
 One SQLite file per region by default (``region_url``); with a ``postgresql://`` URL every region is
-a schema ``credit_<region>`` of that database (SQLAlchemy's ``schema_translate_map``), created on
-first use. ``RegionStore`` is plain: the region's fetcher host writes it, the search API reads it.
+a schema ``credit_<region>`` of that database (each connection's ``search_path``), created on first
+use. ``RegionStore`` is plain: the region's fetcher host writes it, the search API reads it.
 
 A fetch whose offers are unchanged only moves their ``observed_at``/``fetch_id``; a fetch that
 changes them, or a bank whose status changes (ok, retrying, outage), bumps the region's version in
@@ -117,6 +117,15 @@ def offers_hash(offers: Iterable[Offer]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _search_path(schema: str) -> Any:
+    """Every connection of a PostgreSQL region reads and writes its schema (plain SQL too)."""
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f'SET search_path TO "{schema}"')
+        dbapi_connection.commit()
+    return on_connect
+
+
 class RegionStore:
     """One region's tables. ``url`` is SQLite (a file for this region) or PostgreSQL (this region
     is the schema ``credit_<region>``)."""
@@ -129,7 +138,8 @@ class RegionStore:
             self.schema = f"credit_{region.lower()}"
             with engine.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-            engine = engine.execution_options(schema_translate_map={None: self.schema})
+            engine.dispose()
+            sa.event.listen(engine, "connect", _search_path(self.schema))
         self.engine = engine
         metadata.create_all(engine)
         with engine.begin() as conn:
