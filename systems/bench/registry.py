@@ -31,6 +31,11 @@ def _smart_home(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _credit(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.credit import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
@@ -39,4 +44,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
               _edges),
     "smart-home": ("smart home: readings/s through HTTPS into SQLite, ingest-to-db p99, 24 h "
                    "stats query, each vs a bare-Python monolith", _smart_home),
+    "credit": ("credit offers: search p50/p99 over 1M offers vs the same SQL behind bare aiohttp, "
+               "quota violations over 30 simulated days, fresh ratio", _credit),
 }
