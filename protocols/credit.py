@@ -92,7 +92,8 @@ class Offer(_Frozen):
 
 
 class SearchQuery(_Frozen):
-    """``GET /offers``: the user's data, filters and page. An unknown parameter is a 400 naming it."""
+    """``GET /offers``: the user's data, filters and page; an unknown parameter is a 400
+    naming it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -140,7 +141,7 @@ class SearchPage(_Frozen):
     results: list[OfferResult]
 
 
-# --- between actors --------------------------------------------------------------------------------
+# --- between actors ------------------------------------------------------------------------------
 
 class GetBankSimInfo(Message):
     """Ask a bank simulator process where it listens."""
@@ -181,7 +182,8 @@ class Relocate(Message):
     sim: str
 
 
-__all__ = ["BankConfig", "BankPayloadError", "BankSimInfo", "BankStatus", "CostExplained",
+__all__ = ["BankConfig", "BankPayloadError", "BankSimInfo", "BankStatus",
+           "CostExplained",
            "FORMATS", "FetchTick", "FetcherView", "FetchersReport", "GetBankSimInfo",
            "GetFetchers", "Offer", "Relocate", "OfferResult", "PRODUCT_TYPES", "PayloadFormat",
            "ProductType", "REGIONS", "Region", "SCORE_BANDS", "ScoreBand", "SearchPage",

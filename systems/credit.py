@@ -1,5 +1,5 @@
-"""System 5, the credit offers aggregator: bank fetchers on local-time schedules, regional databases,
-a cache, and a ranked search API.
+"""System 5, the credit offers aggregator: bank fetchers on local-time schedules, regional
+databases, a cache, and a ranked search API.
 
     /credit (one_for_one)
     ├── banks/            one_for_one: simulated bank APIs (``simulate``), many banks per process

@@ -1,5 +1,6 @@
-"""One bank's fetcher as a plain object: its schedule in the bank's local time, its call budget with a
-reserve, backoff, a circuit breaker, and the fetch itself (an async function over an injected call).
+"""One bank's fetcher as a plain object: its schedule in the bank's local time, its call budget
+with a reserve, backoff, a circuit breaker, and the fetch itself (an async function over an
+injected call).
 
 Budget rules (never exceeded, even across a crash):
 
@@ -9,13 +10,14 @@ Budget rules (never exceeded, even across a crash):
   leave, and one fetch runs at a time per bank, so no window can hold more;
 * a 429 stops the fetch and nothing is called again before its ``Retry-After``; "daily limit
   exceeded" waits for the bank's local midnight;
-* ``begin`` counts the calls it grants as spent until ``finish`` reports the calls actually made, and
-  the host persists the state at ``begin``: a host that dies mid-fetch restarts believing the worst.
+* ``begin`` counts the calls it grants as spent until ``finish`` reports the calls actually made,
+  and the host persists the state at ``begin``: a host that dies mid-fetch restarts believing the
+  worst.
 
 Failures (unreachable, 5xx, a payload that does not normalise) retry after
-``backoff_delay(first, max, attempt)`` on the reserve; after ``breaker_threshold`` consecutive ones the
-breaker opens (status ``outage``) for a cooldown that doubles each time it reopens; after the cooldown
-one trial fetch (half open) closes it or opens it again.
+``backoff_delay(first, max, attempt)`` on the reserve; after ``breaker_threshold`` consecutive
+ones the breaker opens (status ``outage``) for a cooldown that doubles each time it reopens; after
+the cooldown one trial fetch (half open) closes it or opens it again.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ async def run_accelerated(world: BankWorld, clock: MockClock, days: float, *,
         allowance = fetcher.begin(clock.now)
         if allowance:
             opens_before = fetcher.opens
-            outcome = await fetch_bank(fetcher.bank, call, allowance, clock)  # type: ignore[arg-type]
+            outcome = await fetch_bank(fetcher.bank, call,  # type: ignore[arg-type]
+                                       allowance, clock)
             fetcher.finish(outcome, clock.now)
             counts[outcome.kind] += 1
             run.breaker_opens += fetcher.opens > opens_before

@@ -64,7 +64,8 @@ def generate_banks(count: int, seed: int = 5, *, interval_s: float = 3600.0,
         slots = int(86400 / interval_s) + 1
         banks.append(BankConfig(
             bank_id=f"bank-{n:05d}", name=f"{country} Bank {n}", country=country, tz=tz,
-            region=region, format=fmt, products=products, interval_s=interval_s,  # type: ignore[arg-type]
+            region=region, format=fmt,  # type: ignore[arg-type]
+            products=products, interval_s=interval_s,
             phase_s=rng.uniform(0, interval_s), daily_limit=2 * slots * pages + 20,
             per_minute=max(3, pages + 2), page_size=page_size))
     return banks

@@ -77,7 +77,8 @@ def generate_offers(path: str, count: int, seed: int = 7) -> float:
         low = rng.choice((500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000))
         term_low = rng.choice((3, 6, 12, 24, 36))
         chunk.append((f"bank-{bank:07d}", f"p{n % 25}", f"Bank {bank}", f"Loan {n}",
-                      rng.choice(PRODUCT_TYPES), "FR", float(low), float(low * rng.choice((2, 5, 10))),
+                      rng.choice(PRODUCT_TYPES), "FR", float(low),
+                      float(low * rng.choice((2, 5, 10))),
                       term_low, term_low + rng.choice((12, 24, 48, 96)),
                       round(rng.uniform(1.5, 24.0), 3), float(rng.choice((0, 50, 150, 300))),
                       float(rng.choice((0, 0, 2, 5))), rng.choice((0.0, 1.0, 2.5)),
