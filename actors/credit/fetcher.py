@@ -209,6 +209,8 @@ class BankFetcher:
         elif outcome.kind == "rate_limited":
             self.not_before = now + max(outcome.retry_after_s, 1.0)
             self.retrying = True
+            if self.status == "unknown":
+                self.status = "retrying"
             if self.breaker == "half_open":
                 self.breaker = "open"
         elif outcome.kind == "daily_limit":

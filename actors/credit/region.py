@@ -173,6 +173,20 @@ class RegionFetchers(Actor):
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return 0, {}, f"{type(exc).__name__}: {exc}".encode()
 
+    def stats_detail(self) -> list[str]:
+        """For ``ptr inspect``: the region's fetchers in one line, then the next few to run."""
+        now = self.wall()
+        views = sorted((f.view(now) for f in self.fetchers.values()),
+                       key=lambda v: v.next_run_at)
+        count = {s: sum(v.status == s for v in views) for s in ("ok", "retrying", "outage")}
+        lines = [f"{len(views)} fetchers: ok {count['ok']}, retrying {count['retrying']}, "
+                 f"outage {count['outage']}, in flight {len(self.in_flight)}, budget left "
+                 f"{sum(v.budget_left for v in views)} calls today"]
+        lines += [f"{v.bank_id} {v.status:<8} breaker {v.breaker:<9} next run in "
+                  f"{max(0.0, v.next_run_at - now):6.0f} s, budget left {v.budget_left}"
+                  for v in views[:5]]
+        return lines
+
     def receiveMsg_GetFetchers(self, msg: GetFetchers, sender: Any) -> FetchersReport:
         now = self.wall()
         return FetchersReport(region=self.region,

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from actors.storage import make_engine
 from protocols.credit import BankConfig, Offer, band_rank
 
-__all__ = ["OFFER_COLUMNS", "RegionStore", "metadata", "offers_table", "region_url"]
+__all__ = ["OFFER_COLUMNS", "RegionStore", "envelope_table", "metadata", "offers_table",
+           "rebuild_envelope", "region_url", "widen_envelope"]
 
 metadata = sa.MetaData()
 
@@ -55,11 +56,12 @@ offers_table = sa.Table(
     sa.Column("observed_at", sa.Float, nullable=False),
     sa.Column("fetch_id", sa.String(64), nullable=False),
 )
-# the search filters on amount first (the most selective range), then scans the index's columns
-sa.Index("offers_search", offers_table.c.min_amount, offers_table.c.max_amount,
-         offers_table.c.min_term, offers_table.c.max_term, offers_table.c.min_income,
-         offers_table.c.min_rank, offers_table.c.min_age, offers_table.c.max_age,
-         offers_table.c.apr, offers_table.c.upfront_fee, offers_table.c.monthly_fee,
+# the search reads offers in rate order (``actors.credit.search.ranked_search``); the index carries
+# the eligibility columns so that rows are filtered before the table is read
+sa.Index("offers_by_rate_v2", offers_table.c.apr, offers_table.c.min_amount,
+         offers_table.c.max_amount, offers_table.c.min_term, offers_table.c.max_term,
+         offers_table.c.min_income, offers_table.c.min_rank, offers_table.c.min_age,
+         offers_table.c.max_age, offers_table.c.upfront_fee, offers_table.c.monthly_fee,
          offers_table.c.origination_pct, offers_table.c.product_type)
 
 banks_table = sa.Table(
@@ -80,6 +82,21 @@ fetch_state_table = sa.Table(
     sa.Column("bank_id", sa.String(32), primary_key=True),
     sa.Column("state", sa.Text, nullable=False),
 )
+
+envelope_table = sa.Table(
+    "region_envelope", metadata,
+    sa.Column("key", sa.String(8), primary_key=True),
+    sa.Column("min_amount", sa.Float, nullable=False),
+    sa.Column("max_amount", sa.Float, nullable=False),
+    sa.Column("min_term", sa.Integer, nullable=False),
+    sa.Column("max_term", sa.Integer, nullable=False),
+    sa.Column("min_income", sa.Float, nullable=False),
+    sa.Column("min_rank", sa.Integer, nullable=False),
+    sa.Column("min_age", sa.Integer, nullable=False),
+    sa.Column("max_age", sa.Integer, nullable=False),
+)
+"""Bounds that hold every offer ever stored in the region (widened on insert, never narrowed): a
+search outside them has no eligible offer and is answered without reading the offers."""
 
 meta_table = sa.Table(
     "region_meta", metadata,
@@ -115,6 +132,39 @@ def offer_row(offer: Offer, observed_at: float, fetch_id: str) -> dict[str, Any]
 def offers_hash(offers: Iterable[Offer]) -> str:
     text = json.dumps(sorted(o.model_dump_json() for o in offers))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_LOW = ("min_amount", "min_term", "min_income", "min_rank", "min_age")
+_HIGH = ("max_amount", "max_term", "max_age")
+
+
+def widen_envelope(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Widen the region's envelope to hold ``rows`` (offer rows just inserted)."""
+    current = conn.execute(sa.select(envelope_table).where(envelope_table.c.key == "all")).first()
+    bounds = {k: min(r[k] for r in rows) for k in _LOW}
+    bounds.update({k: max(r[k] for r in rows) for k in _HIGH})
+    if current is None:
+        conn.execute(envelope_table.insert().values(key="all", **bounds))
+        return
+    old = current._mapping
+    merged = {k: min(bounds[k], old[k]) for k in _LOW}
+    merged.update({k: max(bounds[k], old[k]) for k in _HIGH})
+    if merged != {k: old[k] for k in merged}:
+        conn.execute(envelope_table.update().where(envelope_table.c.key == "all").values(**merged))
+
+
+def rebuild_envelope(conn: sa.Connection) -> None:
+    """The envelope of every stored offer (after a bulk load that bypassed ``apply``)."""
+    o = offers_table.c
+    row = conn.execute(sa.select(
+        sa.func.min(o.min_amount), sa.func.max(o.max_amount), sa.func.min(o.min_term),
+        sa.func.max(o.max_term), sa.func.min(o.min_income), sa.func.min(o.min_rank),
+        sa.func.min(o.min_age), sa.func.max(o.max_age))).first()
+    conn.execute(envelope_table.delete())
+    if row is not None and row[0] is not None:
+        conn.execute(envelope_table.insert().values(
+            key="all", min_amount=row[0], max_amount=row[1], min_term=row[2], max_term=row[3],
+            min_income=row[4], min_rank=row[5], min_age=row[6], max_age=row[7]))
 
 
 def _search_path(schema: str) -> Any:
@@ -185,6 +235,7 @@ class RegionStore:
         any did."""
         changed = 0
         touched: list[dict[str, Any]] = []
+        inserted: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
             current = {r.bank_id: r for r in conn.execute(sa.select(
                 banks_table.c.bank_id, banks_table.c.status, banks_table.c.offers_hash))}
@@ -197,8 +248,11 @@ class RegionStore:
                 changed += 1
                 conn.execute(offers_table.delete().where(offers_table.c.bank_id == bank_id))
                 if offers:
-                    conn.execute(offers_table.insert(),
-                                 [offer_row(o, at, fetch_id) for o in offers])
+                    rows = [offer_row(o, at, fetch_id) for o in offers]
+                    conn.execute(offers_table.insert(), rows)
+                    inserted.extend(rows)
+            if inserted:
+                widen_envelope(conn, inserted)
             if touched:
                 conn.execute(_TOUCH_OFFERS, touched)
                 conn.execute(_TOUCH_BANK, touched)

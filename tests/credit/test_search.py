@@ -70,10 +70,14 @@ def random_query(rng: random.Random, region: str, lenders: list[str]) -> SearchQ
         page=rng.choice((1, 1, 2)), page_size=rng.choice((5, 20)))  # type: ignore[arg-type]
 
 
-def test_ranking_and_eligibility_match_a_plain_reference(tmp_path: Path) -> None:
+@pytest.mark.parametrize("candidates_min", [1, 400])
+def test_ranking_and_eligibility_match_a_plain_reference(tmp_path: Path,
+                                                         candidates_min: int) -> None:
+    """With 400 candidates every search here is answered from step 1; with 1, most need the rate
+    bound of step 2 (``ranked_search``): both must be the reference's ranking."""
     stores = sqlite_stores(tmp_path)
     offers = fill(stores)
-    service = SearchService(stores, LocalCache(), MockClock(T0 + 60))
+    service = SearchService(stores, LocalCache(), MockClock(T0 + 60), candidates_min)
     rng = random.Random(4)
     nonempty = 0
     for _ in range(150):
@@ -94,6 +98,7 @@ def test_ranking_and_eligibility_match_a_plain_reference(tmp_path: Path) -> None
             assert f"total cost {cost:.2f}" in r["cost"]["text"]
             assert r["age_s"] == 60 and r["bank_status"] == "ok" and o["region"] == region
     assert nonempty > 40  # the queries were not all trivially empty
+    assert (service.bounded > 20) == (candidates_min == 1)
 
 
 def test_a_bank_in_outage_is_served_from_its_last_fetch_with_its_age(tmp_path: Path) -> None:
@@ -175,7 +180,7 @@ def test_regions_are_schemas_of_one_postgresql_database() -> None:
                 for table in ("offers", "banks", "fetch_state"):
                     conn.execute(sa.text(f'DELETE FROM "{store.schema}".{table}'))
         offers = fill(stores, banks_per_region=6)
-        service = SearchService(stores, LocalCache(), MockClock(T0 + 1))
+        service = SearchService(stores, LocalCache(), MockClock(T0 + 1), candidates_min=1)
         rng = random.Random(9)
         for _ in range(30):
             region = rng.choice(REGIONS)

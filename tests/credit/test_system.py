@@ -10,6 +10,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from systems import inspect
 from protocols.credit import BankSimInfo, FetchersReport, GetBankSimInfo, GetFetchers
 from protocols.edges import EdgeInfo, GetEdgeInfo
 from systems.credit import API, SYSTEM, CreditSettings, region_host, sim_name
@@ -93,6 +94,10 @@ def test_fetched_offers_are_searched_per_region_with_outages_changes_and_bad_inp
     assert view.status == 200 and len(view.json["fetchers"]) == 6
     assert all(f["budget_left"] > 0 for f in view.json["fetchers"])
     assert "/offers" in call(f"{url}/openapi.json").json["paths"]
+    # ptr inspect: each region host says how its fetchers are, and when the next ones run
+    text = inspect.render(inspect.live_tree(rt), {})
+    assert "| 6 fetchers: ok 6, retrying 0, outage 0" in text, text
+    assert text.count("next run in") == 15 and "budget left" in text
 
 
 def test_each_client_is_held_to_its_rate(make_runtime, tmp_path) -> None:

@@ -8,7 +8,7 @@
    ``concurrency`` clients looping over ``seconds``, each search a fresh random user (amount,
    term, income, age, score band), so the cache rarely helps: ``search_p50_ms``, ``search_p99_ms``,
    ``searches_per_s`` (and ``cache_hit_ratio``).
-3. **bare**: the same ``SEARCH_SQL`` on the same file behind a plain aiohttp server in its own
+3. **bare**: the same two statements (``ranked_search``) on the same file behind a plain aiohttp server in its own
    process (sqlite3 on its default thread pool, no validation of anything but numbers), under the
    same load: ``bare_search_p50_ms``, ``bare_search_p99_ms``, ``bare_searches_per_s``; ratios are
    ptr / bare.
@@ -33,9 +33,9 @@ from typing import Any
 
 from actors.clock import MockClock
 from actors.credit.api import CreditSearchApi
-from actors.credit.search import SEARCH_SQL, LocalCache, SearchService
+from actors.credit.search import CANDIDATES_MIN, LocalCache, SearchService, ranked_search
 from actors.credit.simulation import run_accelerated
-from actors.credit.store import RegionStore, metadata, region_url
+from actors.credit.store import RegionStore, offers_table, rebuild_envelope, region_url
 from actors.credit.world import BankWorld, generate_banks
 from protocols.credit import PRODUCT_TYPES, REGIONS, SCORE_BANDS
 from protocols.edges import EdgeInfo, GetEdgeInfo
@@ -62,7 +62,7 @@ def generate_offers(path: str, count: int, seed: int = 7) -> float:
     db = sqlite3.connect(path.removeprefix("sqlite:///"))
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
-    db.execute("DROP INDEX IF EXISTS offers_search")
+    db.execute("DROP INDEX IF EXISTS offers_by_rate_v2")
     banks = max(1, count // 25)
     db.executemany("INSERT INTO banks VALUES (?,?,?,?,?,?,?,?,?)",
                    [(f"bank-{b:07d}", f"Bank {b}", "FR", "Europe/Paris", 3600.0, "ok",
@@ -91,10 +91,11 @@ def generate_offers(path: str, count: int, seed: int = 7) -> float:
         db.executemany(sql, chunk)
     db.commit()
     db.close()
-    store = RegionStore(path, "EU")  # builds the search index on the loaded table
-    metadata.create_all(store.engine)
+    store = RegionStore(path, "EU")
+    for index in offers_table.indexes:  # the search index, built on the loaded table
+        index.create(store.engine, checkfirst=True)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+        rebuild_envelope(conn)
     store.dispose()
     return time.perf_counter() - began
 
@@ -162,7 +163,8 @@ def _bare_server(path: str, port_out: Any, stop: Any) -> None:
         if db is None:
             db = local.db = sqlite3.connect(path, check_same_thread=False)
             db.row_factory = sqlite3.Row
-        rows = db.execute(SEARCH_SQL, params).fetchall()
+        rows = ranked_search(lambda sql, p: db.execute(sql, p).fetchall(), params,
+                             lambda row: row["total_cost"])
         return json.dumps([dict(r) for r in rows]).encode()
 
     async def offers(request: web.Request) -> web.Response:
@@ -172,7 +174,8 @@ def _bare_server(path: str, port_out: Any, stop: Any) -> None:
         params = {"amount": float(q["amount"]), "term": int(q["term_months"]),
                   "income": float(q["income"]), "rank": ranks[q["score_band"]],
                   "age": int(q["age"]), "product_type": None, "lender": None, "max_apr": None,
-                  "limit": page_size + 1, "offset": 0}
+                  "limit": page_size + 1, "offset": 0, "wanted": page_size + 1,
+                  "candidates": max(CANDIDATES_MIN, page_size + 1)}
         body = await asyncio.get_running_loop().run_in_executor(None, query, params)
         return web.Response(body=body, content_type="application/json")
 
