@@ -43,7 +43,21 @@ from protocols.credit import (
 from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
 
-__all__ = ["RegionFetchers", "RegionFetchersArgs"]
+__all__ = ["RegionFetchers", "RegionFetchersArgs", "http_call"]
+
+
+async def http_call(session: aiohttp.ClientSession, base_url: str, bank: BankConfig,
+                    page: int) -> tuple[int, dict[str, str], bytes]:
+    """One call to a bank's product endpoint; a bank that does not answer in the session's
+    timeout, or at all, is status 0 with the reason as the body."""
+    url = base_url + bank_path(bank)
+    if bank.format == "openbanking":
+        url += f"?page={page}"
+    try:
+        async with session.get(url) as response:
+            return response.status, dict(response.headers), await response.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return 0, {}, f"{type(exc).__name__}: {exc}".encode()
 
 
 class RegionFetchersArgs(ActorArgs):
@@ -163,15 +177,7 @@ class RegionFetchers(Actor):
             self.store.save_states({b: self.fetchers[b].snapshot() for b in touched})
 
     async def http_call(self, bank: BankConfig, page: int) -> tuple[int, dict[str, str], bytes]:
-        """One call to a bank (on the loop); a bank that does not answer is status 0."""
-        url = self.base_urls[bank.bank_id] + bank_path(bank)
-        if bank.format == "openbanking":
-            url += f"?page={page}"
-        try:
-            async with self.session.get(url) as response:
-                return response.status, dict(response.headers), await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return 0, {}, f"{type(exc).__name__}: {exc}".encode()
+        return await http_call(self.session, self.base_urls[bank.bank_id], bank, page)
 
     def stats_detail(self) -> list[str]:
         """For ``ptr inspect``: the region's fetchers in one line, then the next few to run."""

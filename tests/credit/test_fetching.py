@@ -155,3 +155,38 @@ def test_a_restarted_fetcher_resumes_its_schedule_and_counts_a_lost_fetch_as_spe
     again.finish(outcome, clock.now)
     resumed = BankFetcher(bank, clock.now + 1, saved=again.snapshot())
     assert resumed.due_at() == next_slot(bank, clock.now) and world.violations == 0
+
+
+def test_over_http_every_format_fetches_and_a_slow_bank_is_a_failed_fetch() -> None:
+    import aiohttp
+
+    from actors.credit.bank_api import BankApiServer
+    from actors.credit.region import http_call
+
+    banks = [next(b for b in generate_banks(72) if b.format == fmt)
+             for fmt in ("json", "openbanking", "csv")]
+    world = BankWorld(banks, time_now := MockClock(T0))
+
+    async def scenario() -> list[str]:
+        server = BankApiServer(world)
+        base = await server.start()
+        kinds = []
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.3)) as s:
+                async def call(bank, page):  # type: ignore[no-untyped-def]
+                    return await http_call(s, base, bank, page)
+                for bank in banks:
+                    outcome = await fetch_bank(bank, call, 10, time_now)
+                    assert outcome.offers == offers_at(bank, T0), bank.format
+                    kinds.append(outcome.kind)
+                world.set_slow(banks[0].bank_id, 2.0)
+                world.set_down(banks[0].bank_id, True)
+                slow = await fetch_bank(banks[0], call, 10, time_now)
+                kinds.append(slow.kind)
+                assert "TimeoutError" in slow.reason
+        finally:
+            await server.stop()
+        return kinds
+
+    assert asyncio.run(scenario()) == ["ok", "ok", "ok", "failed"]
+    assert world.calls == 1 + 2 + 1 + 1 and world.violations == 0

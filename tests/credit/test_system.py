@@ -10,6 +10,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from protocols.errors import ActorSystemError
 from systems import inspect
 from protocols.credit import BankSimInfo, FetchersReport, GetBankSimInfo, GetFetchers
 from protocols.edges import EdgeInfo, GetEdgeInfo
@@ -98,6 +99,30 @@ def test_fetched_offers_are_searched_per_region_with_outages_changes_and_bad_inp
     text = inspect.render(inspect.live_tree(rt), {})
     assert "| 6 fetchers: ok 6, retrying 0, outage 0" in text, text
     assert text.count("next run in") == 15 and "budget left" in text
+
+
+def test_a_killed_region_host_restarts_and_resumes_its_fetchers(make_runtime, chaos,
+                                                                  tmp_path) -> None:
+    rt = make_runtime(SYSTEM.tree(settings(tmp_path, interval_s=30.0)), base="multiproc",
+                      name="credit")
+    rt.wait_for(lambda: all(f.status == "ok" for f in fetchers(rt, "US").fetchers),
+                timeout_s=30, interval_s=0.1, what="US fetched")
+    before = {f.bank_id: f for f in fetchers(rt, "US").fetchers}
+    old = chaos(rt).kill("/credit/regions/US/fetchers")
+
+    def new_host() -> bool:
+        try:
+            return chaos(rt).resolve("/credit/regions/US/fetchers").pid not in (0, old.pid)
+        except ActorSystemError:  # restarting
+            return False
+    rt.wait_for(new_host, timeout_s=20, interval_s=0.05, what="a new US host")
+    after = {f.bank_id: f for f in fetchers(rt, "US").fetchers}
+    assert after.keys() == before.keys()
+    for bank_id, was in before.items():
+        now = after[bank_id]
+        # the schedule, the budget spent and the counts come back from the region's store
+        assert now.fetches >= was.fetches >= 1 and now.calls_today >= was.calls_today >= 1
+        assert now.next_run_at == was.next_run_at and now.status == "ok"
 
 
 def test_each_client_is_held_to_its_rate(make_runtime, tmp_path) -> None:
