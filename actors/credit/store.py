@@ -186,13 +186,22 @@ class RegionStore:
         self.schema: str | None = None
         if engine.dialect.name == "postgresql":
             self.schema = f"credit_{region.lower()}"
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            except sa.exc.IntegrityError:
+                pass  # another process created it at the same moment
             engine.dispose()
             sa.event.listen(engine, "connect", _search_path(self.schema))
         self.engine = engine
-        metadata.create_all(engine)
-        with engine.begin() as conn:
+        try:
+            self._create()
+        except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            self._create()  # the region's host and the API create the tables at the same time
+
+    def _create(self) -> None:
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
             if conn.execute(sa.select(meta_table.c.value).where(
                     meta_table.c.key == "version")).first() is None:
                 conn.execute(meta_table.insert().values(key="version", value=0))
