@@ -535,10 +535,14 @@ class ActorBehaviour:
         """Messages waiting in this actor's mailbox, or -1 where the transport does not say."""
         return -1
 
+    def stats_detail(self) -> list[str]:
+        """Lines ``ptr inspect`` shows under this actor (its own state in words); none by default."""
+        return []
+
     def receiveMsg_GetActorStats(self, msg: GetActorStats, sender: Any) -> ActorStats:
         return ActorStats(path=self.path, actor_class=type(self).__name__, pid=os.getpid(),
                           node=node_name(), handled=self.handled, queued=self.queued(),
-                          refused_senders=self.refused_senders())
+                          refused_senders=self.refused_senders(), detail=tuple(self.stats_detail()))
 
     def receiveMsg_Heartbeat(self, msg: Heartbeat, sender: Any) -> HeartbeatAck:
         return HeartbeatAck(child_id=self.child_id, incarnation=self.incarnation)

@@ -316,6 +316,7 @@ class ActorStats(Message):
     handled: int
     queued: int = -1          # light actors know their mailbox; Thespian does not expose its queue
     refused_senders: int = 0  # messages refused because the sender may not send them (only_from)
+    detail: tuple[str, ...] = ()  # lines the actor adds about its own state (``stats_detail``)
 
 
 class Heartbeat(Message):

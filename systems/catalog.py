@@ -14,6 +14,8 @@ def systems() -> dict[str, SystemSpec]:
     found.append(smart_home.SYSTEM)
     from systems import car
     found.append(car.SYSTEM)
+    from systems import credit
+    found.append(credit.SYSTEM)
     return {s.name: s for s in found}
 
 

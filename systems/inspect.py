@@ -7,7 +7,7 @@ Walks the tree from the root with OTP's ``which_children`` and asks every runnin
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from protocols.errors import PtrError
@@ -31,6 +31,7 @@ class ActorView:
     name: str = ""
     depth: int = 0
     more: int = 0                             # children not shown past the limit
+    detail: list[str] = field(default_factory=list)  # what the actor says of its own state
 
 
 def _stats(rt: ActorRuntime, address: Any) -> ActorStats | None:
@@ -69,6 +70,7 @@ def _walk(rt: ActorRuntime, report: ChildrenReport, depth: int, limit: int,
             stats = _stats(rt, child.address)
             if stats is not None:
                 view.handled, view.queued = stats.handled, stats.queued
+                view.detail = list(stats.detail)
             if child.is_supervisor:
                 try:
                     sub = rt.which_children(child.address, 2.0)
@@ -106,6 +108,7 @@ def render(views: list[ActorView], node_caps: dict[str, dict[str, Any]]) -> str:
         lines.append(f"{indent}{name:<14} {v.actor_class:<20} {v.status:<11} node {v.node or '-'}"
                      f" pid {v.pid or '-'} restarts {v.restarts}{budget} handled {handled}"
                      f" queued {queued}{exit_text}")
+        lines.extend(f"{indent}  | {line}" for line in v.detail)
     for node, caps in sorted(node_caps.items()):
         shown = {k: v for k, v in caps.items() if not k.startswith(("Admin", "Convention"))}
         lines.append(f"node {node}: {shown}")
