@@ -19,16 +19,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from actors.credit.search import RateLimiter, SearchService, make_cache
 from actors.credit.store import RegionStore
 from actors.edges import ANSWER_LATER, Answer, Inbound, Route
-from actors.edges.http_edge import HttpEdgeActor
+from actors.edges.http_edge import HttpEdgeActor, HttpEdgeArgs
 from protocols.credit import FetchersReport, GetFetchers, Region, SearchPage, SearchQuery
 from protocols.errors import RefusalKind, RefusedError
 
-__all__ = ["CreditSearchApi", "RegionPath", "search_routes"]
+__all__ = ["CreditSearchApi", "CreditSearchApiArgs", "RegionPath", "search_routes"]
 
 
 class RegionPath(BaseModel):
@@ -70,27 +70,35 @@ def search_routes() -> list[Route]:
     ]
 
 
-class CreditSearchApi(HttpEdgeActor):
-    """Args: ``regions`` ({region: database URL}), ``region_hosts`` ({region: registered name of
-    its fetcher host}), ``cache_url`` (empty: in-process; ``redis://...``), ``cache_prefix``,
-    ``rate_per_s``, ``burst``, and the edge's (``host``, ``port``...)."""
+class CreditSearchApiArgs(HttpEdgeArgs):
+    """``regions`` ({region: database URL}), ``region_hosts`` ({region: registered name of its
+    fetcher host}), ``cache_url`` (empty: in-process; ``redis://...``), ``cache_prefix``,
+    ``rate_per_s`` and ``burst`` (per client), and the edge's (``host``, ``port``...)."""
 
-    def on_start(self) -> None:
-        self.args = {"window": 16, "title": "ptr credit offers search", "rate_per_s": 20.0,
-                     "burst": 40, "cache_url": "", "cache_prefix": "ptr-credit",
-                     "region_hosts": {}, **self.args}
-        super().on_start()
+    regions: dict[str, str]
+    region_hosts: dict[str, str] = Field(default_factory=dict)
+    cache_url: str = ""
+    cache_prefix: str = "ptr-credit"
+    rate_per_s: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=40, ge=1)
+    window: int = Field(default=16, ge=1)
+    title: str | None = "ptr credit offers search"
+
+
+class CreditSearchApi(HttpEdgeActor):
+    """The search API as a supervised HTTP edge; args: ``CreditSearchApiArgs``."""
+
+    Args = CreditSearchApiArgs
 
     def routes(self) -> list[Route]:
         return search_routes()
 
     def start_edge(self) -> Any:
-        args = self.args
-        stores = {str(r): RegionStore(str(url), str(r)) for r, url in dict(args["regions"]).items()}
-        self.service = SearchService(stores, make_cache(str(args["cache_url"]),
-                                                        str(args["cache_prefix"])))
-        self.limiter = RateLimiter(float(args["rate_per_s"]), int(args["burst"]))
-        self.region_hosts = {str(k): str(v) for k, v in dict(args["region_hosts"]).items()}
+        args: CreditSearchApiArgs = self.edge_args
+        stores = {region: RegionStore(url, region) for region, url in args.regions.items()}
+        self.service = SearchService(stores, make_cache(args.cache_url, args.cache_prefix))
+        self.limiter = RateLimiter(args.rate_per_s, args.burst)
+        self.region_hosts = dict(args.region_hosts)
         return super().start_edge()
 
     def stop_edge(self) -> None:
