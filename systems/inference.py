@@ -46,7 +46,7 @@ class InferenceSettings(SystemSettings):
     allow_networks: list[str] = ["127.0.0.1/32", "::1/128"]
     queue_url: str = ""
     max_upload_bytes: int = Field(default=50 << 20, ge=1)
-    workers: int = Field(default=2, ge=1, le=32)
+    workers: int = Field(default=2, ge=0, le=32)   # 0: the pool starts empty
     worker_threads: int = Field(default=1, ge=1)
     det_max_side: int = Field(default=640, ge=32)
     max_pixels: int = Field(default=40_000_000, ge=1)
