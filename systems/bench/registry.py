@@ -31,6 +31,11 @@ def _smart_home(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _inference(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.inference import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
@@ -39,4 +44,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
               _edges),
     "smart-home": ("smart home: readings/s through HTTPS into SQLite, ingest-to-db p99, 24 h "
                    "stats query, each vs a bare-Python monolith", _smart_home),
+    "inference": ("ML prediction service: images/s and p95 batched vs batch 1 on the same "
+                  "workers, jobs lost / results duplicated under kill -9s, upload MB/s vs a bare "
+                  "file write", _inference),
 }

@@ -1,0 +1,329 @@
+"""``ptr bench inference``: the ML prediction service measured in one run, on multiprocTCPBase.
+
+1. **Model** (in the bench's own process, one onnxruntime thread): ms per image of the OCR model
+   on ``model_images`` rendered text images, one at a time and in batches of ``max_batch``
+   (``model_ms_b1``, ``model_ms_batched``, ``model_batch_gain``): what batching saves inside the
+   model alone, before any queue or message.
+2. **Batched**: ``clients`` closed-loop clients (each uploads an image, waits for its result, uploads
+   the next) send ``images`` distinct rendered text images through ``POST /predictions``;
+   ``batched_per_s`` is images answered per second, ``batched_p95_ms`` the 95th percentile of
+   upload-to-stored-result. Dynamic batching as configured (``max_batch``, ``max_delay_s``,
+   adaptive).
+3. **Batch 1**: the same with ``SetBatching(max_size=1)`` sent to the same dispatcher (same workers,
+   same processes): ``batch1_per_s``, ``batch1_p95_ms``. ``batching_gain`` = batched / batch 1.
+4. **Kills**: ``chaos_images`` more images while ``kills`` SIGKILLs hit busy workers (each mid-batch);
+   then every accepted job must be answered: ``jobs_lost`` (accepted, never answered) and
+   ``results_duplicated`` (results computed again after one was stored; each key is stored once by
+   its primary key) must be 0.
+5. **Uploads**: ``upload_files`` images of ``upload_mb`` MB (uncompressed BMP, each different)
+   streamed to the blob store by one client (``upload_mb_per_s``: bytes over the time to each 200,
+   durable queue append included), beside the same bytes written and fsynced to a file in the same
+   directory by plain Python (``bare_write_mb_per_s``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from actors.inference.load import WORDS, post_image, render_text
+from actors.inference.store import RESULTS, JobStore
+from protocols.edges import EdgeInfo, GetEdgeInfo
+from protocols.inference import GetQueueStats, QueueStats, SetBatching
+from systems.inference import DISPATCHER, HTTP, SYSTEM, InferenceSettings
+from systems.runtime import ActorRuntime
+
+FLOORS = {"batching_gain": 1.5, "jobs_lost": 0, "results_duplicated": 0,
+          "batched_p95_no_worse_than_batch1": True}
+MARK = {"batching_gain": 3.7}   # Triton's published dynamic-batching gain (GPU)
+
+
+def _p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+class _Results:
+    """One thread polls the results database for the jobs the clients wait on (every 5 ms, one
+    query for all of them) and wakes each client when its job is answered."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.waiting: dict[str, tuple[str, threading.Event]] = {}
+        self.finished_at: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def wait(self, job_id: str, image_hash: str, timeout_s: float) -> float | None:
+        event = threading.Event()
+        with self.lock:
+            self.waiting[job_id] = (image_hash, event)
+        event.wait(timeout_s)
+        return self.finished_at.get(job_id)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.005):
+            with self.lock:
+                waiting = dict(self.waiting)
+            if not waiting:
+                continue
+            hashes = {h for h, _ in waiting.values()}
+            with self.store.engine.connect() as connection:
+                rows = dict(connection.execute(sa.select(RESULTS.c.image_hash,
+                                                         RESULTS.c.finished_at).where(
+                    RESULTS.c.image_hash.in_(hashes))).all())
+            for job_id, (image_hash, event) in waiting.items():
+                if image_hash in rows:
+                    self.finished_at[job_id] = rows[image_hash]
+                    with self.lock:
+                        self.waiting.pop(job_id, None)
+                    event.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def _images(count: int, tag: str, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [render_text(f"{rng.choice(WORDS)} {tag}{n}") for n in range(count)]
+
+
+def _closed_loop(url: str, images: list[bytes], clients: int, results: _Results,
+                 on_progress: Any = None) -> dict[str, Any]:
+    """``clients`` threads, each: upload, wait for the result, upload the next."""
+    import hashlib
+
+    queue = list(images)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    accepted: list[str] = []
+    refused = [0]
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                data = queue.pop()
+            sent = time.time()
+            status, body, _ = post_image(url + "/predictions", data)
+            if status != 200:
+                with lock:
+                    refused[0] += 1
+                continue
+            with lock:
+                accepted.append(body["job_id"])
+            finished = results.wait(body["job_id"], hashlib.sha256(data).hexdigest(), 120)
+            if finished is not None:
+                with lock:
+                    latencies.append((finished - sent) * 1000)
+            if on_progress is not None:
+                on_progress()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {"per_s": round(len(latencies) / elapsed, 2), "p50_ms": round(_p(latencies, 0.5), 1),
+            "p95_ms": round(_p(latencies, 0.95), 1), "answered": len(latencies),
+            "accepted": accepted, "refused": refused[0], "seconds": round(elapsed, 2)}
+
+
+def measure_model(count: int, batch: int) -> dict[str, float]:
+    """ms per image of the model alone, one at a time and in batches of ``batch``."""
+    from actors.inference.model import OcrModel, decode
+
+    model = OcrModel(threads=1)
+    images = [decode(data) for data in _images(count, "m", 7)]
+    model.predict(images[:batch])                  # warm up
+    started = time.perf_counter()
+    for image in images:
+        model.predict([image])
+    single = (time.perf_counter() - started) * 1000 / len(images)
+    started = time.perf_counter()
+    for start in range(0, len(images), batch):
+        model.predict(images[start:start + batch])
+    batched = (time.perf_counter() - started) * 1000 / len(images)
+    return {"model_ms_b1": round(single, 2), "model_ms_batched": round(batched, 2),
+            "model_batch_gain": round(single / batched, 3)}
+
+
+def _bmp(megabytes: float, seed: int) -> bytes:
+    """An uncompressed 24-bit BMP of about ``megabytes``, white but for a seed-dependent row."""
+    side = max(64, int((megabytes * 1e6 / 3) ** 0.5) // 4 * 4)
+    row = side * 3
+    pixels = bytearray(b"\xff" * (row * side))
+    pixels[:8] = seed.to_bytes(8, "little")
+    header = b"BM" + (54 + len(pixels)).to_bytes(4, "little") + bytes(4) + (54).to_bytes(4, "little")
+    info = (40).to_bytes(4, "little") + side.to_bytes(4, "little") + side.to_bytes(4, "little") \
+        + (1).to_bytes(2, "little") + (24).to_bytes(2, "little") + bytes(4) \
+        + len(pixels).to_bytes(4, "little") + bytes(16)
+    return header + info + bytes(pixels)
+
+
+def _uploads(url: str, directory: Path, files: int, megabytes: float) -> dict[str, Any]:
+    bodies = [_bmp(megabytes, 1000 + n) for n in range(files)]
+    total = sum(len(b) for b in bodies) / 1e6
+    started = time.perf_counter()
+    statuses = [post_image(url + "/predictions", body, "image/bmp", timeout_s=120)[0]
+                for body in bodies]
+    upload_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for n, body in enumerate(bodies):
+        path = directory / f"bare-{n}.bmp"
+        with open(path, "wb") as out:
+            for offset in range(0, len(body), 1 << 16):
+                out.write(body[offset:offset + (1 << 16)])
+            out.flush()
+            os.fsync(out.fileno())
+    bare_s = time.perf_counter() - started
+    return {"upload_mb": round(total, 1), "upload_statuses": sorted(set(statuses)),
+            "upload_mb_per_s": round(total / upload_s, 1),
+            "bare_write_mb_per_s": round(total / bare_s, 1),
+            "upload_ratio": round(bare_s / upload_s, 3)}
+
+
+def run(images: int = 600, clients: int = 16, workers: int = 2, max_batch: int = 8,
+        max_delay_s: float = 0.02, kills: int = 20, chaos_images: int = 400,
+        upload_files: int = 8, upload_mb: float = 20.0, model_images: int = 64,
+        model: bool = True) -> dict[str, Any]:
+    result: dict[str, Any] = {"base": "multiprocTCPBase", "workers": workers,
+                              "clients": clients, "images": images, "max_batch": max_batch,
+                              "max_delay_s": max_delay_s, "floors": FLOORS, "mark": MARK}
+    if model:
+        result.update(measure_model(model_images, max_batch))
+    with tempfile.TemporaryDirectory(prefix="ptr-bench-inference-") as tmp:
+        settings = SYSTEM.settings(overrides={
+            "data_dir": tmp, "http_port": 0, "workers": workers, "max_batch": max_batch,
+            "max_delay_s": max_delay_s, "queue_bound": 100_000, "max_upload_bytes": 1 << 30,
+            "worker_restart_intensity": max(100, kills * 5)})
+        assert isinstance(settings, InferenceSettings)
+        with ActorRuntime(SYSTEM.tree(settings), base="multiproc", name="inference") as rt:
+            rt.start()
+            info = rt.ask(HTTP, GetEdgeInfo(), 10)
+            assert isinstance(info, EdgeInfo)
+            url = f"http://{info.host}:{info.port}"
+            rt.wait_for(lambda: len(_stats(rt).workers) >= workers, timeout_s=60,
+                        what="workers ready")
+            store = JobStore(settings.resolved_storage_url("inference"))
+            results = _Results(store)
+            try:
+                result.update(_phases(rt, url, store, results, images, clients, max_batch,
+                                      max_delay_s, kills, chaos_images))
+                result.update(_uploads(url, Path(tmp), upload_files, upload_mb))
+            finally:
+                results.close()
+                store.close()
+    result["model_version"] = __import__("actors.inference.model", fromlist=["x"]).model_version()
+    result["meets_floors"] = {
+        "batching_gain": result["batching_gain"] >= FLOORS["batching_gain"],
+        "batched_p95_no_worse_than_batch1": result["batched_p95_ms"] <= result["batch1_p95_ms"],
+        "jobs_lost": result["jobs_lost"] == 0,
+        "results_duplicated": result["results_duplicated"] == 0}
+    return result
+
+
+def _stats(rt: ActorRuntime) -> QueueStats:
+    stats = rt.ask(DISPATCHER, GetQueueStats(), 10)
+    assert isinstance(stats, QueueStats)
+    return stats
+
+
+def _phases(rt: ActorRuntime, url: str, store: JobStore, results: _Results, images: int,
+            clients: int, max_batch: int, max_delay_s: float, kills: int,
+            chaos_images: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _closed_loop(url, _images(min(images, 2 * clients), "w", 1), clients, results)   # warm up
+    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s), 10)
+    before = _stats(rt)
+    batched = _closed_loop(url, _images(images, "b", 2), clients, results)
+    after = _stats(rt)
+    sizes = {k: v - before.batch_sizes.get(k, 0) for k, v in after.batch_sizes.items()}
+    items = sum(k * v for k, v in sizes.items())
+    out.update(batched_per_s=batched["per_s"], batched_p50_ms=batched["p50_ms"],
+               batched_p95_ms=batched["p95_ms"],
+               batched_mean_batch=round(items / max(1, sum(sizes.values())), 2),
+               batched_sizes={k: v for k, v in sorted(sizes.items()) if v})
+    rt.ask(DISPATCHER, SetBatching(max_size=1, max_delay_s=0.0, adaptive=False), 10)
+    single = _closed_loop(url, _images(images, "s", 3), clients, results)
+    out.update(batch1_per_s=single["per_s"], batch1_p50_ms=single["p50_ms"],
+               batch1_p95_ms=single["p95_ms"])
+    out["batching_gain"] = round(batched["per_s"] / single["per_s"], 3) if single["per_s"] else 0
+    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s), 10)
+    out.update(_chaos(rt, url, store, results, clients, kills, chaos_images))
+    return out
+
+
+def _chaos(rt: ActorRuntime, url: str, store: JobStore, results: _Results, clients: int,
+           kills: int, chaos_images: int) -> dict[str, Any]:
+    """Clients send ``chaos_images`` while a killer SIGKILLs a worker in the middle of a batch of
+    more than one image (never a suspect running alone: that would quarantine an innocent image),
+    ``kills`` times, spread over the images sent."""
+    before = _stats(rt)
+    killed: list[int] = []
+    progress = [0]
+    every = max(1, chaos_images // (kills + 1))
+    lock = threading.Lock()
+
+    def on_progress() -> None:
+        with lock:
+            progress[0] += 1
+            due = len(killed) < kills and progress[0] >= every * (len(killed) + 1)
+        if due:
+            _kill_one(rt, killed)
+
+    loop = _closed_loop(url, _images(chaos_images, "c", 4), clients, results, on_progress)
+    deadline = time.monotonic() + 60
+    while len(killed) < kills and time.monotonic() < deadline:   # kills not yet done: finish
+        extra = _closed_loop(url, _images(4 * clients, f"x{len(killed)}-", 5 + len(killed)),
+                             clients, results, lambda: _kill_one(rt, killed)
+                             if len(killed) < kills else None)
+        loop["accepted"] += extra["accepted"]
+    rt.wait_for(lambda: _stats(rt).depth == 0 and _stats(rt).in_flight == 0, timeout_s=120,
+                what="the queue drained")
+    after = _stats(rt)
+    lost = store.unanswered_jobs()
+    return {"kills": len(killed), "chaos_accepted": len(loop["accepted"]),
+            "jobs_lost": len(lost),
+            "results_duplicated": after.duplicates - before.duplicates,
+            "requeued_after_kills": after.requeued - before.requeued,
+            "quarantined_after_kills": after.quarantined - before.quarantined}
+
+
+def _kill_one(rt: ActorRuntime, killed: list[int]) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        busy = [w for w in _stats(rt).workers if w.busy and w.batch_size > 1
+                and w.pid not in killed]
+        if busy:
+            try:
+                os.kill(busy[0].pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            killed.append(busy[0].pid)
+            return
+        time.sleep(0.002)   # polling the dispatcher for a busy worker; nothing to wait on
+
+
+if __name__ == "__main__":   # pragma: no cover
+    import json
+    print(json.dumps(run()))
+    _ = urllib.request, statistics
