@@ -158,3 +158,6 @@ class QueueStats(BulkMessage):
     max_size: int
     max_delay_s: float
     recent_batch: float        # mean size of the last 50 batches
+    cap: int                   # the adaptive cap on the next batch's size
+    cost_fixed_ms: float | None = None       # the cost line: ms per batch ...
+    cost_per_image_ms: float | None = None   # ... plus ms per image in it

@@ -104,7 +104,14 @@ def status(runtime: Any, s: InferenceSettings) -> str:
     return (f"queue depth {q.depth}, in flight {q.in_flight}; workers [{busy}]; "
             f"accepted {q.accepted}, completed {q.completed}, deduplicated {q.deduplicated}, "
             f"shed {q.shed}, quarantined {q.quarantined}, requeued {q.requeued}; "
-            f"batches {q.batches} (recent mean {q.recent_batch:.1f}; sizes {sizes or '-'})")
+            f"batches {q.batches} (recent mean {q.recent_batch:.1f}; sizes {sizes or '-'}; "
+            f"cap {q.cap}{_line(q)})")
+
+
+def _line(q: QueueStats) -> str:
+    if q.cost_fixed_ms is None:
+        return ""
+    return f", cost {q.cost_fixed_ms:.1f} ms/batch + {q.cost_per_image_ms:.1f} ms/image"
 
 
 class SimulatedClients:

@@ -5,11 +5,18 @@ images waiting for an idle worker before it sends them as one batch: 0 means sen
 
 * A full batch (``max_size`` waiting) leaves at once.
 * Nothing waits longer than ``max_delay_s`` (from the oldest image's arrival).
-* Adaptive: the dispatcher waits only while more images are expected before the delay runs out,
-  from the arrival rate of the last ``window_s`` (a sliding count). Under a light load (fewer than
-  one arrival expected in the time left) a lone image leaves at once, with batch-1 latency; under
-  a heavy one it waits just long enough to fill the batch. Workers that are all busy make batches
-  by themselves: images pile up, and the next free worker takes ``max_size`` at once.
+* Adaptive, the wait: the dispatcher waits only while more images are expected before the delay
+  runs out, from the arrival rate of the last ``window_s`` (a sliding count). Under a light load
+  (fewer than one arrival expected in the time left) a lone image leaves at once, with batch-1
+  latency; under a heavy one it waits just long enough to fill the batch. Workers that are all
+  busy make batches by themselves: images pile up, and the next free worker takes a batch at once.
+* Adaptive, the size (BentoML's cost model): the workers report how long each batch took; a
+  least-squares line ``seconds = fixed + per_image * size`` over the last ``samples`` batches says
+  whether batching pays. A positive ``fixed`` (a cost per batch that batching shares) keeps the cap
+  at ``max_size``; a zero or negative one (per-image cost that grows with the batch, as a CPU
+  whose caches a batch overflows shows) lowers the cap to 1, so the service runs as fast as
+  batch 1 instead of slower. Every ``explore_every``-th batch may be full again, so the line keeps
+  seeing both ends and the cap comes back when batching starts to pay.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ class BatchPolicy:
     the caller's clock (the actor's, which tests replace)."""
 
     def __init__(self, max_size: int, max_delay_s: float, *, adaptive: bool = True,
-                 window_s: float = 1.0) -> None:
+                 window_s: float = 1.0, samples: int = 100, explore_every: int = 20) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be >= 1, got {max_size}")
         if max_delay_s < 0 or window_s <= 0:
@@ -35,6 +42,42 @@ class BatchPolicy:
         self.window_s = window_s
         self._arrivals: deque[tuple[float, int]] = deque()
         self._in_window = 0
+        self._batches: deque[tuple[int, float]] = deque(maxlen=samples)
+        self.explore_every = explore_every
+        self.dispatched = 0
+        self._line: tuple[float, float] | None = None
+
+    def observed(self, size: int, seconds: float) -> None:
+        """A worker ran a batch of ``size`` images in ``seconds`` (read, infer, commit)."""
+        if size > 0 and seconds > 0:
+            self._batches.append((size, seconds))
+            self._line = None
+
+    def cost_line(self) -> tuple[float, float] | None:
+        """(fixed seconds per batch, seconds per image) fitted to the recent batches; None until
+        batches of at least two sizes were seen."""
+        if self._line is None and len({n for n, _ in self._batches}) >= 2:
+            count = len(self._batches)
+            mean_n = sum(n for n, _ in self._batches) / count
+            mean_t = sum(t for _, t in self._batches) / count
+            spread = sum((n - mean_n) ** 2 for n, _ in self._batches)
+            slope = sum((n - mean_n) * (t - mean_t) for n, t in self._batches) / spread
+            self._line = (mean_t - slope * mean_n, slope)
+        return self._line
+
+    def cap(self) -> int:
+        """The largest batch to send now: ``max_size``, or 1 while the cost line says batching
+        costs more per image than it saves (with a full batch every ``explore_every``-th)."""
+        if not self.adaptive or self.max_size == 1:
+            return self.max_size
+        line = self.cost_line()
+        if line is None or line[0] > 0 or self.dispatched % self.explore_every == 0:
+            return self.max_size
+        return 1
+
+    def sent(self, size: int) -> None:
+        """A batch left (counts batches for exploration)."""
+        self.dispatched += 1
 
     def arrived(self, count: int, now: float) -> None:
         """``count`` images joined the queue at ``now``."""
@@ -52,7 +95,7 @@ class BatchPolicy:
         """0: send up to ``max_size`` now; otherwise how long to hold them for more."""
         if pending <= 0:
             return 0.0
-        if pending >= self.max_size or oldest_age_s >= self.max_delay_s:
+        if pending >= self.cap() or oldest_age_s >= self.max_delay_s:
             return 0.0
         remaining = self.max_delay_s - oldest_age_s
         if not self.adaptive:
@@ -60,7 +103,7 @@ class BatchPolicy:
         rate = self.rate(now)
         if rate * remaining < 1.0:
             return 0.0   # no other image is expected in time: waiting would only add latency
-        return min(remaining, (self.max_size - pending) / rate)
+        return min(remaining, (self.cap() - pending) / rate)
 
     def _expire(self, now: float) -> None:
         horizon = now - self.window_s

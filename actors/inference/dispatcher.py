@@ -133,7 +133,7 @@ class Dispatcher(Actor):
 
     def receiveMsg_BatchDone(self, msg: BatchDone, sender: Any) -> None:
         self.queue.finished(msg.pid, msg.batch_id, msg.done, msg.failed, msg.duplicates,
-                            self.clock())
+                            self.clock(), msg.infer_ms / 1000)
         self.pump()
 
     def receiveMsg_BatchAbandoned(self, msg: BatchAbandoned, sender: Any) -> None:
@@ -158,14 +158,18 @@ class Dispatcher(Actor):
             self.pump()
 
     def receiveMsg_SetBatching(self, msg: SetBatching, sender: Any) -> QueueStats:
-        policy = self.queue.policy
-        policy.max_size, policy.max_delay_s, policy.adaptive = (msg.max_size, msg.max_delay_s,
-                                                                msg.adaptive)
+        fresh = BatchPolicy(msg.max_size, msg.max_delay_s, adaptive=msg.adaptive)
+        fresh.arrived(0, self.clock())
+        self.queue.policy = fresh   # new rules, new cost line
         return self.receiveMsg_GetQueueStats(GetQueueStats(), sender)
 
     def receiveMsg_GetQueueStats(self, msg: GetQueueStats, sender: Any) -> QueueStats:
         q = self.queue
-        return QueueStats(depth=q.depth, in_flight=q.in_flight, workers=q.worker_stats(),
+        line = q.policy.cost_line()
+        return QueueStats(cap=q.policy.cap(),
+                          cost_fixed_ms=None if line is None else round(line[0] * 1000, 2),
+                          cost_per_image_ms=None if line is None else round(line[1] * 1000, 2),
+                          depth=q.depth, in_flight=q.in_flight, workers=q.worker_stats(),
                           batch_sizes=dict(q.batch_sizes), max_size=q.policy.max_size,
                           max_delay_s=q.policy.max_delay_s, recent_batch=q.recent_batch(),
                           **q.stats)

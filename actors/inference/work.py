@@ -205,9 +205,10 @@ class WorkQueue:
                 if wait > 0:
                     return sends, wait
                 works = []
-                while self.pending and len(works) < self.policy.max_size \
-                        and not self.pending[0].crashes:
+                cap = self.policy.cap()
+                while self.pending and len(works) < cap and not self.pending[0].crashes:
                     works.append(self.pending.popleft())
+                self.policy.sent(len(works))
             slot = idle.pop(0)
             sends.append((slot.pid, self._assign(slot, works)))
         return sends, None
@@ -236,11 +237,13 @@ class WorkQueue:
                                 for w in works])
 
     def finished(self, pid: int, batch_id: int, done: list[str], failed: dict[str, str],
-                 duplicates: int, now: float) -> None:
-        """A worker committed its batch's results."""
+                 duplicates: int, now: float, seconds: float = 0.0) -> None:
+        """A worker committed its batch's results (in ``seconds``, for the cost model)."""
         slot = self.workers.get(pid)
         if slot is None or slot.batch_id != batch_id:
             return   # a batch already written off as lost: its results are stored anyway
+        if not any(work.crashes for work in slot.works):
+            self.policy.observed(len(slot.works), seconds)
         self.stats["duplicates"] += duplicates
         answered = set(done) | set(failed)
         left = [work for work in slot.works if work.image_hash not in answered]

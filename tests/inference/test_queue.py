@@ -187,3 +187,31 @@ def test_a_result_is_stored_once_however_often_it_is_computed(parts) -> None:
     assert commit(store, [digest], pid=1) == 1
     assert commit(store, [digest], pid=2) == 0
     assert store.counts()["results"] == 1
+
+
+def test_the_cost_line_keeps_full_batches_when_a_batch_shares_a_fixed_cost() -> None:
+    policy = BatchPolicy(max_size=8, max_delay_s=0.05, adaptive=True)
+    for size in (1, 8, 4, 2, 8, 1):
+        policy.observed(size, 0.010 + 0.005 * size)       # 10 ms a batch + 5 ms an image
+    fixed, per_image = policy.cost_line()
+    assert fixed == pytest.approx(0.010) and per_image == pytest.approx(0.005)
+    policy.sent(8)
+    assert policy.cap() == 8
+
+
+def test_the_cost_line_lowers_the_cap_to_1_when_batching_costs_more_per_image() -> None:
+    policy = BatchPolicy(max_size=8, max_delay_s=0.05, adaptive=True, explore_every=20)
+    for size in (1, 8, 1, 8):
+        policy.observed(size, 0.020 * size * (1 + 0.06 * (size - 1)))   # slower per image
+    assert policy.cost_line()[0] < 0
+    assert policy.cap() == 8                  # batch 0: a full one, to keep measuring
+    caps = []
+    for _ in range(20):
+        policy.sent(1)
+        caps.append(policy.cap())
+    assert caps.count(8) == 1 and caps.count(1) == 19
+    assert policy.wait_s(1, 0.0, now=0.0) == 0.0   # nothing is held for a batch that would not pay
+    fixed = BatchPolicy(max_size=8, max_delay_s=0.05, adaptive=False)
+    fixed.observed(1, 0.02)
+    fixed.observed(8, 0.5)
+    assert fixed.cap() == 8                   # not adaptive: the configured size, always

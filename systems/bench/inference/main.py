@@ -26,11 +26,9 @@ from __future__ import annotations
 import os
 import random
 import signal
-import statistics
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -103,48 +101,63 @@ def _images(count: int, tag: str, seed: int) -> list[bytes]:
     return [render_text(f"{rng.choice(WORDS)} {tag}{n}") for n in range(count)]
 
 
-def _closed_loop(url: str, images: list[bytes], clients: int, results: _Results,
-                 on_progress: Any = None) -> dict[str, Any]:
-    """``clients`` threads, each: upload, wait for the result, upload the next."""
-    import hashlib
+class _ClosedLoop:
+    """``clients`` threads, each: upload, wait for the result, upload the next. The caller's
+    thread stays free (the kills are sent from it: the runtime is asked from one thread)."""
 
-    queue = list(images)
-    lock = threading.Lock()
-    latencies: list[float] = []
-    accepted: list[str] = []
-    refused = [0]
+    def __init__(self, url: str, images: list[bytes], clients: int, results: _Results) -> None:
+        self.url, self.results = url, results
+        self.queue = list(images)
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.accepted: list[str] = []
+        self.refused = 0
+        self.threads = [threading.Thread(target=self._client, daemon=True)
+                        for _ in range(clients)]
+        self.started = time.perf_counter()
+        for thread in self.threads:
+            thread.start()
 
-    def client() -> None:
+    @property
+    def answered(self) -> int:
+        return len(self.latencies)
+
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self.threads)
+
+    def _client(self) -> None:
+        import hashlib
+
         while True:
-            with lock:
-                if not queue:
+            with self.lock:
+                if not self.queue:
                     return
-                data = queue.pop()
+                data = self.queue.pop()
             sent = time.time()
-            status, body, _ = post_image(url + "/predictions", data)
+            status, body, _ = post_image(self.url + "/predictions", data)
             if status != 200:
-                with lock:
-                    refused[0] += 1
+                with self.lock:
+                    self.refused += 1
                 continue
-            with lock:
-                accepted.append(body["job_id"])
-            finished = results.wait(body["job_id"], hashlib.sha256(data).hexdigest(), 120)
+            with self.lock:
+                self.accepted.append(body["job_id"])
+            finished = self.results.wait(body["job_id"], hashlib.sha256(data).hexdigest(), 120)
             if finished is not None:
-                with lock:
-                    latencies.append((finished - sent) * 1000)
-            if on_progress is not None:
-                on_progress()
+                with self.lock:
+                    self.latencies.append((finished - sent) * 1000)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    return {"per_s": round(len(latencies) / elapsed, 2), "p50_ms": round(_p(latencies, 0.5), 1),
-            "p95_ms": round(_p(latencies, 0.95), 1), "answered": len(latencies),
-            "accepted": accepted, "refused": refused[0], "seconds": round(elapsed, 2)}
+    def join(self) -> dict[str, Any]:
+        for thread in self.threads:
+            thread.join()
+        elapsed = time.perf_counter() - self.started
+        return {"per_s": round(len(self.latencies) / elapsed, 2),
+                "p50_ms": round(_p(self.latencies, 0.5), 1),
+                "p95_ms": round(_p(self.latencies, 0.95), 1), "answered": len(self.latencies),
+                "accepted": self.accepted, "refused": self.refused, "seconds": round(elapsed, 2)}
+
+
+def _closed_loop(url: str, images: list[bytes], clients: int, results: _Results) -> dict[str, Any]:
+    return _ClosedLoop(url, images, clients, results).join()
 
 
 def measure_model(count: int, batch: int) -> dict[str, float]:
@@ -258,6 +271,9 @@ def _phases(rt: ActorRuntime, url: str, store: JobStore, results: _Results, imag
     after = _stats(rt)
     sizes = {k: v - before.batch_sizes.get(k, 0) for k, v in after.batch_sizes.items()}
     items = sum(k * v for k, v in sizes.items())
+    cost = _stats(rt)
+    out.update(cost_fixed_ms=cost.cost_fixed_ms, cost_per_image_ms=cost.cost_per_image_ms,
+               adaptive_cap=cost.cap)
     out.update(batched_per_s=batched["per_s"], batched_p50_ms=batched["p50_ms"],
                batched_p95_ms=batched["p95_ms"],
                batched_mean_batch=round(items / max(1, sum(sizes.values())), 2),
@@ -274,42 +290,41 @@ def _phases(rt: ActorRuntime, url: str, store: JobStore, results: _Results, imag
 
 def _chaos(rt: ActorRuntime, url: str, store: JobStore, results: _Results, clients: int,
            kills: int, chaos_images: int) -> dict[str, Any]:
-    """Clients send ``chaos_images`` while a killer SIGKILLs a worker in the middle of a batch of
-    more than one image (never a suspect running alone: that would quarantine an innocent image),
-    ``kills`` times, spread over the images sent."""
+    """Clients send ``chaos_images`` while ``kills`` SIGKILLs, spread over the images answered,
+    hit a worker in the middle of a batch of more than one image (never a suspect running alone:
+    that would quarantine an innocent image). If the images run out first, more are sent until
+    every kill is done."""
     before = _stats(rt)
     killed: list[int] = []
-    progress = [0]
     every = max(1, chaos_images // (kills + 1))
-    lock = threading.Lock()
-
-    def on_progress() -> None:
-        with lock:
-            progress[0] += 1
-            due = len(killed) < kills and progress[0] >= every * (len(killed) + 1)
-        if due:
-            _kill_one(rt, killed)
-
-    loop = _closed_loop(url, _images(chaos_images, "c", 4), clients, results, on_progress)
-    deadline = time.monotonic() + 60
-    while len(killed) < kills and time.monotonic() < deadline:   # kills not yet done: finish
-        extra = _closed_loop(url, _images(4 * clients, f"x{len(killed)}-", 5 + len(killed)),
-                             clients, results, lambda: _kill_one(rt, killed)
-                             if len(killed) < kills else None)
-        loop["accepted"] += extra["accepted"]
-    rt.wait_for(lambda: _stats(rt).depth == 0 and _stats(rt).in_flight == 0, timeout_s=120,
-                what="the queue drained")
+    accepted: list[str] = []
+    round_no = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        batch = chaos_images if round_no == 0 else 4 * clients
+        loop = _ClosedLoop(url, _images(batch, f"c{round_no}-", 4 + round_no), clients, results)
+        while loop.running():
+            due = loop.answered >= every * (len(killed) + 1) if round_no == 0 else True
+            if len(killed) < kills and due:
+                _kill_one(rt, killed)
+            else:
+                time.sleep(0.005)   # polling the clients' progress; nothing to wait on
+        accepted += loop.join()["accepted"]
+        round_no += 1
+        if len(killed) >= kills:
+            break
+    rt.wait_for(lambda: (lambda s: s.depth == 0 and s.in_flight == 0)(_stats(rt)),
+                timeout_s=120, what="the queue drained")
     after = _stats(rt)
-    lost = store.unanswered_jobs()
-    return {"kills": len(killed), "chaos_accepted": len(loop["accepted"]),
-            "jobs_lost": len(lost),
+    return {"kills": len(killed), "chaos_accepted": len(accepted),
+            "jobs_lost": len(store.unanswered_jobs()),
             "results_duplicated": after.duplicates - before.duplicates,
             "requeued_after_kills": after.requeued - before.requeued,
             "quarantined_after_kills": after.quarantined - before.quarantined}
 
 
 def _kill_one(rt: ActorRuntime, killed: list[int]) -> None:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
         busy = [w for w in _stats(rt).workers if w.busy and w.batch_size > 1
                 and w.pid not in killed]
@@ -326,4 +341,3 @@ def _kill_one(rt: ActorRuntime, killed: list[int]) -> None:
 if __name__ == "__main__":   # pragma: no cover
     import json
     print(json.dumps(run()))
-    _ = urllib.request, statistics
