@@ -25,6 +25,11 @@ STRICT = [
     "actors/game/room.py", "actors/game/server.py",
     "actors/smart_home/_shared.py", "actors/smart_home/api.py", "actors/smart_home/analyzers.py", "actors/smart_home/chart.py",
     "actors/smart_home/ingest.py", "actors/smart_home/writer.py",
+    "protocols/inference.py", "systems/inference.py", "actors/inference/__init__.py",
+    "actors/inference/batching.py", "actors/inference/work.py", "actors/inference/store.py",
+    "actors/inference/model.py", "actors/inference/uploads.py", "actors/inference/edge.py",
+    "actors/inference/dispatcher.py", "actors/inference/worker.py", "actors/inference/load.py",
+    "systems/bench/inference/main.py",
 ]
 
 

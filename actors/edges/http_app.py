@@ -10,8 +10,8 @@ Every answer is JSON, errors included: ``{"error": text, "refusal": kind, ...}``
 refusal has a kind (``protocols.errors.RefusalKind``), never a status; ``HTTP_STATUS`` maps kinds to
 statuses here, and only here: invalid 400 (``fields`` names each bad field), unauthorized 401,
 forbidden 403 (also a client outside the allowlist), not_found 404 (also an unknown route),
-conflict 409, too_large 413, unsupported 415, too_many 429 and unavailable 503 (both with ``Retry-After``; 503 also
-for a saturated or closed bridge), timeout 504; 500 is a bug here. A handler exception never takes
+conflict 409, too_large 413, unsupported 415 (content of a type not taken), too_many 429 and
+unavailable 503 (both with ``Retry-After``; 503 also for a saturated or closed bridge), timeout 504; 500 is a bug here. A handler exception never takes
 the server down.
 """
 
@@ -63,7 +63,8 @@ RESERVED_PATHS = frozenset({"/health", "/metrics", OPENAPI_PATH})
 HTTP_STATUS: dict[RefusalKind, int] = {
     RefusalKind.INVALID: 400, RefusalKind.UNAUTHORIZED: 401, RefusalKind.FORBIDDEN: 403,
     RefusalKind.NOT_FOUND: 404, RefusalKind.CONFLICT: 409, RefusalKind.TOO_LARGE: 413,
-    RefusalKind.UNSUPPORTED: 415, RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503, RefusalKind.TIMEOUT: 504,
+    RefusalKind.UNSUPPORTED: 415, RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503,
+    RefusalKind.TIMEOUT: 504,
 }
 """The one place a refusal kind becomes an HTTP status."""
 _RETRY_LATER = frozenset({RefusalKind.TOO_MANY, RefusalKind.UNAVAILABLE})

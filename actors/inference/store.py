@@ -202,4 +202,5 @@ def open_queue(url: str) -> DurableLog:
             return JetStreamLog(f"nats://{parts.netloc}", stream_prefix=prefix)
         except ValueError as exc:
             raise ConfigError(f"queue_url {url!r}: {exc}") from None
-    raise ConfigError(f"queue_url {url!r}: the queue is a sqlite:/// file or nats://host:port/PREFIX")
+    raise ConfigError(f"queue_url {url!r}: the queue is a sqlite:/// file or "
+                      "nats://host:port/PREFIX")

@@ -116,7 +116,7 @@ class WorkQueue:
         queued: list[tuple[int, dict[str, Any]]] = []
         room = self.queue_bound - len(self.pending)
         for index, submission in enumerate(submissions):
-            job = {"job_id": _new_job_id(), "image_hash": submission.image_hash,
+            job: dict[str, Any] = {"job_id": _new_job_id(), "image_hash": submission.image_hash,
                    "link": submission.link, "model_version": self.model_version,
                    "submitted_at": time.time()}
             if submission.image_hash in answered:

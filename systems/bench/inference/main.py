@@ -4,14 +4,14 @@
    on ``model_images`` rendered text images, one at a time and in batches of ``max_batch``
    (``model_ms_b1``, ``model_ms_batched``, ``model_batch_gain``): what batching saves inside the
    model alone, before any queue or message.
-2. **Batched**: ``clients`` closed-loop clients (each uploads an image, waits for its result, uploads
-   the next) send ``images`` distinct rendered text images through ``POST /predictions``;
+2. **Batched**: ``clients`` closed-loop clients (each uploads an image, waits for its result,
+   uploads the next) send ``images`` distinct rendered text images through ``POST /predictions``;
    ``batched_per_s`` is images answered per second, ``batched_p95_ms`` the 95th percentile of
    upload-to-stored-result. Dynamic batching as configured (``max_batch``, ``max_delay_s``,
    adaptive).
 3. **Batch 1**: the same with ``SetBatching(max_size=1)`` sent to the same dispatcher (same workers,
    same processes): ``batch1_per_s``, ``batch1_p95_ms``. ``batching_gain`` = batched / batch 1.
-4. **Kills**: ``chaos_images`` more images while ``kills`` SIGKILLs hit busy workers (each mid-batch);
+4. **Kills**: ``chaos_images`` more images while ``kills`` SIGKILLs hit busy workers (mid-batch);
    then every accepted job must be answered: ``jobs_lost`` (accepted, never answered) and
    ``results_duplicated`` (results computed again after one was stored; each key is stored once by
    its primary key) must be 0.
@@ -185,7 +185,8 @@ def _bmp(megabytes: float, seed: int) -> bytes:
     row = side * 3
     pixels = bytearray(b"\xff" * (row * side))
     pixels[:8] = seed.to_bytes(8, "little")
-    header = b"BM" + (54 + len(pixels)).to_bytes(4, "little") + bytes(4) + (54).to_bytes(4, "little")
+    header = (b"BM" + (54 + len(pixels)).to_bytes(4, "little") + bytes(4)
+              + (54).to_bytes(4, "little"))
     info = (40).to_bytes(4, "little") + side.to_bytes(4, "little") + side.to_bytes(4, "little") \
         + (1).to_bytes(2, "little") + (24).to_bytes(2, "little") + bytes(4) \
         + len(pixels).to_bytes(4, "little") + bytes(16)
