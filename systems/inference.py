@@ -114,6 +114,19 @@ def _line(q: QueueStats) -> str:
     return f", cost {q.cost_fixed_ms:.1f} ms/batch + {q.cost_per_image_ms:.1f} ms/image"
 
 
+def inspect_extra(runtime: Any) -> dict[str, Any]:
+    """What ``ptr inspect`` shows under the tree: queue depth, workers and their batch sizes."""
+    q = runtime.ask(DISPATCHER, GetQueueStats(), 2)
+    assert isinstance(q, QueueStats)
+    return {"queue depth": q.depth, "in flight": q.in_flight,
+            "workers": {w.worker_id: {"pid": w.pid, "batch": w.batch_size if w.busy else 0,
+                                      "batches": w.batches, "images": w.items}
+                        for w in q.workers},
+            "batch sizes": {str(k): v for k, v in sorted(q.batch_sizes.items())},
+            "batch cap": q.cap, "completed": q.completed, "quarantined": q.quarantined,
+            "shed": q.shed}
+
+
 class SimulatedClients:
     """What ``--simulate`` returns: the load thread; ``stop`` prints its summary."""
 
@@ -141,4 +154,5 @@ def listen_ports(s: InferenceSettings) -> dict[str, int]:
 SYSTEM = SystemSpec(name="inference", summary="ML prediction service: OCR on uploaded images, "
                     "durable queue, batching workers, results exactly once",
                     build_tree=build_tree, settings_model=InferenceSettings, status=status,
-                    edges=edges, simulator=simulator, listen_ports=listen_ports)
+                    edges=edges, simulator=simulator, listen_ports=listen_ports,
+                    inspect_extra=inspect_extra)

@@ -3,6 +3,7 @@ a user runs it, and the benchmark at a tiny size (its keys, and its exactly-once
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -29,21 +30,42 @@ def test_the_catalog_has_inference_and_its_tree() -> None:
         SYSTEM.settings(overrides={"max_batch": 0})
 
 
-def test_ptr_run_inference_simulate_shows_workers_batches_and_queue_depth(tmp_path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "systems.cli", "run", "inference", "--simulate", "--for", "7",
+def test_ptr_run_inference_simulate_and_ptr_inspect_show_workers_batches_and_depth(
+        tmp_path) -> None:
+    env = {**os.environ, "PTR_RUN_DIR": str(tmp_path / "run")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "systems.cli", "run", "inference", "--simulate", "--for", "8",
          "--set", f"data_dir={tmp_path}", "--set", "http_port=0", "--set", "simulate_per_s=15"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={**__import__("os").environ, "PTR_RUN_DIR": str(tmp_path / "run")})
-    assert out.returncode == 0, out.stderr[-3000:]
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        assert run.stdout is not None
+        lines = []
+        for line in run.stdout:                    # the first status line: it is up
+            lines.append(line)
+            if "queue depth" in line:
+                break
+        inspected = subprocess.run(
+            [sys.executable, "-m", "systems.cli", "inspect", "--system", "inference"],
+            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+        rest, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    out = "".join(lines) + rest
+    assert run.returncode == 0, err[-3000:]
     for child in ("workers", "dispatcher", "http"):
-        assert f"/inference/{child} " in out.stdout
-    completed = [int(n) for n in re.findall(r"completed (\d+)", out.stdout)]
-    assert completed and completed[-1] >= 10 and completed == sorted(completed), out.stdout
-    assert re.search(r"queue depth \d+, in flight \d+; workers \[worker-1:", out.stdout)
+        assert f"/inference/{child} " in out
+    completed = [int(n) for n in re.findall(r"completed (\d+)", out)]
+    assert completed and completed[-1] >= 10 and completed == sorted(completed), out
+    assert re.search(r"queue depth \d+, in flight \d+; workers \[worker-1:", out)
     assert re.search(r"simulated clients sent (\d+): queued \d+, cached \d+, shed 0, "
-                     r"rejected [1-9]", out.stdout), out.stdout
-    assert out.stdout.rstrip().endswith("stopped; 0 actor processes left")
+                     r"rejected [1-9]", out), out
+    assert out.rstrip().endswith("stopped; 0 actor processes left")
+    assert inspected.returncode == 0, inspected.stderr
+    shown = inspected.stdout
+    assert "worker-1" in shown and "worker-2" in shown and "InferenceWorker" in shown, shown
+    assert re.search(r"^queue depth: \d+$", shown, re.M) and "batch sizes: {" in shown, shown
 
 
 def test_the_benchmark_runs_small_and_loses_nothing_under_kills() -> None:
