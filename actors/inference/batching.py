@@ -15,8 +15,9 @@ images waiting for an idle worker before it sends them as one batch: 0 means sen
   whether batching pays. A positive ``fixed`` (a cost per batch that batching shares) keeps the cap
   at ``max_size``; a zero or negative one (per-image cost that grows with the batch, as a CPU
   whose caches a batch overflows shows) lowers the cap to 1, so the service runs as fast as
-  batch 1 instead of slower. Every ``explore_every``-th batch may be full again, so the line keeps
-  seeing both ends and the cap comes back when batching starts to pay.
+  batch 1 instead of slower. Every ``explore_every``-th batch may hold 2, so the line keeps two
+  sizes to fit (a batch of 2 costs little latency) and the cap comes back when batching starts
+  to pay. Until batches of two sizes were seen, the cap is ``max_size``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class BatchPolicy:
     the caller's clock (the actor's, which tests replace)."""
 
     def __init__(self, max_size: int, max_delay_s: float, *, adaptive: bool = True,
-                 window_s: float = 1.0, samples: int = 100, explore_every: int = 20) -> None:
+                 window_s: float = 1.0, samples: int = 100, explore_every: int = 50) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be >= 1, got {max_size}")
         if max_delay_s < 0 or window_s <= 0:
@@ -67,13 +68,18 @@ class BatchPolicy:
 
     def cap(self) -> int:
         """The largest batch to send now: ``max_size``, or 1 while the cost line says batching
-        costs more per image than it saves (with a full batch every ``explore_every``-th)."""
+        costs more per image than it saves (2 every ``explore_every``-th batch)."""
         if not self.adaptive or self.max_size == 1:
             return self.max_size
         line = self.cost_line()
-        if line is None or line[0] > 0 or self.dispatched % self.explore_every == 0:
+        if line is None or line[0] > 0:
             return self.max_size
-        return 1
+        return 2 if self.dispatched % self.explore_every == 0 else 1
+
+    def learned_from(self, other: BatchPolicy) -> None:
+        """Keep ``other``'s batch timings (new rules, same workers and model)."""
+        self._batches.extend(other._batches)
+        self._line = None
 
     def sent(self, size: int) -> None:
         """A batch left (counts batches for exploration)."""

@@ -159,8 +159,8 @@ class Dispatcher(Actor):
 
     def receiveMsg_SetBatching(self, msg: SetBatching, sender: Any) -> QueueStats:
         fresh = BatchPolicy(msg.max_size, msg.max_delay_s, adaptive=msg.adaptive)
-        fresh.arrived(0, self.clock())
-        self.queue.policy = fresh   # new rules, new cost line
+        fresh.learned_from(self.queue.policy)   # new rules; the workers' timings still hold
+        self.queue.policy = fresh
         return self.receiveMsg_GetQueueStats(GetQueueStats(), sender)
 
     def receiveMsg_GetQueueStats(self, msg: GetQueueStats, sender: Any) -> QueueStats:

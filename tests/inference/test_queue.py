@@ -201,15 +201,20 @@ def test_the_cost_line_keeps_full_batches_when_a_batch_shares_a_fixed_cost() -> 
 
 def test_the_cost_line_lowers_the_cap_to_1_when_batching_costs_more_per_image() -> None:
     policy = BatchPolicy(max_size=8, max_delay_s=0.05, adaptive=True, explore_every=20)
+    assert policy.cap() == 8                  # nothing learnt yet: full batches
     for size in (1, 8, 1, 8):
         policy.observed(size, 0.020 * size * (1 + 0.06 * (size - 1)))   # slower per image
     assert policy.cost_line()[0] < 0
-    assert policy.cap() == 8                  # batch 0: a full one, to keep measuring
+    assert policy.cap() == 2                  # batch 0: two, to keep measuring
     caps = []
     for _ in range(20):
         policy.sent(1)
         caps.append(policy.cap())
-    assert caps.count(8) == 1 and caps.count(1) == 19
+    assert caps.count(2) == 1 and caps.count(1) == 19
+    relearned = BatchPolicy(max_size=8, max_delay_s=0.0, adaptive=True)
+    relearned.learned_from(policy)
+    relearned.sent(1)
+    assert relearned.cap() == 1               # new rules keep what the timings said
     assert policy.wait_s(1, 0.0, now=0.0) == 0.0   # nothing is held for a batch that would not pay
     fixed = BatchPolicy(max_size=8, max_delay_s=0.05, adaptive=False)
     fixed.observed(1, 0.02)

@@ -11,7 +11,12 @@
    adaptive).
 3. **Batch 1**: the same with ``SetBatching(max_size=1)`` sent to the same dispatcher (same workers,
    same processes): ``batch1_per_s``, ``batch1_p95_ms``. ``batching_gain`` = batched / batch 1.
-4. **Kills**: ``chaos_images`` more images while ``kills`` SIGKILLs hit busy workers (mid-batch);
+   Then **fixed batches** (``adaptive=False``: size and delay only, no cost line):
+   ``fixed_per_s``, ``fixed_p95_ms``, ``fixed_mean_batch``, ``fixed_gain`` = fixed / batch 1,
+   which shows what batching itself does when the adaptive cap does not step in (the adaptive
+   figures have ``adaptive_cap`` and the cost line beside them).
+4. **Kills**: ``chaos_images`` more images (batches of ``max_batch``, not adaptive, so that each
+   kill lands in a batch of several) while ``kills`` SIGKILLs hit busy workers (mid-batch);
    then every accepted job must be answered: ``jobs_lost`` (accepted, never answered) and
    ``results_duplicated`` (results computed again after one was stored; each key is stored once by
    its primary key) must be 0.
@@ -284,7 +289,19 @@ def _phases(rt: ActorRuntime, url: str, store: JobStore, results: _Results, imag
     out.update(batch1_per_s=single["per_s"], batch1_p50_ms=single["p50_ms"],
                batch1_p95_ms=single["p95_ms"])
     out["batching_gain"] = round(batched["per_s"] / single["per_s"], 3) if single["per_s"] else 0
-    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s), 10)
+    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s, adaptive=False),
+           10)
+    before = _stats(rt)
+    full = _closed_loop(url, _images(images, "f", 6), clients, results)
+    after = _stats(rt)
+    sizes = {k: v - before.batch_sizes.get(k, 0) for k, v in after.batch_sizes.items()}
+    out.update(fixed_per_s=full["per_s"], fixed_p95_ms=full["p95_ms"],
+               fixed_mean_batch=round(sum(k * v for k, v in sizes.items())
+                                      / max(1, sum(sizes.values())), 2),
+               fixed_gain=round(full["per_s"] / single["per_s"], 3) if single["per_s"] else 0)
+    # full batches while killing: a kill must land in a batch of several images
+    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s, adaptive=False),
+           10)
     out.update(_chaos(rt, url, store, results, clients, kills, chaos_images))
     return out
 
