@@ -105,7 +105,7 @@ def prediction_routes() -> list[Route]:
         Route("POST", "/predictions", answer=Answer.REPLY, name=SUBMIT, timeout_s=30,
               response=JobAccepted, stream_handler=submit_image,
               body_media_type="application/octet-stream",
-              refuses=(RefusalKind.UNSUPPORTED,),
+              refuses=(RefusalKind.INVALID, RefusalKind.UNSUPPORTED),
               summary="upload an image (raw body or multipart form); answered once the job is "
                       "durably queued, or at once from a stored result"),
         Route("GET", "/predictions/{job_id}", answer=Answer.REPLY, name="job", params=JobParams,

@@ -77,3 +77,18 @@ def test_the_queue_on_nats_jetstream_answers_jobs(make_runtime, tmp_path) -> Non
         assert log.end_offset(QUEUE_TOPIC) == 2
         assert service.rt.wait_for(lambda: log.committed(QUEUE_GROUP, QUEUE_TOPIC) == 2,
                                    timeout_s=10, what="offset committed")
+
+
+def test_jobs_acknowledged_before_a_kill_9_of_the_dispatcher_are_all_answered(make_runtime,
+                                                                             tmp_path) -> None:
+    service = start_service(make_runtime, tmp_path, workers=1)
+    ids = [service.post(render_text(t))[1]["job_id"] for t in TEXTS[:6]]
+    before = service.rt.which_child("dispatcher").info
+    os.kill(before.pid, signal.SIGKILL)                 # acknowledged: in the log, not in memory
+    views = service.wait_answered(ids, timeout_s=60)
+    assert [views[i].lines[0].text for i in ids] == TEXTS[:6]
+    after = service.rt.which_child("dispatcher").info
+    assert after.pid != before.pid and after.restarts == 1
+    assert service.store.counts() == {"jobs": 6, "results": 6, "quarantined": 0}
+    status, accepted, _ = service.post(render_text(TEXTS[0]))   # the new one takes uploads
+    assert status == 200 and accepted["cached"]
