@@ -49,6 +49,7 @@ class InferenceSettings(SystemSettings):
     workers: int = Field(default=2, ge=0, le=32)   # 0: the pool starts empty
     worker_threads: int = Field(default=1, ge=1)
     det_max_side: int = Field(default=640, ge=32)
+    rec_batch: int = Field(default=1, ge=1)   # text lines per recognizer call (1: fastest here)
     max_pixels: int = Field(default=40_000_000, ge=1)
     max_batch: int = Field(default=8, ge=1, le=256)
     max_delay_s: float = Field(default=0.02, ge=0)
@@ -73,6 +74,7 @@ def build_tree(s: InferenceSettings) -> SupervisorSpec:
         [ChildSpec("worker", InferenceWorker, args={
             "dispatcher": DISPATCHER, "storage_url": storage, "blob_dir": s.blob_dir(),
             "threads": s.worker_threads, "det_max_side": s.det_max_side,
+            "rec_batch": s.rec_batch,
             "max_pixels": s.max_pixels})],
         intensity=s.worker_restart_intensity, period_s=s.worker_restart_period_s)
     return SupervisorSpec(Strategy.ONE_FOR_ONE, [

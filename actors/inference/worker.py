@@ -39,6 +39,7 @@ class WorkerArgs(ActorArgs):
     blob_dir: str
     threads: int = 1
     det_max_side: int = 640
+    rec_batch: int = 1
     max_pixels: int = 40_000_000
 
 
@@ -51,7 +52,8 @@ class InferenceWorker(Actor):
         args: WorkerArgs = self.typed_args()
         Image.MAX_IMAGE_PIXELS = args.max_pixels
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        self.model = OcrModel(threads=args.threads, det_max_side=args.det_max_side)
+        self.model = OcrModel(threads=args.threads, det_max_side=args.det_max_side,
+                              rec_batch=args.rec_batch)
         self.store = JobStore(args.storage_url)
         self.blobs = BlobStore(args.blob_dir)
         self.batch: WorkBatch | None = None
