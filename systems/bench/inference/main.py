@@ -169,7 +169,7 @@ def measure_model(count: int, batch: int) -> dict[str, float]:
     """ms per image of the model alone, one at a time and in batches of ``batch``."""
     from actors.inference.model import OcrModel, decode
 
-    model = OcrModel(threads=1)
+    model = OcrModel(threads=1, rec_batch=InferenceSettings().rec_batch)   # as the workers run
     images = [decode(data) for data in _images(count, "m", 7)]
     model.predict(images[:batch])                  # warm up
     started = time.perf_counter()
