@@ -4,6 +4,9 @@
    on ``model_images`` rendered text images, one at a time and in batches of ``max_batch``
    (``model_ms_b1``, ``model_ms_batched``, ``model_batch_gain``): what batching saves inside the
    model alone, before any queue or message.
+The three modes of 2 and 3 take turns ``rounds`` times (``images / rounds`` each per round), so
+that a busy stretch of a shared machine does not fall on one of them.
+
 2. **Batched**: ``clients`` closed-loop clients (each uploads an image, waits for its result,
    uploads the next) send ``images`` distinct rendered text images through ``POST /predictions``;
    ``batched_per_s`` is images answered per second, ``batched_p95_ms`` the 95th percentile of
@@ -223,7 +226,7 @@ def _uploads(url: str, directory: Path, files: int, megabytes: float) -> dict[st
 def run(images: int = 600, clients: int = 16, workers: int = 2, max_batch: int = 8,
         max_delay_s: float = 0.02, kills: int = 20, chaos_images: int = 400,
         upload_files: int = 8, upload_mb: float = 20.0, model_images: int = 64,
-        model: bool = True) -> dict[str, Any]:
+        model: bool = True, rounds: int = 4) -> dict[str, Any]:
     result: dict[str, Any] = {"base": "multiprocTCPBase", "workers": workers,
                               "clients": clients, "images": images, "max_batch": max_batch,
                               "max_delay_s": max_delay_s, "floors": FLOORS, "mark": MARK}
@@ -246,7 +249,7 @@ def run(images: int = 600, clients: int = 16, workers: int = 2, max_batch: int =
             results = _Results(store)
             try:
                 result.update(_phases(rt, url, store, results, images, clients, max_batch,
-                                      max_delay_s, kills, chaos_images))
+                                      max_delay_s, kills, chaos_images, rounds))
                 result.update(_uploads(url, Path(tmp), upload_files, upload_mb))
             finally:
                 results.close()
@@ -266,39 +269,53 @@ def _stats(rt: ActorRuntime) -> QueueStats:
     return stats
 
 
+MODES: dict[str, tuple[str, bool]] = {   # name -> (max_size "batch" or "1", adaptive)
+    "batched": ("batch", True), "batch1": ("1", False), "fixed": ("batch", False)}
+
+
 def _phases(rt: ActorRuntime, url: str, store: JobStore, results: _Results, images: int,
-            clients: int, max_batch: int, max_delay_s: float, kills: int,
-            chaos_images: int) -> dict[str, Any]:
+            clients: int, max_batch: int, max_delay_s: float, kills: int, chaos_images: int,
+            rounds: int) -> dict[str, Any]:
+    """The three modes take turns, ``rounds`` times, each with ``images / rounds`` fresh images,
+    so that a slow or busy stretch of a shared machine falls on all of them alike. Each mode's
+    throughput is its images answered over its own time; its latencies are pooled."""
     out: dict[str, Any] = {}
     _closed_loop(url, _images(min(images, 2 * clients), "w", 1), clients, results)   # warm up
-    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s), 10)
-    before = _stats(rt)
-    batched = _closed_loop(url, _images(images, "b", 2), clients, results)
-    after = _stats(rt)
-    sizes = {k: v - before.batch_sizes.get(k, 0) for k, v in after.batch_sizes.items()}
-    items = sum(k * v for k, v in sizes.items())
-    cost = _stats(rt)
-    out.update(cost_fixed_ms=cost.cost_fixed_ms, cost_per_image_ms=cost.cost_per_image_ms,
-               adaptive_cap=cost.cap)
-    out.update(batched_per_s=batched["per_s"], batched_p50_ms=batched["p50_ms"],
-               batched_p95_ms=batched["p95_ms"],
-               batched_mean_batch=round(items / max(1, sum(sizes.values())), 2),
-               batched_sizes={k: v for k, v in sorted(sizes.items()) if v})
-    rt.ask(DISPATCHER, SetBatching(max_size=1, max_delay_s=0.0, adaptive=False), 10)
-    single = _closed_loop(url, _images(images, "s", 3), clients, results)
-    out.update(batch1_per_s=single["per_s"], batch1_p50_ms=single["p50_ms"],
-               batch1_p95_ms=single["p95_ms"])
-    out["batching_gain"] = round(batched["per_s"] / single["per_s"], 3) if single["per_s"] else 0
-    rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s, adaptive=False),
-           10)
-    before = _stats(rt)
-    full = _closed_loop(url, _images(images, "f", 6), clients, results)
-    after = _stats(rt)
-    sizes = {k: v - before.batch_sizes.get(k, 0) for k, v in after.batch_sizes.items()}
-    out.update(fixed_per_s=full["per_s"], fixed_p95_ms=full["p95_ms"],
-               fixed_mean_batch=round(sum(k * v for k, v in sizes.items())
-                                      / max(1, sum(sizes.values())), 2),
-               fixed_gain=round(full["per_s"] / single["per_s"], 3) if single["per_s"] else 0)
+    per_round = max(clients, images // rounds)
+    answered = dict.fromkeys(MODES, 0)
+    seconds = dict.fromkeys(MODES, 0.0)
+    latencies: dict[str, list[float]] = {mode: [] for mode in MODES}
+    sizes: dict[str, dict[int, int]] = {mode: {} for mode in MODES}
+    for round_no in range(rounds):
+        for index, (mode, (size, adaptive)) in enumerate(MODES.items()):
+            rt.ask(DISPATCHER, SetBatching(max_size=max_batch if size == "batch" else 1,
+                                           max_delay_s=max_delay_s if size == "batch" else 0.0,
+                                           adaptive=adaptive), 10)
+            before = _stats(rt)
+            loop = _ClosedLoop(url, _images(per_round, f"{mode}{round_no}-",
+                                            100 * round_no + index), clients, results)
+            figures = loop.join()
+            after = _stats(rt)
+            answered[mode] += figures["answered"]
+            seconds[mode] += figures["seconds"]
+            latencies[mode] += loop.latencies
+            for k, v in after.batch_sizes.items():
+                sizes[mode][k] = sizes[mode].get(k, 0) + v - before.batch_sizes.get(k, 0)
+            if mode == "batched":
+                out.update(cost_fixed_ms=after.cost_fixed_ms,
+                           cost_per_image_ms=after.cost_per_image_ms, adaptive_cap=after.cap)
+    for mode in MODES:
+        counts = {k: v for k, v in sorted(sizes[mode].items()) if v}
+        out[f"{mode}_per_s"] = round(answered[mode] / seconds[mode], 2) if seconds[mode] else 0.0
+        out[f"{mode}_p50_ms"] = round(_p(latencies[mode], 0.5), 1)
+        out[f"{mode}_p95_ms"] = round(_p(latencies[mode], 0.95), 1)
+        out[f"{mode}_mean_batch"] = round(sum(k * v for k, v in counts.items())
+                                          / max(1, sum(counts.values())), 2)
+        out[f"{mode}_sizes"] = counts
+    single = out["batch1_per_s"]
+    out["batching_gain"] = round(out["batched_per_s"] / single, 3) if single else 0.0
+    out["fixed_gain"] = round(out["fixed_per_s"] / single, 3) if single else 0.0
+    out["rounds"] = rounds
     # full batches while killing: a kill must land in a batch of several images
     rt.ask(DISPATCHER, SetBatching(max_size=max_batch, max_delay_s=max_delay_s, adaptive=False),
            10)
