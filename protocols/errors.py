@@ -52,6 +52,7 @@ class RefusalKind(enum.StrEnum):
     NOT_FOUND = "not_found"        # what the request names does not exist
     CONFLICT = "conflict"          # it contradicts what exists (a name taken)
     TOO_LARGE = "too_large"        # the request is over a size limit
+    UNSUPPORTED = "unsupported"    # the content is of a type the receiver does not take
     TOO_MANY = "too_many"          # the sender is over its rate; retry after a while
     UNAVAILABLE = "unavailable"    # the tree cannot serve it now (a store out, saturated)
     TIMEOUT = "timeout"            # the tree did not answer in time

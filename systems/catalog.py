@@ -16,6 +16,8 @@ def systems() -> dict[str, SystemSpec]:
     found.append(car.SYSTEM)
     from systems import credit
     found.append(credit.SYSTEM)
+    from systems import inference
+    found.append(inference.SYSTEM)
     return {s.name: s for s in found}
 
 

@@ -178,16 +178,24 @@ def _attach(system_name: str | None) -> tuple[RunInfo, ActorRuntime]:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from systems import inspect
-    _, runtime = _attach(args.system)
+    info, runtime = _attach(args.system)
+    extra = catalog.systems().get(info.name)
+    extra_of = extra.inspect_extra if extra is not None else None
     limit = 10**9 if args.all else 50
     stop = _StopFlag()
     while True:
         views = inspect.live_tree(runtime, limit)
         node_caps = inspect.nodes(runtime)
+        figures = inspect.system_figures(runtime, extra_of)
         if args.json:
-            print(json.dumps(inspect.as_json(views, node_caps)), flush=True)
+            document = inspect.as_json(views, node_caps)
+            if figures:
+                document["system"] = figures
+            print(json.dumps(document), flush=True)
         else:
             print(inspect.render(views, node_caps), flush=True)
+            for label, value in figures.items():
+                print(f"{label}: {value}", flush=True)
         if not args.watch:
             return 0
         _idle(runtime, None, stop)

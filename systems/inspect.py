@@ -7,6 +7,7 @@ Walks the tree from the root with OTP's ``which_children`` and asks every runnin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -80,6 +81,18 @@ def _walk(rt: ActorRuntime, report: ChildrenReport, depth: int, limit: int,
         views.append(view)
         if sub is not None:
             _walk(rt, sub, depth + 1, limit, views)
+
+
+def system_figures(rt: ActorRuntime,
+                   extra: Callable[[ActorRuntime], dict[str, Any]] | None) -> dict[str, Any]:
+    """The system's own figures (``SystemSpec.inspect_extra``), or {} when it has none or a part
+    it asks is restarting."""
+    if extra is None:
+        return {}
+    try:
+        return extra(rt)
+    except PtrError as exc:
+        return {"unavailable": type(exc).__name__}
 
 
 def nodes(rt: ActorRuntime) -> dict[str, dict[str, Any]]:

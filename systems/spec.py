@@ -42,6 +42,9 @@ class SystemSpec:
     simulator: Callable[..., Any] | None = None
     listen_ports: Callable[[Any], dict[str, int]] | None = None  # settings -> {setting: port}
     node_capabilities: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    # runtime -> {label: value}: what ``ptr inspect`` shows under the tree (the system's own
+    # figures, read without side effects; the running system's settings are not known there)
+    inspect_extra: Callable[[Any], dict[str, Any]] | None = None
 
     def settings(self, config_file: Path | None = None,
                  overrides: Mapping[str, Any] | None = None) -> SystemSettings:

@@ -29,6 +29,11 @@ STRICT = [
     "actors/car/holder.py", "actors/car/client.py", "actors/car/simulator.py",
     "actors/car/history.py", "systems/bench/car/main.py", "systems/bench/car/bare.py",
     "systems/bench/car/helpers.py",
+    "protocols/inference.py", "systems/inference.py", "actors/inference/__init__.py",
+    "actors/inference/batching.py", "actors/inference/work.py", "actors/inference/store.py",
+    "actors/inference/model.py", "actors/inference/uploads.py", "actors/inference/edge.py",
+    "actors/inference/dispatcher.py", "actors/inference/worker.py", "actors/inference/load.py",
+    "systems/bench/inference/main.py",
 ]
 
 

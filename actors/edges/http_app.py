@@ -10,9 +10,9 @@ Every answer is JSON, errors included: ``{"error": text, "refusal": kind, ...}``
 refusal has a kind (``protocols.errors.RefusalKind``), never a status; ``HTTP_STATUS`` maps kinds to
 statuses here, and only here: invalid 400 (``fields`` names each bad field), unauthorized 401,
 forbidden 403 (also a client outside the allowlist), not_found 404 (also an unknown route),
-conflict 409, too_large 413, too_many 429 and unavailable 503 (both with ``Retry-After``; 503 also
-for a saturated or closed bridge), timeout 504; 500 is a bug here. A handler exception never takes
-the server down.
+conflict 409, too_large 413, unsupported 415 (content of a type not taken), too_many 429 and
+unavailable 503 (both with ``Retry-After``; 503 also for a saturated or closed bridge), timeout
+504; 500 is a bug here. A handler exception never takes the server down.
 """
 
 from __future__ import annotations
@@ -333,6 +333,12 @@ def _route_handler(route: Route, bridge: EdgeBridge[Inbound], metrics: EdgeMetri
                                 headers={"Cache-Control": "no-store"})
         return web.Response(body=pydantic_core.to_json(result), content_type="application/json")
 
+    async def stream(request: web.Request) -> web.StreamResponse:
+        assert route.stream_handler is not None
+        return await route.stream_handler(host, request, parameters(request))
+
+    if route.stream_handler is not None:
+        return stream
     return accept if route.answer is Answer.ACCEPTED else reply
 
 

@@ -380,6 +380,8 @@ class HttpEdgeActor(BridgedEdge):
             if route.loop_handler is not None:
                 continue
             target = overrides.get(route.route_name, default_target)
+            if route.stream_handler is not None and not target:
+                continue  # a stream handler that hands nothing to the actors
             if not target:
                 raise ConfigError(f"{self.path}: route {route.route_name!r} has no target name")
             self.route_targets[route.route_name] = str(target)

@@ -38,7 +38,7 @@ def refusals_of(route: Route) -> list[RefusalKind]:
     kinds = {RefusalKind.FORBIDDEN, RefusalKind.UNAVAILABLE, *route.refuses}
     if route.body is not None or route.params is not None:
         kinds.add(RefusalKind.INVALID)
-    if route.body is not None:
+    if route.body is not None or route.body_media_type:
         kinds.add(RefusalKind.TOO_LARGE)
     if route.answer is Answer.REPLY:
         kinds.add(RefusalKind.TIMEOUT)
@@ -95,6 +95,9 @@ def _operation(route: Route, schemas: _Schemas, error: dict[str, Any]) -> dict[s
     if route.body is not None:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": schemas.of(route.body)}}}
+    elif route.body_media_type:
+        operation["requestBody"] = {"required": True, "content": {route.body_media_type: {
+            "schema": {"type": "string", "contentMediaType": route.body_media_type}}}}
     responses: dict[str, Any] = {}
     if route.answer is Answer.ACCEPTED:
         responses["202"] = {"description": "accepted: handed to the actors without waiting",

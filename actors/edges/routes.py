@@ -12,9 +12,12 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 from protocols.errors import RefusalKind, SpecError
 
@@ -23,7 +26,8 @@ __all__ = ["ANSWER_LATER", "Answer", "HTTP_STATUS", "Inbound", "Route"]
 HTTP_STATUS: dict[RefusalKind, int] = {
     RefusalKind.INVALID: 400, RefusalKind.UNAUTHORIZED: 401, RefusalKind.FORBIDDEN: 403,
     RefusalKind.NOT_FOUND: 404, RefusalKind.CONFLICT: 409, RefusalKind.TOO_LARGE: 413,
-    RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503, RefusalKind.TIMEOUT: 504,
+    RefusalKind.UNSUPPORTED: 415, RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503,
+    RefusalKind.TIMEOUT: 504,
 }
 """The one place a refusal kind becomes an HTTP status."""
 _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
@@ -60,6 +64,13 @@ class Route:
       answer, raises ``RefusedError``, or returns ``ANSWER_LATER`` and settles ``inbound.pending``;
     * ``loop_handler(host, inbound)``: an async function run on the edge's loop (never blocking it:
       database reads go to its executor); it must touch only what the host does not change.
+    * ``stream_handler(host, request, params)``: an async function on the loop given aiohttp's raw
+      request (``params`` validated), for what is not one JSON body in and one JSON answer out: a
+      large upload streamed to disk (``body_media_type`` documents it; the edge's
+      ``max_body_bytes`` does not apply, the handler enforces its own limit), or a stream of
+      server-sent events (``media_type`` ``text/event-stream``). It returns the response, or raises
+      ``RefusedError``. It may hand work to the route's target with ``host.bridge.submit(Inbound(
+      route name, body, peer))`` when the system gives the route a target.
 
     ``refuses`` lists the refusal kinds the answering side may give beyond the edge's own (invalid,
     forbidden, too_large, unavailable, timeout); each is documented with its status.
@@ -79,6 +90,8 @@ class Route:
     refuses: tuple[RefusalKind, ...] = ()
     media_type: str = "application/json"
     summary: str = ""
+    stream_handler: Callable[[Any, web.Request, Any], Awaitable[web.StreamResponse]] | None = None
+    body_media_type: str = ""
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -90,14 +103,21 @@ class Route:
         if self.timeout_s <= 0:
             raise SpecError(f"timeout_s must be positive, not {self.timeout_s}",
                             child_id=self.route_name)
-        if self.handler is not None and self.loop_handler is not None:
-            raise SpecError("a route has one handler: handler or loop_handler",
+        if sum(h is not None for h in (self.handler, self.loop_handler, self.stream_handler)) > 1:
+            raise SpecError("a route has one handler: handler, loop_handler or stream_handler",
                             child_id=self.route_name)
+        if self.stream_handler is not None and not inspect.iscoroutinefunction(
+                self.stream_handler):
+            raise SpecError("stream_handler must be an async function", child_id=self.route_name)
         if self.loop_handler is not None and not inspect.iscoroutinefunction(self.loop_handler):
             raise SpecError("loop_handler must be an async function", child_id=self.route_name)
-        if (self.handler or self.loop_handler) and self.answer is Answer.ACCEPTED:
+        if ((self.handler or self.loop_handler or self.stream_handler)
+                and self.answer is Answer.ACCEPTED):
             raise SpecError("a route with a handler answers: use Answer.REPLY",
                             child_id=self.route_name)
+        if self.stream_handler is not None and self.body is not None:
+            raise SpecError("a stream_handler reads the body itself: declare body_media_type, "
+                            "not body", child_id=self.route_name)
         if self.body is None and self.answer is Answer.ACCEPTED:
             raise SpecError("a route without a body must answer: use Answer.REPLY",
                             child_id=self.route_name)

@@ -73,6 +73,35 @@ class BlobStore:
             raise _os_failure(exc, f"could not store blob from {path}") from exc
         return LINK_PREFIX + hasher.hexdigest()
 
+    def temp_file(self) -> tuple[BinaryIO, Path]:
+        """A new hidden temp file in the store's root (mode 0600), open for writing, and its path:
+        for a caller that streams bytes in (an upload) and hashes them as they come, then hands
+        the file to ``adopt``. The caller closes it, and removes it if it does not adopt it."""
+        handle, name = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        return os.fdopen(handle, "wb"), Path(name)
+
+    def adopt(self, temp_path: Path | str, digest: str) -> str:
+        """Install a complete temp file from ``temp_file`` under its SHA-256 ``digest`` (hex, as
+        the caller computed while writing it) and return its link: fsynced, renamed into place,
+        the directory fsynced. Content already stored is kept and the temp file removed. Raises
+        BlobLinkError for a malformed digest, StorageError on an I/O error (the temp is removed)."""
+        final = self._path(_digest(LINK_PREFIX + digest))
+        temp_path = Path(temp_path)
+        try:
+            if final.exists():
+                temp_path.unlink()
+            else:
+                descriptor = os.open(temp_path, os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+                self._install(temp_path, final)
+        except OSError as exc:
+            temp_path.unlink(missing_ok=True)
+            raise _os_failure(exc, f"could not store blob {LINK_PREFIX}{digest}") from exc
+        return LINK_PREFIX + digest
+
     def get(self, link: str, *, verify: bool = False) -> bytes:
         """The blob's bytes. With ``verify``, re-hash them and raise BlobCorruptedError on mismatch
         (costs one SHA-256 pass; worth it when the bytes leave the process)."""

@@ -41,6 +41,11 @@ def _credit(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _inference(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.inference import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
@@ -53,4 +58,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
             "failover, gap when a holder is killed, stored/s, vs a bare asyncio process", _car),
     "credit": ("credit offers: search p50/p99 over 1M offers vs the same SQL behind bare aiohttp, "
                "quota violations over 30 simulated days, fresh ratio", _credit),
+    "inference": ("ML prediction service: images/s and p95 batched vs batch 1 on the same "
+                  "workers, jobs lost / results duplicated under kill -9s, upload MB/s vs a bare "
+                  "file write", _inference),
 }

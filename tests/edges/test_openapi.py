@@ -104,7 +104,7 @@ def test_each_refusal_kind_a_route_may_give_is_documented_at_its_status() -> Non
     assert HTTP_STATUS == {RefusalKind.INVALID: 400, RefusalKind.UNAUTHORIZED: 401,
                            RefusalKind.FORBIDDEN: 403, RefusalKind.NOT_FOUND: 404,
                            RefusalKind.CONFLICT: 409, RefusalKind.TOO_LARGE: 413,
-                           RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503,
+                           RefusalKind.UNSUPPORTED: 415, RefusalKind.TOO_MANY: 429, RefusalKind.UNAVAILABLE: 503,
                            RefusalKind.TIMEOUT: 504}
 
 
