@@ -12,12 +12,10 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel
-
-if TYPE_CHECKING:
-    from aiohttp import web
 
 from protocols.errors import RefusalKind, SpecError
 
