@@ -84,6 +84,9 @@ GAME_OVER = 15
 MAX_CLIENT_DATAGRAM = 512
 """A client datagram longer than this is dropped before it is decoded."""
 MAX_SEQ = 2**31 - 1
+SEQ_WINDOW = 1024
+"""An input whose ``seq`` is more than this above the last applied one is refused (counted as
+``dropped_ahead``): no client can push a session's sequence out of another client's reach."""
 MAX_CONN = 2**31 - 1
 MAX_TOKEN_CHARS = 256
 ROOM_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")
@@ -92,6 +95,9 @@ ROOM_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")
 REJECT_BAD_TOKEN = 1
 REJECT_UNKNOWN_ROOM = 2
 REJECT_NOT_IN_ROOM = 3
+REJECT_SUPERSEDED = 4
+"""Sent to a session's old address when a JOIN with the same token from another address took the
+session over: the client stops playing and does not join again by itself (see the protocol page)."""
 
 
 class JoinDatagram(NamedTuple):
@@ -501,6 +507,8 @@ class GameStatsReport(Message):
     dropped_stale: int
     dropped_duplicate: int
     dropped_excess: int
+    dropped_ahead: int = 0
+    sessions_taken_over: int = 0
     snapshots_sent: int
     send_dropped: int
     rooms: int
