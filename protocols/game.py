@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import msgpack
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocols.errors import InvalidMessageError, PtrError, RefusalKind, RefusedError
 from protocols.message import Message, WireBody
@@ -317,6 +317,14 @@ class ChatQuery(Body):
 
 
 class TopQuery(Body):
+    n: int = Field(default=10, ge=1, le=100)
+
+
+class TopParams(BaseModel):
+    """``GET /leaderboard/top?n=10``: query strings are text, so ``n`` is read from one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     n: int = Field(default=10, ge=1, le=100)
 
 

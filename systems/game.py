@@ -19,7 +19,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actors.game.bots import BotFleet, SimulatedPlayers
-from actors.game.lobby import Lobby, lobby_routes
+from actors.game.limits import LockoutRules, RateRules
+from actors.game.lobby import Lobby, LobbyLimits, lobby_routes
 from actors.game.match import Matchmaker
 from actors.game.server import GameServer, RoomActor
 from protocols.errors import PtrError
@@ -76,8 +77,36 @@ class GameSettings(SystemSettings):
     chat_max_chars: int = Field(default=200, ge=1)
     chat_burst: int = Field(default=5, ge=1)
     chat_per_s: float = Field(default=1.0, gt=0)
+    # abuse limits of the lobby (429 + Retry-After past them; see LobbyLimits)
+    login_burst: int = Field(default=10, ge=1)            # login attempts per address ...
+    login_per_s: float = Field(default=1.0, gt=0)         # ... then this many a second
+    account_lockout_failures: int = Field(default=5, ge=1)  # wrong passwords for one name ...
+    account_lockout_s: float = Field(default=60.0, gt=0)    # ... lock it this long
+    address_lockout_failures: int = Field(default=20, ge=1)  # wrong passwords from one address
+    address_lockout_s: float = Field(default=300.0, gt=0)
+    lockout_window_s: float = Field(default=300.0, gt=0)  # failures counted within this window
+    accounts_burst: int = Field(default=5, ge=1)          # accounts created per address ...
+    accounts_per_min: float = Field(default=1.0, gt=0)    # ... then this many a minute
+    chat_address_burst: int = Field(default=10, ge=1)     # chat lines per address ...
+    chat_address_per_s: float = Field(default=2.0, gt=0)  # ... then this many a second
+    load_limits: bool = False  # lift the per-address limits: bots all come from one address
     players: int = Field(default=100, ge=1)        # --simulate: how many bots
     bot_processes: int = Field(default=2, ge=1)    # --simulate: in how many processes
+
+    def lobby_limits(self) -> LobbyLimits:
+        if self.load_limits:  # --simulate and the benchmark: thousands of bots on one address
+            lifted = RateRules(1_000_000, 1_000_000.0)
+            return LobbyLimits(login_per_address=lifted, accounts_per_address=lifted,
+                               chat_per_address=lifted,
+                               login_failures_per_address=LockoutRules(1_000_000, 1.0, 1.0))
+        return LobbyLimits(
+            login_per_address=RateRules(self.login_burst, self.login_per_s),
+            login_failures_per_account=LockoutRules(self.account_lockout_failures,
+                                                    self.lockout_window_s, self.account_lockout_s),
+            login_failures_per_address=LockoutRules(self.address_lockout_failures,
+                                                    self.lockout_window_s, self.address_lockout_s),
+            accounts_per_address=RateRules(self.accounts_burst, self.accounts_per_min / 60.0),
+            chat_per_address=RateRules(self.chat_address_burst, self.chat_address_per_s))
 
     def udp_port_of(self, k: int) -> int:
         return self.udp_port + k - 1 if self.udp_port else 0
@@ -98,7 +127,8 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
             "matchmaker": "matchmaker",
             "game_servers": [server for server, _ in servers],
             "chat": {"max_chars": s.chat_max_chars, "burst": s.chat_burst,
-                     "per_s": s.chat_per_s}}),
+                     "per_s": s.chat_per_s},
+            "limits": s.lobby_limits()}),
         ChildSpec("matchmaker", Matchmaker, name="matchmaker", args={
             "servers": [list(pair) for pair in servers], "room_size": s.room_size,
             "rooms_per_server": s.rooms_per_server, "fill_wait_s": s.fill_wait_s,

@@ -367,6 +367,7 @@ class HttpEdgeActor(BridgedEdge):
                         allow_networks=list(args.get("allow", DEFAULT_ALLOW)),
                         retry_after_s=int(args.get("retry_after_s", 1)), host=self,
                         title=str(args.get("title", self.path or "ptr edge")))
+        self.configure_app(app)
         self.server = HttpServer(app, host=self.host, port=int(args.get("port", 0)),
                                  ssl_context=ssl_context,
                                  shutdown_timeout_s=float(args.get("shutdown_timeout_s", 1.0)))
@@ -374,6 +375,10 @@ class HttpEdgeActor(BridgedEdge):
         self.port = self.loop_thread.run(self.server.start(), LOOP_CALL_TIMEOUT_S)
         log.info("%s serving %s://%s:%d", self.path, self.scheme, self.host, self.port)
         return bridge
+
+    def configure_app(self, app: Any) -> None:
+        """Called with the aiohttp application before it serves: a subclass may add middlewares,
+        response headers or routes of its own (a WebSocket). Nothing by default."""
 
     def tls_context(self) -> ssl.SSLContext | None:
         args = self.args

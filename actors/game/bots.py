@@ -259,7 +259,8 @@ class BotRunner:
 
     async def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200,)) -> Any:
         """POST until an answer in ``ok`` (or a 4xx, returned as ``(status, json)``); retries
-        refusals of a busy lobby (503/504) and connection errors with a capped backoff."""
+        refusals of a busy lobby (503/504) and connection errors with a capped backoff, and waits
+        out a 429 for its ``Retry-After``."""
         import aiohttp
 
         delay = 0.2
@@ -267,6 +268,9 @@ class BotRunner:
             try:
                 async with self.http.post(self.config.lobby_url + path, json=body) as response:
                     payload = await response.json(content_type=None)
+                    if response.status == 429:  # over a lobby limit: wait as told, then again
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                        continue
                     if response.status in ok or 400 <= response.status < 500:
                         return response.status, payload
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):

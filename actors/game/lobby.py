@@ -28,15 +28,19 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from aiohttp import web
+from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
+from actors import clock as actor_clock
 from actors.edges import ANSWER_LATER, Answer, Inbound, Pending, Route
 from actors.edges.http_edge import HttpEdgeActor
 from actors.game.auth import Passwords, SessionTokens
+from actors.game.limits import Lockout, LockoutRules, RateLimiter, RateRules
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import RefusalKind
 from protocols.game import (
@@ -62,11 +66,13 @@ from protocols.game import (
     RankAnswer,
     RankQuery,
     TokenBody,
+    TopParams,
     TopQuery,
 )
+from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
 
-__all__ = ["ChatRules", "Lobby", "LobbyService", "lobby_routes"]
+__all__ = ["ChatRules", "Lobby", "LobbyArgs", "LobbyLimits", "LobbyService", "lobby_routes"]
 
 log = logging.getLogger("ptr.game.lobby")
 
@@ -132,34 +138,32 @@ def _banned_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return pattern
 
 
-class ChatRateLimiter:
-    """One token bucket per player; the clock is injected (tests move time, never sleep)."""
+@dataclass(frozen=True)
+class LobbyLimits:
+    """The lobby's abuse limits (each a token bucket or a lockout, see ``actors.game.limits``).
 
-    MAX_TRACKED = 100_000
+    * ``login_per_address``: login attempts of one address, right or wrong (checked before the
+      password is hashed, so a flood costs no hashing);
+    * ``login_failures_per_account``: wrong passwords for one name lock that name;
+    * ``login_failures_per_address``: wrong passwords from one address lock that address;
+    * ``accounts_per_address``: accounts one address may create;
+    * ``chat_per_address``: chat lines of one address, whatever the accounts (each account has its
+      own limit too, ``ChatRules``).
 
-    def __init__(self, rules: ChatRules, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rules = rules
-        self.clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # player -> (tokens, at)
+    Every refusal is ``too_many`` (HTTP 429) with the seconds to wait (``Retry-After``).
+    """
 
-    def take(self, player_id: int) -> float:
-        """0.0 if the player may post now (one token taken), else seconds until it may."""
-        now = self.clock()
-        rules = self.rules
-        tokens, at = self._buckets.get(player_id, (float(rules.burst), now))
-        tokens = min(float(rules.burst), tokens + (now - at) * rules.per_s)
-        if tokens < 1.0:
-            self._buckets[player_id] = (tokens, now)
-            return (1.0 - tokens) / rules.per_s
-        if len(self._buckets) >= self.MAX_TRACKED:
-            self._forget_full(now)
-        self._buckets[player_id] = (tokens - 1.0, now)
-        return 0.0
+    login_per_address: RateRules = field(default_factory=lambda: RateRules(10, 1.0))
+    login_failures_per_account: LockoutRules = field(
+        default_factory=lambda: LockoutRules(5, 300.0, 60.0))
+    login_failures_per_address: LockoutRules = field(
+        default_factory=lambda: LockoutRules(20, 300.0, 300.0))
+    accounts_per_address: RateRules = field(default_factory=lambda: RateRules(5, 1 / 60))
+    chat_per_address: RateRules = field(default_factory=lambda: RateRules(10, 2.0))
 
-    def _forget_full(self, now: float) -> None:
-        burst, per_s = float(self.rules.burst), self.rules.per_s
-        for pid in [p for p, (t, at) in self._buckets.items() if t + (now - at) * per_s >= burst]:
-            del self._buckets[pid]
+
+def _too_many(what: str, wait_s: float) -> LobbyRefusedError:
+    return LobbyRefusedError(RefusalKind.TOO_MANY, what, retry_after_s=wait_s)
 
 
 # --- the service --------------------------------------------------------------------------------
@@ -173,13 +177,20 @@ class LobbyService:
 
     def __init__(self, engine: sa.Engine, tokens: SessionTokens, passwords: Passwords,
                  rules: ChatRules | None = None, *, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = actor_clock.monotonic,
+                 limits: LobbyLimits | None = None) -> None:
         self.engine = engine
         self.tokens = tokens
         self.passwords = passwords
         self.rules = rules or ChatRules()
         self.clock = clock
-        self.limiter = ChatRateLimiter(self.rules, monotonic)
+        self.limits = limits = limits or LobbyLimits()
+        self.limiter = RateLimiter(RateRules(self.rules.burst, self.rules.per_s), monotonic)
+        self.chat_addresses = RateLimiter(limits.chat_per_address, monotonic)
+        self.login_addresses = RateLimiter(limits.login_per_address, monotonic)
+        self.account_lockout = Lockout(limits.login_failures_per_account, monotonic)
+        self.address_lockout = Lockout(limits.login_failures_per_address, monotonic)
+        self.new_accounts = RateLimiter(limits.accounts_per_address, monotonic)
         self.scores = RowWriter(engine, SCORES)
         self.chat = RowWriter(engine, CHAT)
         self._names: dict[int, str] = {}
@@ -199,6 +210,23 @@ class LobbyService:
 
     # --- accounts -----------------------------------------------------------------------------
 
+    def admit_register(self, address: str) -> None:
+        """Refuses (too_many) an address over its account-creation rate; cheap, before hashing."""
+        wait_s = self.new_accounts.take(address)
+        if wait_s > 0:
+            raise _too_many("too many accounts created from this address", wait_s)
+
+    def admit_login(self, name: str, address: str) -> None:
+        """Refuses (too_many) a login attempt of a locked name or address, or of an address over
+        its attempt rate; cheap, called before the password is hashed."""
+        for locked_s, what in ((self.account_lockout.locked_for(name.lower()), "account"),
+                               (self.address_lockout.locked_for(address), "address")):
+            if locked_s > 0:
+                raise _too_many(f"too many failed logins: this {what} is locked", locked_s)
+        wait_s = self.login_addresses.take(address)
+        if wait_s > 0:
+            raise _too_many("too many login attempts from this address", wait_s)
+
     def register(self, name: str, password: str) -> AccountCreated:
         """A new account; refused (conflict) if the name (case-insensitively) is taken."""
         password_hash = self.passwords.hash(password)
@@ -214,15 +242,18 @@ class LobbyService:
         self._names[int(player_id)] = name
         return AccountCreated(player_id=int(player_id), name=name)
 
-    def login(self, name: str, password: str) -> LoginAnswer:
+    def login(self, name: str, password: str, address: str = "") -> LoginAnswer:
         """A session token for good credentials; refused (unauthorized) otherwise, the same for
-        unknown names."""
+        unknown names. A failure counts toward the lockouts of the name and of ``address``."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ACCOUNTS.c.player_id, ACCOUNTS.c.name,
                                          ACCOUNTS.c.password_hash)
                                .where(ACCOUNTS.c.name_key == name.lower())).first()
         if not self.passwords.verify(row.password_hash if row else None, password) or row is None:
+            self.account_lockout.failed(name.lower())
+            self.address_lockout.failed(address)
             raise LobbyRefusedError(RefusalKind.UNAUTHORIZED, "bad name or password")
+        self.account_lockout.succeeded(name.lower())
         token, expires_at = self.tokens.issue(row.player_id)
         self._names[row.player_id] = row.name
         return LoginAnswer(player_id=row.player_id, name=row.name, token=token,
@@ -287,13 +318,13 @@ class LobbyService:
 
     # --- chat ---------------------------------------------------------------------------------
 
-    def post_chat(self, player_id: int, room: str, text: str) -> ChatPosted:
-        """Store a chat line in ``room``: refused too_many over the player's rate, invalid if the
-        rules refuse it."""
+    def post_chat(self, player_id: int, room: str, text: str, address: str = "") -> ChatPosted:
+        """Store a chat line in ``room``: refused too_many over the player's or the address's
+        rate, invalid if the rules refuse it."""
         cleaned, masked = self.rules.clean(text)
-        wait_s = self.limiter.take(player_id)
+        wait_s = max(self.chat_addresses.take(address), self.limiter.take(player_id))
         if wait_s > 0:
-            raise LobbyRefusedError(RefusalKind.TOO_MANY, "chat rate limit: slow down", retry_after_s=wait_s)
+            raise _too_many("chat rate limit: slow down", wait_s)
         self._chat_seq += 1
         seq = self._chat_seq
         self.chat.write_batch([{"message_id": uuid.uuid4().hex, "seq": seq, "room": room,
@@ -315,31 +346,61 @@ class LobbyService:
 
 # --- the actor ----------------------------------------------------------------------------------
 
+class LobbyArgs(ActorArgs):
+    """The lobby's arguments: its own, and those of its HTTP edge (read by ``HttpEdgeActor``)."""
+
+    storage_url: str
+    token_secret: str = Field(min_length=16)
+    token_ttl_s: float = Field(default=3600.0, gt=0)
+    hash_profile: Literal["owasp", "fast"] = "owasp"
+    hash_workers: int = Field(default=2, ge=1)
+    matchmaker: str                      # registered names of its peers
+    game_servers: list[str]
+    chat: dict[str, Any] = {}            # ChatRules fields
+    limits: LobbyLimits = LobbyLimits()
+    # the HTTP edge's
+    routes: list[Route]
+    title: str = "ptr game lobby"
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    allow: list[str] = ["127.0.0.1/32", "::1/128"]
+    max_body_bytes: int = Field(default=8192, ge=1)
+    max_in_flight: int = Field(default=2048, ge=1)
+    drain_max: int = Field(default=512, ge=1)
+
+
 class Lobby(HttpEdgeActor):
     """The lobby's HTTP edge and its service: each route's ``handler`` is a method here, run in
     the actor thread (register and login hand their Argon2 hash to the ``hash_workers`` executor and
     answer later; the queue routes of one drain go to the matchmaker in one ``QueueOps``).
 
-    Args: the HTTP edge's (``routes``, ``host``, ``port``, ``allow``...), ``storage_url``,
-    ``token_secret``, ``token_ttl_s``, ``hash_profile``, ``hash_workers``, ``chat`` (``ChatRules``
-    fields), ``matchmaker`` (its registered name) and ``game_servers`` (their registered names: a
-    ``GameResult`` is taken from a game server's process only, any other sender is refused)."""
+    Args: ``LobbyArgs``. A ``GameResult`` is taken from the processes of ``game_servers`` only (and
+    the matchmaker's, which hands over the checkpointed scores of a room it could not restore).
 
+    Every body must be sent as ``Content-Type: application/json`` (415 otherwise: a web page of
+    another origin cannot post here without a CORS preflight), and every answer says
+    ``X-Content-Type-Options: nosniff``."""
+
+    Args = LobbyArgs
     only_from = {"GameResult": "game_servers"}
 
     def on_start(self) -> None:
-        args = self.args
-        self.matchmaker = self.peer(str(args["matchmaker"]))
-        self.tokens = SessionTokens(args["token_secret"], ttl_s=float(args.get("token_ttl_s", 3600)))
-        self.db = make_engine(str(args["storage_url"]))
-        self.service = LobbyService(self.db, self.tokens,
-                                    Passwords(args.get("hash_profile", "owasp")),
-                                    ChatRules(**dict(args.get("chat", {}))))
+        args: LobbyArgs = self.typed_args()
+        self.matchmaker = self.peer(args.matchmaker)
+        self.tokens = SessionTokens(args.token_secret, ttl_s=args.token_ttl_s,
+                                    clock=time.time)
+        self.db = make_engine(args.storage_url)
+        self.service = LobbyService(self.db, self.tokens, Passwords(args.hash_profile),
+                                    ChatRules(**args.chat), limits=args.limits)
         self.service.create_tables()
-        self.executor = ThreadPoolExecutor(max_workers=int(args.get("hash_workers", 2)),
+        self.executor = ThreadPoolExecutor(max_workers=args.hash_workers,
                                            thread_name_prefix="lobby-hash")
         self.queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
         super().on_start()
+
+    def configure_app(self, app: web.Application) -> None:
+        app.middlewares.append(_json_bodies_only)
+        app.on_response_prepare.append(_nosniff)
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
@@ -353,11 +414,15 @@ class Lobby(HttpEdgeActor):
     # --- route handlers (the system's route table names them) ---------------------------------
 
     def register(self, inbound: Inbound) -> Any:
-        self.executor.submit(self._authenticate, inbound.pending, "register", inbound.body)
+        self.service.admit_register(inbound.peer)
+        self.executor.submit(self._authenticate, inbound.pending, "register", inbound.body,
+                             inbound.peer)
         return ANSWER_LATER
 
     def login(self, inbound: Inbound) -> Any:
-        self.executor.submit(self._authenticate, inbound.pending, "login", inbound.body)
+        self.service.admit_login(inbound.body.name, inbound.peer)
+        self.executor.submit(self._authenticate, inbound.pending, "login", inbound.body,
+                             inbound.peer)
         return ANSWER_LATER
 
     def queue_join(self, inbound: Inbound) -> Any:
@@ -372,12 +437,16 @@ class Lobby(HttpEdgeActor):
     def top(self, inbound: Inbound) -> Leaderboard:
         return self.service.top(inbound.body.n)
 
+    def top_get(self, inbound: Inbound) -> Leaderboard:
+        return self.service.top(inbound.params.n)
+
     def rank(self, inbound: Inbound) -> RankAnswer:
         return self.service.rank(inbound.body.player_id)
 
     def chat_send(self, inbound: Inbound) -> ChatPosted:
         body = inbound.body
-        return self.service.post_chat(self.tokens.verify(body.token), body.room, body.text)
+        return self.service.post_chat(self.tokens.verify(body.token), body.room, body.text,
+                                      inbound.peer)
 
     def chat_history(self, inbound: Inbound) -> ChatHistory:
         body = inbound.body
@@ -393,14 +462,15 @@ class Lobby(HttpEdgeActor):
             ops, self.queue_ops = self.queue_ops, []
             self._forward(ops)
 
-    def _authenticate(self, pending: Pending[Inbound], route: str, body: Credentials) -> None:
+    def _authenticate(self, pending: Pending[Inbound], route: str, body: Credentials,
+                      address: str) -> None:
         """Executor thread: one register or login. The one guard of this thread: an unexpected
         failure costs this request a 500 (the edge logs it), not the lobby."""
         try:
             if route == "register":
                 result: Any = self.service.register(body.name, body.password)
             else:
-                result = self.service.login(body.name, body.password)
+                result = self.service.login(body.name, body.password, address)
         except LobbyRefusedError as exc:
             pending.fail(exc)
             return
@@ -439,15 +509,34 @@ class Lobby(HttpEdgeActor):
 
 
 _UNAUTHORIZED = (RefusalKind.UNAUTHORIZED,)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@web.middleware
+async def _json_bodies_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """415 for a body sent as anything but ``application/json``: ``text/plain`` and form posts
+    are what a page of another origin may send without a CORS preflight."""
+    if request.method in _BODY_METHODS and request.content_type != "application/json":
+        return web.json_response(
+            {"error": "send the body as Content-Type: application/json",
+             "refusal": RefusalKind.INVALID.value, "content_type": request.content_type},
+            status=415)
+    return await handler(request)
+
+
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def lobby_routes() -> list[Route]:
     """The lobby's HTTP API: each route answered by the ``Lobby`` method of its name."""
     return [
         Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30,
-              response=AccountCreated, refuses=(RefusalKind.CONFLICT,), handler=Lobby.register),
+              response=AccountCreated, refuses=(RefusalKind.CONFLICT, RefusalKind.TOO_MANY),
+              handler=Lobby.register),
         Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30,
-              response=LoginAnswer, refuses=_UNAUTHORIZED, handler=Lobby.login),
+              response=LoginAnswer, refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY),
+              handler=Lobby.login),
         Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
               refuses=_UNAUTHORIZED, handler=Lobby.queue_join),
         Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status",
@@ -456,6 +545,8 @@ def lobby_routes() -> list[Route]:
               response=QueueAnswer, refuses=_UNAUTHORIZED, handler=Lobby.queue_leave),
         Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top",
               response=Leaderboard, handler=Lobby.top),
+        Route("GET", "/leaderboard/top", answer=Answer.REPLY, name="top_get", params=TopParams,
+              response=Leaderboard, handler=Lobby.top_get, summary="the n best (?n=10)"),
         Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank",
               response=RankAnswer, refuses=(RefusalKind.NOT_FOUND,), handler=Lobby.rank),
         Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send", response=ChatPosted,

@@ -70,6 +70,7 @@ def bench_settings(players: int, data_dir: str, **overrides: Any) -> GameSetting
     servers = int(overrides.get("servers", 1))
     values = {"data_dir": data_dir, "lobby_port": 0, "udp_port": 0, "round_s": 3600.0,
               "fill_wait_s": 1.0, "poll_s": 0.5, "players": players,
+              "load_limits": True,  # the bots all log in from 127.0.0.1
               # room for partial rooms formed while bots trickle in from their logins
               "rooms_per_server": math.ceil(1.5 * players / room_size / servers) + 2, **overrides}
     settings = SYSTEM.settings(overrides=values)
