@@ -304,6 +304,13 @@ class TokenBody(Body):
     token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
 
 
+class QueueBody(Body):
+    """``POST /queue``: ``finished_room`` is the room whose GAME_OVER the client just saw, if any."""
+
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+    finished_room: str = Field(default="", pattern=r"^[A-Za-z0-9-]{0,32}$")
+
+
 class ChatPost(Body):
     token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
     room: str = Field(pattern=CHAT_ROOM_PATTERN)
@@ -407,8 +414,12 @@ class ChatHistory(Message):
 # --- messages between actors --------------------------------------------------------------------
 
 class QueueOp(Message):
+    """``finished_room`` (join only): the room whose GAME_OVER the player saw; a player still
+    counted in it is released from it and queued (the room's own end may not have arrived yet)."""
+
     player_id: int
     op: Literal["join", "status", "leave"]
+    finished_room: str = ""
 
 
 class QueueOps(Message):
@@ -426,12 +437,42 @@ class ServerStatus(Message):
     """Ask a game server about itself: answered with ``ServerReport``."""
 
 
+class RoomCheckpoint(Message):
+    """A room after a complete tick, as it travels to the matchmaker (in every ``ServerReport``):
+    what a room lost with its server's process is restored from, and whose scores are kept.
+    ``players`` holds ``[player_id, x, y, score, last_seq]`` rows."""
+
+    room_id: str
+    tick: int
+    coins_taken: int
+    coins: list[int]
+    players: list[list[int]]
+
+
 class RoomInfo(Message):
     room_id: str
     players: list[int]
     state: Literal["running", "restarting", "finished"]
     tick: int = 0
     connected: int = 0
+    checkpoint: RoomCheckpoint | None = None
+
+
+class ServerUp(Message):
+    """A game server (re)started: sent to the matchmaker from its ``on_start``, so rooms lost with
+    the previous process are restored at once rather than at the next poll."""
+
+    server: str
+    udp_host: str
+    udp_port: int
+    pid: int
+
+
+class PeerUp(Message):
+    """A registered actor (re)started: whoever holds a ``Peer`` of ``name`` looks it up now rather
+    than at its next backoff step."""
+
+    name: str
 
 
 class ServerReport(Message):
@@ -454,6 +495,8 @@ class MatchReport(Message):
     rooms: int
     room_capacity: int
     servers_up: int
+    restoring: int = 0   # rooms lost with their server, waiting to be restored
+    checkpoint_ticks: dict[str, int] = {}  # room id -> tick of its newest checkpoint here
 
 
 class RoomEnded(Message):

@@ -66,6 +66,7 @@ class GameSettings(SystemSettings):
     arena: int = Field(default=1000, ge=100)
     speed: int = Field(default=5, ge=1)
     coins: int = Field(default=3, ge=1)
+    pickup_radius: int = Field(default=20, ge=1)
     max_inputs_per_tick: int = Field(default=4, ge=1)
     idle_timeout_s: float = Field(default=10.0, gt=0)
     room_restart_intensity: int = Field(default=10, ge=0)
@@ -117,7 +118,7 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
     servers = [(f"game-{k}", f"rooms-{k}") for k in range(1, s.servers + 1)]
     room_rules = {"round_ticks": max(1, round(s.round_s * s.tick_hz)), "arena": s.arena,
                   "speed": s.speed, "coins": s.coins,
-                  "max_inputs_per_tick": s.max_inputs_per_tick}
+                  "max_inputs_per_tick": s.max_inputs_per_tick, "pickup_radius": s.pickup_radius}
     children = [
         ChildSpec("lobby", Lobby, name="lobby", args={
             **auth, "storage_url": s.resolved_storage_url("game"), "hash_profile": s.hash_profile,
@@ -125,12 +126,15 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
             "host": s.lobby_host, "port": s.lobby_port, "allow": list(s.allow_networks),
             "max_body_bytes": 8192, "max_in_flight": 2048, "drain_max": 512,
             "matchmaker": "matchmaker",
-            "game_servers": [server for server, _ in servers],
+            # who may hand in a GameResult: the servers, and the matchmaker (the checkpointed
+            # scores of a room it could not restore)
+            "game_servers": [*(server for server, _ in servers), "matchmaker"],
             "chat": {"max_chars": s.chat_max_chars, "burst": s.chat_burst,
                      "per_s": s.chat_per_s},
             "limits": s.lobby_limits()}),
         ChildSpec("matchmaker", Matchmaker, name="matchmaker", args={
             "servers": [list(pair) for pair in servers], "room_size": s.room_size,
+            "lobby": "lobby",
             "rooms_per_server": s.rooms_per_server, "fill_wait_s": s.fill_wait_s,
             "poll_s": s.poll_s}),
     ]

@@ -286,8 +286,10 @@ class TickEngine:
 
     # --- rooms (called by the owner, on the loop thread) --------------------------------------
 
-    def attach(self, room_id: str, incarnation: int, config: RoomConfig) -> None:
-        """Start ticking a room: from its checkpoint if it has one (a restart), else fresh.
+    def attach(self, room_id: str, incarnation: int, config: RoomConfig,
+               restore: RoomSnapshot | None = None) -> None:
+        """Start ticking a room: from its checkpoint if it has one (a restart), else from
+        ``restore`` (a room lost with another process, restored by the matchmaker), else fresh.
 
         A room that already played its last tick is not played again: its actor, restarted after
         the end (say, while handing over the result), hears ``RoomFinished`` once more instead.
@@ -302,7 +304,7 @@ class TickEngine:
             if current.incarnation >= incarnation:
                 return
             self._drop_room(current, retire=True)
-        snapshot = self.checkpoints.get(room_id)
+        snapshot = self.checkpoints.get(room_id) or restore
         try:
             sim = RoomSim(config, snapshot)
         except ValueError as exc:  # a checkpoint that does not fit the room cannot be resumed
@@ -629,8 +631,10 @@ class TickEngine:
         return result
 
     def room_table(self) -> list[dict[str, Any]]:
+        """Each running room with its newest checkpoint (what the matchmaker keeps)."""
         return [{"room_id": r.room_id, "players": list(r.sim.config.players), "tick": r.sim.tick,
-                 "connected": len(r.sessions)} for r in self.rooms.values()]
+                 "connected": len(r.sessions), "checkpoint": self.checkpoints.get(r.room_id)}
+                for r in self.rooms.values()]
 
 
 def slot_after(scheduled: float, ended: float, period: float) -> tuple[float, int, int]:

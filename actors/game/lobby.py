@@ -60,7 +60,9 @@ from protocols.game import (
     LobbyRefusedError,
     LoginAnswer,
     QueueAnswer,
+    PeerUp,
     QueueAnswers,
+    QueueBody,
     QueueOp,
     QueueOps,
     RankAnswer,
@@ -355,7 +357,7 @@ class LobbyArgs(ActorArgs):
     hash_profile: Literal["owasp", "fast"] = "owasp"
     hash_workers: int = Field(default=2, ge=1)
     matchmaker: str                      # registered names of its peers
-    game_servers: list[str]
+    game_servers: list[str]              # who may hand in a GameResult (servers, matchmaker)
     chat: dict[str, Any] = {}            # ChatRules fields
     limits: LobbyLimits = LobbyLimits()
     # the HTTP edge's
@@ -426,7 +428,7 @@ class Lobby(HttpEdgeActor):
         return ANSWER_LATER
 
     def queue_join(self, inbound: Inbound) -> Any:
-        return self._queue(inbound, "join")
+        return self._queue(inbound, "join", inbound.body.finished_room)
 
     def queue_status(self, inbound: Inbound) -> Any:
         return self._queue(inbound, "status")
@@ -452,9 +454,10 @@ class Lobby(HttpEdgeActor):
         body = inbound.body
         return self.service.chat_history(body.room, body.after_seq, body.limit)
 
-    def _queue(self, inbound: Inbound, op: str) -> Any:
+    def _queue(self, inbound: Inbound, op: str, finished_room: str = "") -> Any:
         player_id = self.tokens.verify(inbound.body.token)  # refused here if the token is bad
-        self.queue_ops.append((inbound.pending, QueueOp(player_id=player_id, op=op)))
+        self.queue_ops.append((inbound.pending, QueueOp(player_id=player_id, op=op,
+                                                        finished_room=finished_room)))
         return ANSWER_LATER
 
     def handled_drain(self) -> None:
@@ -504,6 +507,13 @@ class Lobby(HttpEdgeActor):
     def receiveMsg_GameResult(self, msg: GameResult, sender: Any) -> GameResultStored:
         return self.service.record_game(msg)
 
+    def receiveMsg_PeerUp(self, msg: PeerUp, sender: Any) -> None:
+        """The matchmaker (re)started: reach the new one now, not at a backoff step."""
+        handle = self.peer(msg.name)
+        if handle.address != sender:
+            handle.forget()
+            handle.prefetch()
+
     def receiveMsg_LobbyInfo(self, msg: LobbyInfo, sender: Any) -> LobbyAddress:
         return LobbyAddress(url=f"{self.scheme}://{self.host}:{self.port}")
 
@@ -537,7 +547,7 @@ def lobby_routes() -> list[Route]:
         Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30,
               response=LoginAnswer, refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY),
               handler=Lobby.login),
-        Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
+        Route("POST", "/queue", QueueBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
               refuses=_UNAUTHORIZED, handler=Lobby.queue_join),
         Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status",
               response=QueueAnswer, refuses=_UNAUTHORIZED, handler=Lobby.queue_status),
