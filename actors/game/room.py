@@ -65,6 +65,9 @@ class RoomConfig:
         if min(self.round_ticks, self.arena, self.speed, self.coins, self.pickup_radius,
                self.max_inputs_per_tick) < 1:
             raise ValueError(f"room {self.room_id}: every rule must be positive")
+        if 2 * self.pickup_radius >= self.arena:
+            raise ValueError(f"room {self.room_id}: the pickup radius must be under half the "
+                             "arena (coins appear at least that far from its edges)")
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> RoomConfig:
