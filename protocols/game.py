@@ -484,6 +484,36 @@ class ServerReport(Message):
     pid: int
 
 
+class RoomsQuery(Message):
+    """Ask the matchmaker for its running rooms (``room_id``: just that one): ``RoomList``."""
+
+    room_id: str = ""
+
+
+class RoomView(Message):
+    """A running room as spectators see it: where it plays, who is in it (``names`` filled in by
+    the lobby) and its newest checkpoint the matchmaker holds (``poll_s`` old at most)."""
+
+    room_id: str
+    players: list[int]
+    names: dict[int, str] = {}
+    server_host: str
+    server_port: int
+    checkpoint: RoomCheckpoint | None = None
+
+
+class RoomList(Message):
+    rooms: list[RoomView]
+
+
+class RoomPath(BaseModel):
+    """``GET /rooms/{room_id}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    room_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
+
+
 class MatchStatus(Message):
     """Ask the matchmaker how it is doing: answered with ``MatchReport``."""
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from pathlib import Path
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from actors.edges import ANSWER_LATER, Answer, Inbound, Pending, Route
 from actors.edges.http_edge import HttpEdgeActor
 from actors.game.auth import Passwords, SessionTokens
 from actors.game.limits import Lockout, LockoutRules, RateLimiter, RateRules
+from actors.game.ws import WsRelay
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import RefusalKind
 from protocols.game import (
@@ -67,6 +69,10 @@ from protocols.game import (
     QueueOps,
     RankAnswer,
     RankQuery,
+    RoomList,
+    RoomPath,
+    RoomsQuery,
+    RoomView,
     TokenBody,
     TopParams,
     TopQuery,
@@ -398,11 +404,17 @@ class Lobby(HttpEdgeActor):
         self.executor = ThreadPoolExecutor(max_workers=args.hash_workers,
                                            thread_name_prefix="lobby-hash")
         self.queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
+        self.relay = WsRelay()
         super().on_start()
 
     def configure_app(self, app: web.Application) -> None:
+        """JSON bodies only, nosniff on every answer; the browser client's page and script, and
+        its WebSocket edge (``GET /play``), served on the loop beside the API."""
         app.middlewares.append(_json_bodies_only)
         app.on_response_prepare.append(_nosniff)
+        app.router.add_get("/play", self.relay.handle)
+        for path, (name, media_type) in WEB_FILES.items():
+            app.router.add_get(path, _static(name, media_type))
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
@@ -483,6 +495,39 @@ class Lobby(HttpEdgeActor):
             return
         pending.resolve(result)
 
+    def rooms(self, inbound: Inbound) -> Any:
+        self._ask_rooms(inbound.pending, "")
+        return ANSWER_LATER
+
+    def room(self, inbound: Inbound) -> Any:
+        self._ask_rooms(inbound.pending, inbound.params.room_id)
+        return ANSWER_LATER
+
+    def _ask_rooms(self, pending: Pending[Inbound], room_id: str) -> None:
+        """The matchmaker's running rooms (one, for ``room_id``) with the players' names."""
+        def unavailable() -> None:
+            pending.fail(LobbyRefusedError(RefusalKind.UNAVAILABLE, "matchmaker unavailable",
+                                           retry_after_s=1))
+
+        def answered(reply: Any) -> None:
+            if not isinstance(reply, RoomList):
+                unavailable()
+                return
+            views = [view.model_copy(update={"names": {p: self.service.player_name(p)
+                                                       for p in view.players}})
+                     for view in reply.rooms]
+            for view in views:
+                self.relay.allow_server(view.server_host, view.server_port)
+            if not room_id:
+                pending.resolve(RoomList(rooms=views))
+            elif views:
+                pending.resolve(views[0])
+            else:
+                pending.fail(LobbyRefusedError(RefusalKind.NOT_FOUND, f"no running room {room_id}"))
+
+        self.matchmaker.request(RoomsQuery(room_id=room_id), answered, timeout_s=3.0,
+                                on_unavailable=unavailable)
+
     def _forward(self, ops: list[tuple[Pending[Inbound], QueueOp]]) -> None:
         """One ``QueueOps`` to the matchmaker for the whole drain; 503s if it does not answer."""
         pendings = [p for p, _ in ops]
@@ -496,6 +541,9 @@ class Lobby(HttpEdgeActor):
         def answered(reply: Any) -> None:
             if isinstance(reply, QueueAnswers) and len(reply.answers) == len(pendings):
                 assert self.bridge is not None
+                for answer in reply.answers:  # a browser's WebSocket may go to these servers
+                    if answer.status == "matched":
+                        self.relay.allow_server(answer.server_host, answer.server_port)
                 self.bridge.resolve_many(zip(pendings, reply.answers))
             else:
                 unavailable()
@@ -519,6 +567,25 @@ class Lobby(HttpEdgeActor):
 
 
 _UNAUTHORIZED = (RefusalKind.UNAUTHORIZED,)
+WEB_FILES = {"/": ("index.html", "text/html"), "/client.js": ("client.js", "text/javascript"),
+             "/msgpack.js": ("msgpack.js", "text/javascript")}
+_WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def _static(name: str, media_type: str) -> Any:
+    body = (_WEB_DIR / name).read_bytes()  # read once, when the lobby starts
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type=media_type, charset="utf-8",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Security-Policy": _CSP})
+
+    return serve
+
+
+# the page loads its own scripts only, and talks to its own origin only (the WebSocket included)
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -563,4 +630,9 @@ def lobby_routes() -> list[Route]:
               refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY), handler=Lobby.chat_send),
         Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history",
               response=ChatHistory, handler=Lobby.chat_history),
+        Route("GET", "/rooms", answer=Answer.REPLY, name="rooms", response=RoomList,
+              handler=Lobby.rooms, summary="running rooms, for spectators"),
+        Route("GET", "/rooms/{room_id}", answer=Answer.REPLY, name="room", params=RoomPath,
+              response=RoomView, refuses=(RefusalKind.NOT_FOUND,), handler=Lobby.room,
+              summary="one running room and its newest checkpoint"),
     ]

@@ -45,6 +45,9 @@ from protocols.game import (
     QueueOps,
     RoomCheckpoint,
     RoomEnded,
+    RoomList,
+    RoomsQuery,
+    RoomView,
     ServerReport,
     ServerStatus,
     ServerUp,
@@ -301,6 +304,17 @@ class MatchQueue:
         for room_id in list(server.rooms):
             self.room_lost(room_id)
 
+    def running_rooms(self, room_id: str = "") -> RoomList:
+        views = []
+        for plan in self.rooms.values():
+            if plan.state != "running" or (room_id and plan.room_id != room_id):
+                continue
+            server = self.servers[plan.server]
+            views.append(RoomView(room_id=plan.room_id, players=plan.players,
+                                  server_host=server.host, server_port=server.port,
+                                  checkpoint=plan.checkpoint))
+        return RoomList(rooms=views)
+
     def report(self) -> MatchReport:
         return MatchReport(
             queued=len(self.queue),
@@ -364,6 +378,9 @@ class Matchmaker(Actor):
 
     def receiveMsg_MatchStatus(self, msg: MatchStatus, sender: Any) -> MatchReport:
         return self.queue.report()
+
+    def receiveMsg_RoomsQuery(self, msg: RoomsQuery, sender: Any) -> RoomList:
+        return self.queue.running_rooms(msg.room_id)
 
     # --- rooms and servers --------------------------------------------------------------------
 
