@@ -305,7 +305,8 @@ class TokenBody(Body):
 
 
 class QueueBody(Body):
-    """``POST /queue``: ``finished_room`` is the room whose GAME_OVER the client just saw, if any."""
+    """``POST /queue``: ``finished_room`` is the room whose GAME_OVER the client just saw (if
+    any)."""
 
     token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
     finished_room: str = Field(default="", pattern=r"^[A-Za-z0-9-]{0,32}$")

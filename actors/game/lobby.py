@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -587,10 +587,11 @@ def _static(name: str, media_type: str) -> Any:
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def _json_bodies_only(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _json_bodies_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """415 for a body sent as anything but ``application/json``: ``text/plain`` and form posts
     are what a page of another origin may send without a CORS preflight."""
     if request.method in _BODY_METHODS and request.content_type != "application/json":

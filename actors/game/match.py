@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import Field
 
+from actors import clock as actor_clock
 from actors.base import Actor
 from protocols.game import (
     GameResult,
@@ -98,7 +99,8 @@ class MatchQueue:
 
     def __init__(self, servers: Iterable[tuple[str, str]], *, room_size: int,
                  rooms_per_server: int, fill_wait_s: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic, seed: int | None = None) -> None:
+                 clock: Callable[[], float] = actor_clock.monotonic,
+                 seed: int | None = None) -> None:
         if room_size < 1 or rooms_per_server < 1 or fill_wait_s < 0:
             raise ValueError("room_size and rooms_per_server must be >= 1, fill_wait_s >= 0")
         self.room_size = room_size
@@ -358,7 +360,7 @@ class Matchmaker(Actor):
         self.poll_s = args.poll_s
         self.lobby = args.lobby
         for name, _rooms in args.servers:  # a server's process gone: its rooms are lost at once
-            self.peer(name, on_down=lambda _address, n=name: self._server_lost(n))
+            self.peer(name, on_down=self._on_server_down(name))
         if self.lobby:
             self.peer(self.lobby).send(PeerUp(name=self.child_id or "matchmaker"))
         self.start_timer(self.poll_s, PollServers(), repeat=True)
@@ -389,6 +391,9 @@ class Matchmaker(Actor):
             self._start(plan, restore=True)
         for plan in self.queue.plan_rooms():
             self._start(plan)
+
+    def _on_server_down(self, name: str) -> Callable[[Any], None]:
+        return lambda _address: self._server_lost(name)
 
     def _server_lost(self, name: str) -> None:
         log.warning("game server %s went down: its rooms wait to be restored", name)

@@ -178,7 +178,7 @@ class GameServer(LightHost):
 
     def receiveMsg_DrainEvents(self, msg: DrainEvents, sender: Any) -> None:
         self._drain_events()
-        now = time.monotonic()
+        now = self.clock()
         for room_id in [r for r, e in self.room_actors.items()
                         if e.state == "restarting" and now - e.since > RESTARTING_TTL_S]:
             del self.room_actors[room_id]  # its supervisor gave up on it
@@ -201,7 +201,7 @@ class GameServer(LightHost):
                     restore: RoomSnapshot | None = None) -> None:
         self.room_actors[config.room_id] = _RoomEntry(room.myAddress.lid, room.incarnation,
                                                       list(config.players), "running",
-                                                      time.monotonic())
+                                                      self.clock())
         self.loop_thread.loop.call_soon_threadsafe(self.engine.attach, config.room_id,
                                                    room.incarnation, config, restore)
 
@@ -216,7 +216,7 @@ class GameServer(LightHost):
             del self.room_actors[room_id]
             self.matchmaker.send(RoomEnded(server=self.child_id, room_id=room_id))
         else:
-            entry.state, entry.since = "restarting", time.monotonic()
+            entry.state, entry.since = "restarting", self.clock()
 
     # --- questions ----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The lobby's abuse limits: login attempts per account and per address with lockouts, account
 creation per address, chat per address and per account; each refusal too_many (429) with the wait.
-Rules on the mock clock; the HTTP answers (429 + Retry-After, 415, nosniff) against the real lobby."""
+Rules on the mock clock; the HTTP answers (429 + Retry-After, 415, nosniff) against the real
+lobby."""
 
 from __future__ import annotations
 

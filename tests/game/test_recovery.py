@@ -41,8 +41,9 @@ def _matched(http: Http, token: str) -> dict[str, Any]:
 
 def test_after_a_game_server_kill_players_rejoin_within_a_second_with_their_scores(
         make_runtime, tmp_path, free_udp_port) -> None:
-    """Every tick the one player takes every coin (coins and players all near the middle, within the pickup radius): its score
-    grows 3 a tick, so a restored room that lost the checkpoint would show it at once."""
+    """Every tick the one player takes every coin (coins and players all near the middle, within
+    the pickup radius): its score grows 3 a tick, so a restored room that lost the checkpoint
+    would show it at once."""
     rt = make_runtime(SYSTEM.tree(settings(tmp_path, room_size=1, pickup_radius=490,
                                            udp_port=free_udp_port, round_s=60)),
                       base="multiproc")
