@@ -212,6 +212,10 @@ class TickEngine:
         self.lag_ms: deque[float] = deque(maxlen=TICK_HISTORY)
         self.read_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # of each tick: reading inputs
         self.send_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # ... and sending snapshots
+        # a tick's start lag, split: the loop was still busy with a poll when the tick came due
+        # (busy), or idle but woke late (wake: the GIL held by another thread, or the OS)
+        self.lag_busy_ms: deque[float] = deque(maxlen=TICK_HISTORY)
+        self._busy_until = 0.0
         self._send_s = 0.0
         self._window = _Window(self)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -279,6 +283,8 @@ class TickEngine:
         """
         if self.edge.running:
             self.edge.drain()
+        if self._loop is not None:
+            self._busy_until = self._loop.time()
 
     @staticmethod
     def _not_started(data: bytes, addr: Address) -> int:
@@ -486,6 +492,8 @@ class TickEngine:
         self.executed += 1
         self.tick_ms.append((ended - began) * 1000.0)
         self.lag_ms.append((began - scheduled) * 1000.0)
+        self.lag_busy_ms.append(max(0.0, min(began, self._busy_until) - scheduled) * 1000.0)
+        self._busy_until = ended
         self.read_ms.append(read * 1000.0)
         self.send_ms.append(self._send_s * 1000.0)
         next_at, late, skipped = slot_after(scheduled, ended, period)
@@ -602,6 +610,8 @@ class TickEngine:
         lags = list(self.lag_ms)[len(self.lag_ms) - run:] if run > 0 else []
         reads = list(self.read_ms)[len(self.read_ms) - run:] if run > 0 else []
         sends = list(self.send_ms)[len(self.send_ms) - run:] if run > 0 else []
+        busy = list(self.lag_busy_ms)[len(self.lag_busy_ms) - run:] if run > 0 else []
+        wake = [lag - b for lag, b in zip(lags, busy, strict=True)]
         rooms = [t - r - s for t, r, s in zip(executed, reads, sends, strict=True)]
         result: dict[str, Any] = {k: v - window.values[k] for k, v in now.items()}
         del result["executed"]
@@ -615,7 +625,8 @@ class TickEngine:
                       phases_ms={name: {"p50": _percentile(values, 0.50),
                                         "p99": _percentile(values, 0.99)}
                                  for name, values in (("read", reads), ("rooms", rooms),
-                                                      ("send", sends))},
+                                                      ("send", sends), ("lag_busy", busy),
+                                                      ("lag_wake", wake))},
                       rooms=len(self.rooms), sessions=len(self.sessions), pid=os.getpid(),
                       loop_tid=self.loop_tid,
                       profile=[])

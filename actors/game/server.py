@@ -245,9 +245,12 @@ class GameServer(LightHost):
 
 
 def to_checkpoint(snapshot: RoomSnapshot) -> RoomCheckpoint:
-    return RoomCheckpoint(room_id=snapshot.room_id, tick=snapshot.tick,
-                          coins_taken=snapshot.coins_taken, coins=list(snapshot.coins),
-                          players=[list(p) for p in snapshot.players])
+    """Built without validation (the engine's own integers): a server reports ~100 of them a
+    poll, and this thread's time holding the GIL is time the tick loop may wait for it."""
+    return RoomCheckpoint.model_construct(room_id=snapshot.room_id, tick=snapshot.tick,
+                                          coins_taken=snapshot.coins_taken,
+                                          coins=list(snapshot.coins),
+                                          players=[list(p) for p in snapshot.players])
 
 
 def from_checkpoint(checkpoint: RoomCheckpoint) -> RoomSnapshot:
