@@ -406,6 +406,7 @@ class Lobby(HttpEdgeActor):
         self.queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
         self.relay = WsRelay()
         super().on_start()
+        self.matchmaker.send(PeerUp(name=self.child_id or "lobby"))  # reach me, not my corpse
 
     def configure_app(self, app: web.Application) -> None:
         """JSON bodies only, nosniff on every answer; the browser client's page and script, and
