@@ -45,7 +45,7 @@ def test_after_a_game_server_kill_players_rejoin_within_a_second_with_their_scor
     the pickup radius): its score grows 3 a tick, so a restored room that lost the checkpoint
     would show it at once."""
     rt = make_runtime(SYSTEM.tree(settings(tmp_path, room_size=1, pickup_radius=490,
-                                           udp_port=free_udp_port, round_s=60)),
+                                           udp_port=free_udp_port, round_s=4)),
                       base="multiproc")
     http = Http(rt)
     ann = http.player("ann")
@@ -100,6 +100,11 @@ def test_after_a_game_server_kill_players_rejoin_within_a_second_with_their_scor
     assert snap.tick >= seen.tick
     status = http.post("/queue/status", {"token": ann["token"]})[1]
     assert (status["status"], status["room_id"]) == ("matched", room_id)
+    over = player.expect(GameOver, timeout_s=6)  # the interrupted round plays to its end ...
+    assert over.room_id == room_id and over.scores[1] >= seen.players[3]
+    rows = wait(lambda: http.post("/leaderboard/top", {"n": 1})[1]["rows"], what="the result")
+    assert rows[0]["total"] == over.scores[1] >= seen.players[3], \
+        "... and its score, kept across the kill, reaches the leaderboard"
 
 
 def test_after_a_matchmaker_kill_the_lobby_reaches_the_new_one_at_once(make_runtime,
