@@ -388,6 +388,9 @@ class Matchmaker(Actor):
 
     def _place(self) -> None:
         for plan in self.queue.restorations():
+            log.warning("room %s, lost with its server, restored on %s from its checkpoint of "
+                        "tick %d", plan.room_id, plan.server,
+                        plan.checkpoint.tick if plan.checkpoint else 0)
             self._start(plan, restore=True)
         for plan in self.queue.plan_rooms():
             self._start(plan)
@@ -396,7 +399,7 @@ class Matchmaker(Actor):
         return lambda _address: self._server_lost(name)
 
     def _server_lost(self, name: str) -> None:
-        log.warning("game server %s went down: its rooms wait to be restored", name)
+        log.info("game server %s went down: its rooms wait to be restored", name)
         self.queue.server_lost(name)
 
     def receiveMsg_ServerUp(self, msg: ServerUp, sender: Any) -> None:
