@@ -491,11 +491,21 @@ class RoomsQuery(Message):
     room_id: str = ""
 
 
-class RoomView(Message):
-    """A running room as spectators see it: where it plays, who is in it (``names`` filled in by
-    the lobby) and its newest checkpoint the matchmaker holds (``poll_s`` old at most)."""
+class WatchRoom(Message):
+    """Ask a game server for a room's newest checkpoint (a spectator's view): answered with a
+    ``RoomCheckpoint``, or None if the room is not there."""
 
     room_id: str
+
+
+class RoomView(Message):
+    """A running room as spectators see it: where it plays (``server``: the game server's name),
+    who is in it (``names`` filled in by the lobby) and its newest checkpoint (the matchmaker's
+    copy in ``GET /rooms``, at most ``poll_s`` old; the game server's own in ``GET /rooms/{id}``,
+    at most a tick old)."""
+
+    room_id: str
+    server: str = ""
     players: list[int]
     names: dict[int, str] = {}
     server_host: str

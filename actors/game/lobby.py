@@ -69,6 +69,7 @@ from protocols.game import (
     QueueOps,
     RankAnswer,
     RankQuery,
+    RoomCheckpoint,
     RoomList,
     RoomPath,
     RoomsQuery,
@@ -76,6 +77,7 @@ from protocols.game import (
     TokenBody,
     TopParams,
     TopQuery,
+    WatchRoom,
 )
 from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
@@ -522,12 +524,25 @@ class Lobby(HttpEdgeActor):
             if not room_id:
                 pending.resolve(RoomList(rooms=views))
             elif views:
-                pending.resolve(views[0])
+                self._spectate(pending, views[0])
             else:
                 pending.fail(LobbyRefusedError(RefusalKind.NOT_FOUND, f"no running room {room_id}"))
 
         self.matchmaker.request(RoomsQuery(room_id=room_id), answered, timeout_s=3.0,
                                 on_unavailable=unavailable)
+
+    def _spectate(self, pending: Pending[Inbound], view: RoomView) -> None:
+        """A spectator's view: the room's checkpoint of the last tick, from its game server (the
+        matchmaker's copy, up to ``poll_s`` old, if the server does not answer)."""
+        def answered(reply: Any) -> None:
+            fresh = reply if isinstance(reply, RoomCheckpoint) else None
+            pending.resolve(view.model_copy(update={"checkpoint": fresh}) if fresh else view)
+
+        def stale() -> None:
+            pending.resolve(view)
+
+        self.peer(view.server).request(WatchRoom(room_id=view.room_id), answered, timeout_s=1.0,
+                                       on_unavailable=stale)
 
     def _forward(self, ops: list[tuple[Pending[Inbound], QueueOp]]) -> None:
         """One ``QueueOps`` to the matchmaker for the whole drain; 503s if it does not answer."""

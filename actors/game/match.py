@@ -312,7 +312,7 @@ class MatchQueue:
             if plan.state != "running" or (room_id and plan.room_id != room_id):
                 continue
             server = self.servers[plan.server]
-            views.append(RoomView(room_id=plan.room_id, players=plan.players,
+            views.append(RoomView(room_id=plan.room_id, server=plan.server, players=plan.players,
                                   server_host=server.host, server_port=server.port,
                                   checkpoint=plan.checkpoint))
         return RoomList(rooms=views)

@@ -60,6 +60,7 @@ from protocols.game import (
     ServerReport,
     ServerStatus,
     ServerUp,
+    WatchRoom,
 )
 from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
@@ -239,6 +240,10 @@ class GameServer(LightHost):
         stats = self.loop_thread.run(_call(self.engine.stats, reset=msg.reset,
                                            profile=msg.profile), 10)
         return GameStatsReport(**stats)
+
+    def receiveMsg_WatchRoom(self, msg: WatchRoom, sender: Any) -> RoomCheckpoint | None:
+        snapshot = self.loop_thread.run(_call(self.engine.checkpoints.get, msg.room_id), 5)
+        return to_checkpoint(snapshot) if snapshot is not None else None
 
     def receiveMsg_CrashRoom(self, msg: CrashRoom, sender: Any) -> bool:
         return bool(self.loop_thread.run(_call(self.engine.inject_fault, msg.room_id), 5))

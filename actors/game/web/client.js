@@ -225,7 +225,7 @@ async function fetchNames(roomId) {
   return answer;
 }
 
-// --- spectating: a room's newest checkpoint, polled -------------------------------------------
+// --- spectating: the room's checkpoint of its last tick, polled 5 times a second ----------------
 
 async function spectate(roomId) {
   game.spectating = roomId;
@@ -244,7 +244,7 @@ async function spectate(roomId) {
       game.players = checkpoint.players.flatMap((p) => p.slice(0, 4));
       game.snapshots += 1;
     }
-    await sleep(500);
+    await sleep(200);
   }
 }
 
