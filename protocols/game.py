@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import msgpack
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocols.errors import InvalidMessageError, PtrError, RefusalKind, RefusedError
 from protocols.message import Message, WireBody
@@ -84,6 +84,9 @@ GAME_OVER = 15
 MAX_CLIENT_DATAGRAM = 512
 """A client datagram longer than this is dropped before it is decoded."""
 MAX_SEQ = 2**31 - 1
+SEQ_WINDOW = 1024
+"""An input whose ``seq`` is more than this above the last applied one is refused (counted as
+``dropped_ahead``): no client can push a session's sequence out of another client's reach."""
 MAX_CONN = 2**31 - 1
 MAX_TOKEN_CHARS = 256
 ROOM_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")
@@ -92,6 +95,9 @@ ROOM_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")
 REJECT_BAD_TOKEN = 1
 REJECT_UNKNOWN_ROOM = 2
 REJECT_NOT_IN_ROOM = 3
+REJECT_SUPERSEDED = 4
+"""Sent to a session's old address when a JOIN with the same token from another address took the
+session over: the client stops playing and does not join again by itself (see the protocol page)."""
 
 
 class JoinDatagram(NamedTuple):
@@ -298,6 +304,14 @@ class TokenBody(Body):
     token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
 
 
+class QueueBody(Body):
+    """``POST /queue``: ``finished_room`` is the room whose GAME_OVER the client just saw (if
+    any)."""
+
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+    finished_room: str = Field(default="", pattern=r"^[A-Za-z0-9-]{0,32}$")
+
+
 class ChatPost(Body):
     token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
     room: str = Field(pattern=CHAT_ROOM_PATTERN)
@@ -311,6 +325,14 @@ class ChatQuery(Body):
 
 
 class TopQuery(Body):
+    n: int = Field(default=10, ge=1, le=100)
+
+
+class TopParams(BaseModel):
+    """``GET /leaderboard/top?n=10``: query strings are text, so ``n`` is read from one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     n: int = Field(default=10, ge=1, le=100)
 
 
@@ -393,8 +415,12 @@ class ChatHistory(Message):
 # --- messages between actors --------------------------------------------------------------------
 
 class QueueOp(Message):
+    """``finished_room`` (join only): the room whose GAME_OVER the player saw; a player still
+    counted in it is released from it and queued (the room's own end may not have arrived yet)."""
+
     player_id: int
     op: Literal["join", "status", "leave"]
+    finished_room: str = ""
 
 
 class QueueOps(Message):
@@ -412,12 +438,42 @@ class ServerStatus(Message):
     """Ask a game server about itself: answered with ``ServerReport``."""
 
 
+class RoomCheckpoint(Message):
+    """A room after a complete tick, as it travels to the matchmaker (in every ``ServerReport``):
+    what a room lost with its server's process is restored from, and whose scores are kept.
+    ``players`` holds ``[player_id, x, y, score, last_seq]`` rows."""
+
+    room_id: str
+    tick: int
+    coins_taken: int
+    coins: list[int]
+    players: list[list[int]]
+
+
 class RoomInfo(Message):
     room_id: str
     players: list[int]
     state: Literal["running", "restarting", "finished"]
     tick: int = 0
     connected: int = 0
+    checkpoint: RoomCheckpoint | None = None
+
+
+class ServerUp(Message):
+    """A game server (re)started: sent to the matchmaker from its ``on_start``, so rooms lost with
+    the previous process are restored at once rather than at the next poll."""
+
+    server: str
+    udp_host: str
+    udp_port: int
+    pid: int
+
+
+class PeerUp(Message):
+    """A registered actor (re)started: whoever holds a ``Peer`` of ``name`` looks it up now rather
+    than at its next backoff step."""
+
+    name: str
 
 
 class ServerReport(Message):
@@ -427,6 +483,46 @@ class ServerReport(Message):
     rooms: list[RoomInfo]
     sessions: int
     pid: int
+
+
+class RoomsQuery(Message):
+    """Ask the matchmaker for its running rooms (``room_id``: just that one): ``RoomList``."""
+
+    room_id: str = ""
+
+
+class WatchRoom(Message):
+    """Ask a game server for a room's newest checkpoint (a spectator's view): answered with a
+    ``RoomCheckpoint``, or None if the room is not there."""
+
+    room_id: str
+
+
+class RoomView(Message):
+    """A running room as spectators see it: where it plays (``server``: the game server's name),
+    who is in it (``names`` filled in by the lobby) and its newest checkpoint (the matchmaker's
+    copy in ``GET /rooms``, at most ``poll_s`` old; the game server's own in ``GET /rooms/{id}``,
+    at most a tick old)."""
+
+    room_id: str
+    server: str = ""
+    players: list[int]
+    names: dict[int, str] = {}
+    server_host: str
+    server_port: int
+    checkpoint: RoomCheckpoint | None = None
+
+
+class RoomList(Message):
+    rooms: list[RoomView]
+
+
+class RoomPath(BaseModel):
+    """``GET /rooms/{room_id}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    room_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,32}$")
 
 
 class MatchStatus(Message):
@@ -440,6 +536,8 @@ class MatchReport(Message):
     rooms: int
     room_capacity: int
     servers_up: int
+    restoring: int = 0   # rooms lost with their server, waiting to be restored
+    checkpoint_ticks: dict[str, int] = {}  # room id -> tick of its newest checkpoint here
 
 
 class RoomEnded(Message):
@@ -501,6 +599,8 @@ class GameStatsReport(Message):
     dropped_stale: int
     dropped_duplicate: int
     dropped_excess: int
+    dropped_ahead: int = 0
+    sessions_taken_over: int = 0
     snapshots_sent: int
     send_dropped: int
     rooms: int

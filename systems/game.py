@@ -19,7 +19,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actors.game.bots import BotFleet, SimulatedPlayers
-from actors.game.lobby import Lobby, lobby_routes
+from actors.game.limits import LockoutRules, RateRules
+from actors.game.lobby import Lobby, LobbyLimits, lobby_routes
 from actors.game.match import Matchmaker
 from actors.game.server import GameServer, RoomActor
 from protocols.errors import PtrError
@@ -65,6 +66,7 @@ class GameSettings(SystemSettings):
     arena: int = Field(default=1000, ge=100)
     speed: int = Field(default=5, ge=1)
     coins: int = Field(default=3, ge=1)
+    pickup_radius: int = Field(default=20, ge=1)
     max_inputs_per_tick: int = Field(default=4, ge=1)
     idle_timeout_s: float = Field(default=10.0, gt=0)
     room_restart_intensity: int = Field(default=10, ge=0)
@@ -76,8 +78,36 @@ class GameSettings(SystemSettings):
     chat_max_chars: int = Field(default=200, ge=1)
     chat_burst: int = Field(default=5, ge=1)
     chat_per_s: float = Field(default=1.0, gt=0)
+    # abuse limits of the lobby (429 + Retry-After past them; see LobbyLimits)
+    login_burst: int = Field(default=10, ge=1)            # login attempts per address ...
+    login_per_s: float = Field(default=1.0, gt=0)         # ... then this many a second
+    account_lockout_failures: int = Field(default=5, ge=1)  # wrong passwords for one name ...
+    account_lockout_s: float = Field(default=60.0, gt=0)    # ... lock it this long
+    address_lockout_failures: int = Field(default=20, ge=1)  # wrong passwords from one address
+    address_lockout_s: float = Field(default=300.0, gt=0)
+    lockout_window_s: float = Field(default=300.0, gt=0)  # failures counted within this window
+    accounts_burst: int = Field(default=5, ge=1)          # accounts created per address ...
+    accounts_per_min: float = Field(default=1.0, gt=0)    # ... then this many a minute
+    chat_address_burst: int = Field(default=10, ge=1)     # chat lines per address ...
+    chat_address_per_s: float = Field(default=2.0, gt=0)  # ... then this many a second
+    load_limits: bool = False  # lift the per-address limits: bots all come from one address
     players: int = Field(default=100, ge=1)        # --simulate: how many bots
     bot_processes: int = Field(default=2, ge=1)    # --simulate: in how many processes
+
+    def lobby_limits(self) -> LobbyLimits:
+        if self.load_limits:  # --simulate and the benchmark: thousands of bots on one address
+            lifted = RateRules(1_000_000, 1_000_000.0)
+            return LobbyLimits(login_per_address=lifted, accounts_per_address=lifted,
+                               chat_per_address=lifted,
+                               login_failures_per_address=LockoutRules(1_000_000, 1.0, 1.0))
+        return LobbyLimits(
+            login_per_address=RateRules(self.login_burst, self.login_per_s),
+            login_failures_per_account=LockoutRules(self.account_lockout_failures,
+                                                    self.lockout_window_s, self.account_lockout_s),
+            login_failures_per_address=LockoutRules(self.address_lockout_failures,
+                                                    self.lockout_window_s, self.address_lockout_s),
+            accounts_per_address=RateRules(self.accounts_burst, self.accounts_per_min / 60.0),
+            chat_per_address=RateRules(self.chat_address_burst, self.chat_address_per_s))
 
     def udp_port_of(self, k: int) -> int:
         return self.udp_port + k - 1 if self.udp_port else 0
@@ -88,7 +118,7 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
     servers = [(f"game-{k}", f"rooms-{k}") for k in range(1, s.servers + 1)]
     room_rules = {"round_ticks": max(1, round(s.round_s * s.tick_hz)), "arena": s.arena,
                   "speed": s.speed, "coins": s.coins,
-                  "max_inputs_per_tick": s.max_inputs_per_tick}
+                  "max_inputs_per_tick": s.max_inputs_per_tick, "pickup_radius": s.pickup_radius}
     children = [
         ChildSpec("lobby", Lobby, name="lobby", args={
             **auth, "storage_url": s.resolved_storage_url("game"), "hash_profile": s.hash_profile,
@@ -96,11 +126,15 @@ def build_tree(s: GameSettings) -> SupervisorSpec:
             "host": s.lobby_host, "port": s.lobby_port, "allow": list(s.allow_networks),
             "max_body_bytes": 8192, "max_in_flight": 2048, "drain_max": 512,
             "matchmaker": "matchmaker",
-            "game_servers": [server for server, _ in servers],
+            # who may hand in a GameResult: the servers, and the matchmaker (the checkpointed
+            # scores of a room it could not restore)
+            "game_servers": [*(server for server, _ in servers), "matchmaker"],
             "chat": {"max_chars": s.chat_max_chars, "burst": s.chat_burst,
-                     "per_s": s.chat_per_s}}),
+                     "per_s": s.chat_per_s},
+            "limits": s.lobby_limits()}),
         ChildSpec("matchmaker", Matchmaker, name="matchmaker", args={
             "servers": [list(pair) for pair in servers], "room_size": s.room_size,
+            "lobby": "lobby",
             "rooms_per_server": s.rooms_per_server, "fill_wait_s": s.fill_wait_s,
             "poll_s": s.poll_s}),
     ]

@@ -22,6 +22,7 @@ STRICT = [
     "systems/game.py", "systems/smart_home.py",
     "actors/ping/__init__.py",
     "actors/game/auth.py", "actors/game/bots.py", "actors/game/lobby.py", "actors/game/engine.py", "actors/game/match.py",
+    "actors/game/limits.py", "actors/game/ws.py",
     "actors/game/room.py", "actors/game/server.py",
     "actors/smart_home/_shared.py", "actors/smart_home/api.py", "actors/smart_home/analyzers.py", "actors/smart_home/chart.py",
     "actors/smart_home/ingest.py", "actors/smart_home/writer.py",

@@ -394,12 +394,17 @@ class HttpEdgeActor(BridgedEdge):
         app = build_app(routes, bridge=bridge, max_body_bytes=args.max_body_bytes,
                         allow_networks=list(args.allow), retry_after_s=args.retry_after_s,
                         host=self, title=args.title or self.path or "ptr edge")
+        self.configure_app(app)
         self.server = HttpServer(app, host=self.host, port=args.port, ssl_context=ssl_context,
                                  shutdown_timeout_s=args.shutdown_timeout_s)
         assert self.loop_thread is not None
         self.port = self.loop_thread.run(self.server.start(), LOOP_CALL_TIMEOUT_S)
         log.info("%s serving %s://%s:%d", self.path, self.scheme, self.host, self.port)
         return bridge
+
+    def configure_app(self, app: Any) -> None:
+        """Called with the aiohttp application before it serves: a subclass may add middlewares,
+        response headers or routes of its own (a WebSocket). Nothing by default."""
 
     def tls_context(self) -> ssl.SSLContext | None:
         args: HttpEdgeArgs = self.edge_args

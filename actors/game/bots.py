@@ -126,7 +126,8 @@ class BotConfig:
 
 
 class _Bot:
-    __slots__ = ("index", "name", "player_id", "token", "state", "room_id", "sock", "conn",
+    __slots__ = ("index", "name", "player_id", "token", "state", "room_id", "finished_room",
+                 "sock", "conn",
                  "seq", "sent_at", "last_ack", "last_tick", "x", "y", "tx", "ty", "own",
                  "heard_at", "join_at", "joining_since", "over", "rejects")
 
@@ -137,6 +138,7 @@ class _Bot:
         self.token = ""
         self.state = "http"  # http | joining | playing
         self.room_id = ""
+        self.finished_room = ""  # the room whose GAME_OVER it saw: left when queueing again
         self.sock: socket.socket | None = None
         self.conn = 0
         self.seq = 0
@@ -259,7 +261,8 @@ class BotRunner:
 
     async def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...] = (200,)) -> Any:
         """POST until an answer in ``ok`` (or a 4xx, returned as ``(status, json)``); retries
-        refusals of a busy lobby (503/504) and connection errors with a capped backoff."""
+        refusals of a busy lobby (503/504) and connection errors with a capped backoff, and waits
+        out a 429 for its ``Retry-After``."""
         import aiohttp
 
         delay = 0.2
@@ -267,6 +270,9 @@ class BotRunner:
             try:
                 async with self.http.post(self.config.lobby_url + path, json=body) as response:
                     payload = await response.json(content_type=None)
+                    if response.status == 429:  # over a lobby limit: wait as told, then again
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                        continue
                     if response.status in ok or 400 <= response.status < 500:
                         return response.status, payload
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
@@ -289,7 +295,7 @@ class BotRunner:
 
     async def _queue(self, bot: _Bot) -> dict[str, Any]:
         token = {"token": bot.token}
-        status, answer = await self._post("/queue", token)
+        status, answer = await self._post("/queue", {**token, "finished_room": bot.finished_room})
         while True:
             if status == 401:  # token expired: log in again
                 await self._login(bot)
@@ -489,6 +495,7 @@ class BotRunner:
                 self._end_round(bot)
         elif kind == GAME_OVER:
             if msg[2] == bot.room_id:
+                bot.finished_room = bot.room_id
                 self._end_round(bot)
 
 

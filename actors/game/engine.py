@@ -18,8 +18,13 @@ Failure rules:
 
 * Bad input is counted, never raised: undecodable datagrams (``dropped_bad``, by the edge), inputs
   from unknown connections or from an address other than the one that joined, and joins with a bad
-  token (``dropped_unauthenticated``); stale, duplicate and excess inputs (counted by the rooms).
-  Log lines about them are rate-limited.
+  token (``dropped_unauthenticated``); stale, duplicate, excess and ahead-of-window inputs (counted
+  by the rooms). Log lines about them are rate-limited.
+* One owner per session: a JOIN with a player's token from another address takes the session
+  over, and the old address hears ``REJECT_SUPERSEDED`` (so a player whose address changed, or who
+  takes the session back from a stolen token, is never locked out, and nobody loses a session
+  without being told). An input for a connection this server never issued (it restarted) is
+  answered with ``REJOIN``, at most ``UNKNOWN_REJOINS_PER_S`` a second, never larger than it.
 * A room whose ``step`` raises is detached at once (its half-applied tick is discarded with it),
   its players' connections are retired (their next input is answered with ``REJOIN``), and
   ``RoomFailed`` goes to the hosting actor, whose room actor crashes so its supervisor restarts it.
@@ -47,14 +52,15 @@ from typing import Any
 
 import msgpack
 
-from actors.edges import Address, UdpEdge
-from actors.edges import RateLimitedLog
+from actors import clock
+from actors.edges import Address, RateLimitedLog, UdpEdge
 from actors.game.auth import SessionTokens
 from actors.game.room import InputCounters, PlayerState, RoomConfig, RoomSim, RoomSnapshot
 from protocols.errors import ConfigError
 from protocols.game import (
     REJECT_BAD_TOKEN,
     REJECT_NOT_IN_ROOM,
+    REJECT_SUPERSEDED,
     REJECT_UNKNOWN_ROOM,
     InputDatagram,
     InvalidTokenError,
@@ -76,6 +82,7 @@ __all__ = ["GC_THRESHOLDS", "EngineFailed", "EngineSettings", "RoomFailed", "Roo
 log = logging.getLogger("ptr.game.engine")
 
 REJOIN_INTERVAL_S = 0.1
+UNKNOWN_REJOINS_PER_S = 2_000  # REJOINs a second to connections never issued here (a restart)
 RETIRED_TTL_S = 30.0
 ORPHAN_CHECKPOINT_TTL_S = 60.0
 FINISHED_TTL_S = 600.0
@@ -162,7 +169,7 @@ class _Window:
     """Counters at the start of a measurement window, to report differences."""
 
     def __init__(self, engine: TickEngine) -> None:
-        self.began = time.monotonic()
+        self.began = engine.clock()
         self.cpu = time.process_time()
         self.values = engine._counter_values()
 
@@ -171,8 +178,10 @@ class TickEngine:
     """Owns the UDP edge, the sessions, the rooms and their checkpoints. See the module docstring."""
 
     def __init__(self, tokens: SessionTokens, emit: Callable[[object], None],
-                 settings: EngineSettings | None = None) -> None:
+                 settings: EngineSettings | None = None,
+                 clock_fn: Callable[[], float] = clock.monotonic) -> None:
         self.settings = settings or EngineSettings()
+        self.clock = clock_fn  # TTLs, REJOIN pacing and windows (the tick itself: the loop's time)
         self.tokens = tokens
         self._emit = emit
         polled = self.settings.reads_per_tick > 0
@@ -188,6 +197,9 @@ class TickEngine:
         self._finished: dict[str, tuple[float, RoomFinished]] = {}  # room id -> (when, result)
         self.sessions: dict[int, _Session] = {}
         self._retired: dict[int, float] = {}  # conn -> earliest next REJOIN (monotonic)
+        self._unknown_rejoins = 0  # REJOINs to never-issued connections this second
+        self._superseded: dict[int, float] = {}  # conn taken over -> when (never told REJOIN)
+        self.taken_over = 0
         self.counters = InputCounters()
         self.inputs_received = 0
         self.unauthenticated = 0
@@ -200,6 +212,10 @@ class TickEngine:
         self.lag_ms: deque[float] = deque(maxlen=TICK_HISTORY)
         self.read_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # of each tick: reading inputs
         self.send_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # ... and sending snapshots
+        # a tick's start lag, split: the loop was still busy with a poll when the tick came due
+        # (busy), or idle but woke late (wake: the GIL held by another thread, or the OS)
+        self.lag_busy_ms: deque[float] = deque(maxlen=TICK_HISTORY)
+        self._busy_until = 0.0
         self._send_s = 0.0
         self._window = _Window(self)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -267,6 +283,8 @@ class TickEngine:
         """
         if self.edge.running:
             self.edge.drain()
+        if self._loop is not None:
+            self._busy_until = self._loop.time()
 
     @staticmethod
     def _not_started(data: bytes, addr: Address) -> int:
@@ -274,8 +292,10 @@ class TickEngine:
 
     # --- rooms (called by the owner, on the loop thread) --------------------------------------
 
-    def attach(self, room_id: str, incarnation: int, config: RoomConfig) -> None:
-        """Start ticking a room: from its checkpoint if it has one (a restart), else fresh.
+    def attach(self, room_id: str, incarnation: int, config: RoomConfig,
+               restore: RoomSnapshot | None = None) -> None:
+        """Start ticking a room: from its checkpoint if it has one (a restart), else from
+        ``restore`` (a room lost with another process, restored by the matchmaker), else fresh.
 
         A room that already played its last tick is not played again: its actor, restarted after
         the end (say, while handing over the result), hears ``RoomFinished`` once more instead.
@@ -290,7 +310,7 @@ class TickEngine:
             if current.incarnation >= incarnation:
                 return
             self._drop_room(current, retire=True)
-        snapshot = self.checkpoints.get(room_id)
+        snapshot = self.checkpoints.get(room_id) or restore
         try:
             sim = RoomSim(config, snapshot)
         except ValueError as exc:  # a checkpoint that does not fit the room cannot be resumed
@@ -318,7 +338,7 @@ class TickEngine:
                 self.checkpoints.pop(room_id, None)
                 self._orphaned.pop(room_id, None)
             elif room_id in self.checkpoints:
-                self._orphaned[room_id] = time.monotonic()
+                self._orphaned[room_id] = self.clock()
 
     def inject_fault(self, room_id: str) -> bool:
         room = self.rooms.get(room_id)
@@ -330,7 +350,7 @@ class TickEngine:
     def _drop_room(self, room: _Room, *, retire: bool) -> None:
         if self.rooms.get(room.room_id) is room:
             del self.rooms[room.room_id]
-        now = time.monotonic()
+        now = self.clock()
         for session in room.sessions.values():
             self.sessions.pop(session.conn, None)
             if retire:
@@ -352,6 +372,12 @@ class TickEngine:
                 unauthenticated += 1
                 if session is None and item.conn in self._retired:
                     self._send_rejoin(item.conn, addr)
+                elif (session is None and self._unknown_rejoins < UNKNOWN_REJOINS_PER_S
+                      and item.conn not in self._superseded):
+                    # never issued here (this server restarted): "join again" is smaller than
+                    # the input, and paced, so it amplifies nothing
+                    self._unknown_rejoins += 1
+                    self.edge.send(addr, encode_rejoin(item.conn))
                 else:
                     self._auth_log.warning("game server %s: input for connection %d from %s "
                                            "dropped: unknown connection or wrong address",
@@ -369,7 +395,7 @@ class TickEngine:
         self.unauthenticated += unauthenticated
 
     def _send_rejoin(self, conn: int, addr: Address) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now >= self._retired[conn]:
             self._retired[conn] = now + REJOIN_INTERVAL_S
             self.edge.send(addr, encode_rejoin(conn))
@@ -395,9 +421,16 @@ class TickEngine:
             return False
         old = room.sessions.get(player_id)
         if old is not None:
+            if old.addr != addr:  # taken over: the old address is told, never left guessing
+                self.taken_over += 1
+                log.warning("game server %s: player %d's session in room %s moved from %s to %s",
+                            self.address, player_id, room.room_id, old.addr, addr)
+                self.edge.send(old.addr, encode_reject(REJECT_SUPERSEDED,
+                                                       "session taken over by another address"))
+                self._superseded[old.conn] = self.clock()
             self._end_session(old)
         conn = secrets.randbits(31) or 1
-        while conn in self.sessions or conn in self._retired:
+        while conn in self.sessions or conn in self._retired or conn in self._superseded:
             conn = secrets.randbits(31) or 1
         session = _Session(conn, addr, player, room, self.ticks)
         self.sessions[conn] = session
@@ -459,6 +492,8 @@ class TickEngine:
         self.executed += 1
         self.tick_ms.append((ended - began) * 1000.0)
         self.lag_ms.append((began - scheduled) * 1000.0)
+        self.lag_busy_ms.append(max(0.0, min(began, self._busy_until) - scheduled) * 1000.0)
+        self._busy_until = ended
         self.read_ms.append(read * 1000.0)
         self.send_ms.append(self._send_s * 1000.0)
         next_at, late, skipped = slot_after(scheduled, ended, period)
@@ -519,7 +554,7 @@ class TickEngine:
                   room.incarnation, room.sim.tick + 1, text,
                   "".join(traceback.format_exception(exc))[-4000:])
         self._drop_room(room, retire=True)
-        self._orphaned[room.room_id] = time.monotonic()
+        self._orphaned[room.room_id] = self.clock()
         self._emit(RoomFailed(room.room_id, room.incarnation, text))
 
     def _finish(self, room: _Room) -> None:
@@ -531,7 +566,7 @@ class TickEngine:
         self._drop_room(room, retire=False)
         self.checkpoints.pop(room.room_id, None)
         event = RoomFinished(room.room_id, room.incarnation, room.sim.tick, scores)
-        self._finished[room.room_id] = (time.monotonic(), event)
+        self._finished[room.room_id] = (self.clock(), event)
         self._emit(event)
 
     def _housekeeping(self, tick: int) -> None:
@@ -540,9 +575,12 @@ class TickEngine:
         idle_ticks = self.settings.idle_timeout_s * self.settings.tick_hz
         for session in [s for s in self.sessions.values() if tick - s.last_heard > idle_ticks]:
             self._end_session(session)
-        now = time.monotonic()
+        self._unknown_rejoins = 0
+        now = self.clock()
         for conn in [c for c, t in self._retired.items() if now - t > RETIRED_TTL_S]:
             del self._retired[conn]
+        for conn in [c for c, t in self._superseded.items() if now - t > RETIRED_TTL_S]:
+            del self._superseded[conn]
         for room_id in [r for r, (t, _) in self._finished.items() if now - t > FINISHED_TTL_S]:
             del self._finished[room_id]
         for room_id in [r for r, t in self._orphaned.items() if now - t > ORPHAN_CHECKPOINT_TTL_S]:
@@ -559,7 +597,8 @@ class TickEngine:
                 "inputs_received": self.inputs_received, "inputs_applied": c.applied,
                 "dropped_bad": edge.dropped_bad, "dropped_unauthenticated": self.unauthenticated,
                 "dropped_stale": c.stale, "dropped_duplicate": c.duplicate,
-                "dropped_excess": c.excess, "snapshots_sent": self.snapshots_sent,
+                "dropped_excess": c.excess, "dropped_ahead": c.ahead,
+                "sessions_taken_over": self.taken_over, "snapshots_sent": self.snapshots_sent,
                 "send_dropped": edge.send_dropped, "room_crashes": self.room_crashes}
 
     def stats(self, *, reset: bool = False, profile: str = "") -> dict[str, Any]:
@@ -571,10 +610,12 @@ class TickEngine:
         lags = list(self.lag_ms)[len(self.lag_ms) - run:] if run > 0 else []
         reads = list(self.read_ms)[len(self.read_ms) - run:] if run > 0 else []
         sends = list(self.send_ms)[len(self.send_ms) - run:] if run > 0 else []
+        busy = list(self.lag_busy_ms)[len(self.lag_busy_ms) - run:] if run > 0 else []
+        wake = [lag - b for lag, b in zip(lags, busy, strict=True)]
         rooms = [t - r - s for t, r, s in zip(executed, reads, sends, strict=True)]
         result: dict[str, Any] = {k: v - window.values[k] for k, v in now.items()}
         del result["executed"]
-        result.update(window_s=time.monotonic() - window.began,
+        result.update(window_s=self.clock() - window.began,
                       cpu_s=time.process_time() - window.cpu,
                       tick_p50_ms=_percentile(executed, 0.50),
                       tick_p99_ms=_percentile(executed, 0.99),
@@ -584,7 +625,8 @@ class TickEngine:
                       phases_ms={name: {"p50": _percentile(values, 0.50),
                                         "p99": _percentile(values, 0.99)}
                                  for name, values in (("read", reads), ("rooms", rooms),
-                                                      ("send", sends))},
+                                                      ("send", sends), ("lag_busy", busy),
+                                                      ("lag_wake", wake))},
                       rooms=len(self.rooms), sessions=len(self.sessions), pid=os.getpid(),
                       loop_tid=self.loop_tid,
                       profile=[])
@@ -600,8 +642,10 @@ class TickEngine:
         return result
 
     def room_table(self) -> list[dict[str, Any]]:
+        """Each running room with its newest checkpoint (what the matchmaker keeps)."""
         return [{"room_id": r.room_id, "players": list(r.sim.config.players), "tick": r.sim.tick,
-                 "connected": len(r.sessions)} for r in self.rooms.values()]
+                 "connected": len(r.sessions), "checkpoint": self.checkpoints.get(r.room_id)}
+                for r in self.rooms.values()]
 
 
 def slot_after(scheduled: float, ended: float, period: float) -> tuple[float, int, int]:

@@ -26,18 +26,23 @@ import re
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from aiohttp import web
 from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 
+from actors import clock as actor_clock
 from actors.edges import ANSWER_LATER, Answer, Inbound, Pending, Route
 from actors.edges.http_edge import HttpEdgeActor, HttpEdgeArgs
 from actors.game.auth import HashProfile, Passwords, SessionTokens
+from actors.game.limits import Lockout, LockoutRules, RateLimiter, RateRules
+from actors.game.ws import WsRelay
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import RefusalKind
 from protocols.game import (
@@ -57,17 +62,26 @@ from protocols.game import (
     LobbyRefusedError,
     LoginAnswer,
     QueueAnswer,
+    PeerUp,
     QueueAnswers,
+    QueueBody,
     QueueOp,
     QueueOps,
     RankAnswer,
     RankQuery,
+    RoomCheckpoint,
+    RoomList,
+    RoomPath,
+    RoomsQuery,
+    RoomView,
     TokenBody,
+    TopParams,
     TopQuery,
+    WatchRoom,
 )
 from protocols.supervision import ExitReason
 
-__all__ = ["ChatRules", "Lobby", "LobbyArgs", "LobbyService", "lobby_routes"]
+__all__ = ["ChatRules", "Lobby", "LobbyArgs", "LobbyLimits", "LobbyService", "lobby_routes"]
 
 log = logging.getLogger("ptr.game.lobby")
 
@@ -133,34 +147,32 @@ def _banned_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     return pattern
 
 
-class ChatRateLimiter:
-    """One token bucket per player; the clock is injected (tests move time, never sleep)."""
+@dataclass(frozen=True)
+class LobbyLimits:
+    """The lobby's abuse limits (each a token bucket or a lockout, see ``actors.game.limits``).
 
-    MAX_TRACKED = 100_000
+    * ``login_per_address``: login attempts of one address, right or wrong (checked before the
+      password is hashed, so a flood costs no hashing);
+    * ``login_failures_per_account``: wrong passwords for one name lock that name;
+    * ``login_failures_per_address``: wrong passwords from one address lock that address;
+    * ``accounts_per_address``: accounts one address may create;
+    * ``chat_per_address``: chat lines of one address, whatever the accounts (each account has its
+      own limit too, ``ChatRules``).
 
-    def __init__(self, rules: ChatRules, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rules = rules
-        self.clock = clock
-        self._buckets: dict[int, tuple[float, float]] = {}  # player -> (tokens, at)
+    Every refusal is ``too_many`` (HTTP 429) with the seconds to wait (``Retry-After``).
+    """
 
-    def take(self, player_id: int) -> float:
-        """0.0 if the player may post now (one token taken), else seconds until it may."""
-        now = self.clock()
-        rules = self.rules
-        tokens, at = self._buckets.get(player_id, (float(rules.burst), now))
-        tokens = min(float(rules.burst), tokens + (now - at) * rules.per_s)
-        if tokens < 1.0:
-            self._buckets[player_id] = (tokens, now)
-            return (1.0 - tokens) / rules.per_s
-        if len(self._buckets) >= self.MAX_TRACKED:
-            self._forget_full(now)
-        self._buckets[player_id] = (tokens - 1.0, now)
-        return 0.0
+    login_per_address: RateRules = field(default_factory=lambda: RateRules(10, 1.0))
+    login_failures_per_account: LockoutRules = field(
+        default_factory=lambda: LockoutRules(5, 300.0, 60.0))
+    login_failures_per_address: LockoutRules = field(
+        default_factory=lambda: LockoutRules(20, 300.0, 300.0))
+    accounts_per_address: RateRules = field(default_factory=lambda: RateRules(5, 1 / 60))
+    chat_per_address: RateRules = field(default_factory=lambda: RateRules(10, 2.0))
 
-    def _forget_full(self, now: float) -> None:
-        burst, per_s = float(self.rules.burst), self.rules.per_s
-        for pid in [p for p, (t, at) in self._buckets.items() if t + (now - at) * per_s >= burst]:
-            del self._buckets[pid]
+
+def _too_many(what: str, wait_s: float) -> LobbyRefusedError:
+    return LobbyRefusedError(RefusalKind.TOO_MANY, what, retry_after_s=wait_s)
 
 
 # --- the service --------------------------------------------------------------------------------
@@ -174,13 +186,20 @@ class LobbyService:
 
     def __init__(self, engine: sa.Engine, tokens: SessionTokens, passwords: Passwords,
                  rules: ChatRules | None = None, *, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = actor_clock.monotonic,
+                 limits: LobbyLimits | None = None) -> None:
         self.engine = engine
         self.tokens = tokens
         self.passwords = passwords
         self.rules = rules or ChatRules()
         self.clock = clock
-        self.limiter = ChatRateLimiter(self.rules, monotonic)
+        self.limits = limits = limits or LobbyLimits()
+        self.limiter = RateLimiter(RateRules(self.rules.burst, self.rules.per_s), monotonic)
+        self.chat_addresses = RateLimiter(limits.chat_per_address, monotonic)
+        self.login_addresses = RateLimiter(limits.login_per_address, monotonic)
+        self.account_lockout = Lockout(limits.login_failures_per_account, monotonic)
+        self.address_lockout = Lockout(limits.login_failures_per_address, monotonic)
+        self.new_accounts = RateLimiter(limits.accounts_per_address, monotonic)
         self.scores = RowWriter(engine, SCORES)
         self.chat = RowWriter(engine, CHAT)
         self._names: dict[int, str] = {}
@@ -200,6 +219,23 @@ class LobbyService:
 
     # --- accounts -----------------------------------------------------------------------------
 
+    def admit_register(self, address: str) -> None:
+        """Refuses (too_many) an address over its account-creation rate; cheap, before hashing."""
+        wait_s = self.new_accounts.take(address)
+        if wait_s > 0:
+            raise _too_many("too many accounts created from this address", wait_s)
+
+    def admit_login(self, name: str, address: str) -> None:
+        """Refuses (too_many) a login attempt of a locked name or address, or of an address over
+        its attempt rate; cheap, called before the password is hashed."""
+        for locked_s, what in ((self.account_lockout.locked_for(name.lower()), "account"),
+                               (self.address_lockout.locked_for(address), "address")):
+            if locked_s > 0:
+                raise _too_many(f"too many failed logins: this {what} is locked", locked_s)
+        wait_s = self.login_addresses.take(address)
+        if wait_s > 0:
+            raise _too_many("too many login attempts from this address", wait_s)
+
     def register(self, name: str, password: str) -> AccountCreated:
         """A new account; refused (conflict) if the name (case-insensitively) is taken."""
         password_hash = self.passwords.hash(password)
@@ -215,15 +251,18 @@ class LobbyService:
         self._names[int(player_id)] = name
         return AccountCreated(player_id=int(player_id), name=name)
 
-    def login(self, name: str, password: str) -> LoginAnswer:
+    def login(self, name: str, password: str, address: str = "") -> LoginAnswer:
         """A session token for good credentials; refused (unauthorized) otherwise, the same for
-        unknown names."""
+        unknown names. A failure counts toward the lockouts of the name and of ``address``."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ACCOUNTS.c.player_id, ACCOUNTS.c.name,
                                          ACCOUNTS.c.password_hash)
                                .where(ACCOUNTS.c.name_key == name.lower())).first()
         if not self.passwords.verify(row.password_hash if row else None, password) or row is None:
+            self.account_lockout.failed(name.lower())
+            self.address_lockout.failed(address)
             raise LobbyRefusedError(RefusalKind.UNAUTHORIZED, "bad name or password")
+        self.account_lockout.succeeded(name.lower())
         token, expires_at = self.tokens.issue(row.player_id)
         self._names[row.player_id] = row.name
         return LoginAnswer(player_id=row.player_id, name=row.name, token=token,
@@ -288,13 +327,13 @@ class LobbyService:
 
     # --- chat ---------------------------------------------------------------------------------
 
-    def post_chat(self, player_id: int, room: str, text: str) -> ChatPosted:
-        """Store a chat line in ``room``: refused too_many over the player's rate, invalid if the
-        rules refuse it."""
+    def post_chat(self, player_id: int, room: str, text: str, address: str = "") -> ChatPosted:
+        """Store a chat line in ``room``: refused too_many over the player's or the address's
+        rate, invalid if the rules refuse it."""
         cleaned, masked = self.rules.clean(text)
-        wait_s = self.limiter.take(player_id)
+        wait_s = max(self.chat_addresses.take(address), self.limiter.take(player_id))
         if wait_s > 0:
-            raise LobbyRefusedError(RefusalKind.TOO_MANY, "chat rate limit: slow down", retry_after_s=wait_s)
+            raise _too_many("chat rate limit: slow down", wait_s)
         self._chat_seq += 1
         seq = self._chat_seq
         self.chat.write_batch([{"message_id": uuid.uuid4().hex, "seq": seq, "room": room,
@@ -317,16 +356,23 @@ class LobbyService:
 # --- the actor ----------------------------------------------------------------------------------
 
 class LobbyArgs(HttpEdgeArgs):
-    """The lobby's arguments: the HTTP edge's and its service's (see ``Lobby``)."""
+    """The lobby's arguments: its own, and its HTTP edge's with the lobby's defaults."""
 
     storage_url: str
-    token_secret: str | bytes
-    matchmaker: str
-    game_servers: list[str] = Field(default_factory=list)
-    token_ttl_s: float = Field(default=3600, gt=0)
+    token_secret: str = Field(min_length=16)
+    token_ttl_s: float = Field(default=3600.0, gt=0)
     hash_profile: HashProfile = "owasp"
     hash_workers: int = Field(default=2, ge=1)
-    chat: dict[str, Any] = Field(default_factory=dict)
+    matchmaker: str                      # registered names of its peers
+    game_servers: list[str]              # who may hand in a GameResult (servers, matchmaker)
+    chat: dict[str, Any] = Field(default_factory=dict)  # ChatRules fields
+    limits: LobbyLimits = LobbyLimits()
+    # the HTTP edge's, with the lobby's defaults
+    title: str | None = "ptr game lobby"
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    max_body_bytes: int = Field(default=8192, ge=1)
+    max_in_flight: int = Field(default=2048, ge=1)
+    drain_max: int = Field(default=512, ge=1)
 
 
 class Lobby(HttpEdgeActor):
@@ -334,10 +380,12 @@ class Lobby(HttpEdgeActor):
     the actor thread (register and login hand their Argon2 hash to the ``hash_workers`` executor and
     answer later; the queue routes of one drain go to the matchmaker in one ``QueueOps``).
 
-    Args: the HTTP edge's (``routes``, ``host``, ``port``, ``allow``...), ``storage_url``,
-    ``token_secret``, ``token_ttl_s``, ``hash_profile``, ``hash_workers``, ``chat`` (``ChatRules``
-    fields), ``matchmaker`` (its registered name) and ``game_servers`` (their registered names: a
-    ``GameResult`` is taken from a game server's process only, any other sender is refused)."""
+    Args: ``LobbyArgs``. A ``GameResult`` is taken from the processes of ``game_servers`` only (and
+    the matchmaker's, which hands over the checkpointed scores of a room it could not restore).
+
+    Every body must be sent as ``Content-Type: application/json`` (415 otherwise: a web page of
+    another origin cannot post here without a CORS preflight), and every answer says
+    ``X-Content-Type-Options: nosniff``."""
 
     Args = LobbyArgs
     only_from = {"GameResult": "game_servers"}
@@ -345,15 +393,27 @@ class Lobby(HttpEdgeActor):
     def on_start(self) -> None:
         args: LobbyArgs = self.typed_args()
         self.matchmaker = self.peer(args.matchmaker)
-        self.tokens = SessionTokens(args.token_secret, ttl_s=args.token_ttl_s)
+        self.tokens = SessionTokens(args.token_secret, ttl_s=args.token_ttl_s,
+                                    clock=time.time)
         self.db = make_engine(args.storage_url)
         self.service = LobbyService(self.db, self.tokens, Passwords(args.hash_profile),
-                                    ChatRules(**args.chat))
+                                    ChatRules(**args.chat), limits=args.limits)
         self.service.create_tables()
         self.executor = ThreadPoolExecutor(max_workers=args.hash_workers,
                                            thread_name_prefix="lobby-hash")
         self.queue_ops: list[tuple[Pending[Inbound], QueueOp]] = []
+        self.relay = WsRelay()
         super().on_start()
+        self.matchmaker.send(PeerUp(name=self.child_id or "lobby"))  # reach me, not my corpse
+
+    def configure_app(self, app: web.Application) -> None:
+        """JSON bodies only, nosniff on every answer; the browser client's page and script, and
+        its WebSocket edge (``GET /play``), served on the loop beside the API."""
+        app.middlewares.append(_json_bodies_only)
+        app.on_response_prepare.append(_nosniff)
+        app.router.add_get("/play", self.relay.handle)
+        for path, (name, media_type) in WEB_FILES.items():
+            app.router.add_get(path, _static(name, media_type))
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
@@ -367,15 +427,19 @@ class Lobby(HttpEdgeActor):
     # --- route handlers (the system's route table names them) ---------------------------------
 
     def register(self, inbound: Inbound) -> Any:
-        self.executor.submit(self._authenticate, inbound.pending, "register", inbound.body)
+        self.service.admit_register(inbound.peer)
+        self.executor.submit(self._authenticate, inbound.pending, "register", inbound.body,
+                             inbound.peer)
         return ANSWER_LATER
 
     def login(self, inbound: Inbound) -> Any:
-        self.executor.submit(self._authenticate, inbound.pending, "login", inbound.body)
+        self.service.admit_login(inbound.body.name, inbound.peer)
+        self.executor.submit(self._authenticate, inbound.pending, "login", inbound.body,
+                             inbound.peer)
         return ANSWER_LATER
 
     def queue_join(self, inbound: Inbound) -> Any:
-        return self._queue(inbound, "join")
+        return self._queue(inbound, "join", inbound.body.finished_room)
 
     def queue_status(self, inbound: Inbound) -> Any:
         return self._queue(inbound, "status")
@@ -386,20 +450,25 @@ class Lobby(HttpEdgeActor):
     def top(self, inbound: Inbound) -> Leaderboard:
         return self.service.top(inbound.body.n)
 
+    def top_get(self, inbound: Inbound) -> Leaderboard:
+        return self.service.top(inbound.params.n)
+
     def rank(self, inbound: Inbound) -> RankAnswer:
         return self.service.rank(inbound.body.player_id)
 
     def chat_send(self, inbound: Inbound) -> ChatPosted:
         body = inbound.body
-        return self.service.post_chat(self.tokens.verify(body.token), body.room, body.text)
+        return self.service.post_chat(self.tokens.verify(body.token), body.room, body.text,
+                                      inbound.peer)
 
     def chat_history(self, inbound: Inbound) -> ChatHistory:
         body = inbound.body
         return self.service.chat_history(body.room, body.after_seq, body.limit)
 
-    def _queue(self, inbound: Inbound, op: str) -> Any:
+    def _queue(self, inbound: Inbound, op: str, finished_room: str = "") -> Any:
         player_id = self.tokens.verify(inbound.body.token)  # refused here if the token is bad
-        self.queue_ops.append((inbound.pending, QueueOp(player_id=player_id, op=op)))
+        self.queue_ops.append((inbound.pending, QueueOp(player_id=player_id, op=op,
+                                                        finished_room=finished_room)))
         return ANSWER_LATER
 
     def handled_drain(self) -> None:
@@ -407,14 +476,15 @@ class Lobby(HttpEdgeActor):
             ops, self.queue_ops = self.queue_ops, []
             self._forward(ops)
 
-    def _authenticate(self, pending: Pending[Inbound], route: str, body: Credentials) -> None:
+    def _authenticate(self, pending: Pending[Inbound], route: str, body: Credentials,
+                      address: str) -> None:
         """Executor thread: one register or login. The one guard of this thread: an unexpected
         failure costs this request a 500 (the edge logs it), not the lobby."""
         try:
             if route == "register":
                 result: Any = self.service.register(body.name, body.password)
             else:
-                result = self.service.login(body.name, body.password)
+                result = self.service.login(body.name, body.password, address)
         except LobbyRefusedError as exc:
             pending.fail(exc)
             return
@@ -423,6 +493,52 @@ class Lobby(HttpEdgeActor):
             pending.fail(exc)
             return
         pending.resolve(result)
+
+    def rooms(self, inbound: Inbound) -> Any:
+        self._ask_rooms(inbound.pending, "")
+        return ANSWER_LATER
+
+    def room(self, inbound: Inbound) -> Any:
+        self._ask_rooms(inbound.pending, inbound.params.room_id)
+        return ANSWER_LATER
+
+    def _ask_rooms(self, pending: Pending[Inbound], room_id: str) -> None:
+        """The matchmaker's running rooms (one, for ``room_id``) with the players' names."""
+        def unavailable() -> None:
+            pending.fail(LobbyRefusedError(RefusalKind.UNAVAILABLE, "matchmaker unavailable",
+                                           retry_after_s=1))
+
+        def answered(reply: Any) -> None:
+            if not isinstance(reply, RoomList):
+                unavailable()
+                return
+            views = [view.model_copy(update={"names": {p: self.service.player_name(p)
+                                                       for p in view.players}})
+                     for view in reply.rooms]
+            for view in views:
+                self.relay.allow_server(view.server_host, view.server_port)
+            if not room_id:
+                pending.resolve(RoomList(rooms=views))
+            elif views:
+                self._spectate(pending, views[0])
+            else:
+                pending.fail(LobbyRefusedError(RefusalKind.NOT_FOUND, f"no running room {room_id}"))
+
+        self.matchmaker.request(RoomsQuery(room_id=room_id), answered, timeout_s=3.0,
+                                on_unavailable=unavailable)
+
+    def _spectate(self, pending: Pending[Inbound], view: RoomView) -> None:
+        """A spectator's view: the room's checkpoint of the last tick, from its game server (the
+        matchmaker's copy, up to ``poll_s`` old, if the server does not answer)."""
+        def answered(reply: Any) -> None:
+            fresh = reply if isinstance(reply, RoomCheckpoint) else None
+            pending.resolve(view.model_copy(update={"checkpoint": fresh}) if fresh else view)
+
+        def stale() -> None:
+            pending.resolve(view)
+
+        self.peer(view.server).request(WatchRoom(room_id=view.room_id), answered, timeout_s=1.0,
+                                       on_unavailable=stale)
 
     def _forward(self, ops: list[tuple[Pending[Inbound], QueueOp]]) -> None:
         """One ``QueueOps`` to the matchmaker for the whole drain; 503s if it does not answer."""
@@ -437,6 +553,9 @@ class Lobby(HttpEdgeActor):
         def answered(reply: Any) -> None:
             if isinstance(reply, QueueAnswers) and len(reply.answers) == len(pendings):
                 assert self.bridge is not None
+                for answer in reply.answers:  # a browser's WebSocket may go to these servers
+                    if answer.status == "matched":
+                        self.relay.allow_server(answer.server_host, answer.server_port)
                 self.bridge.resolve_many(zip(pendings, reply.answers))
             else:
                 unavailable()
@@ -448,21 +567,67 @@ class Lobby(HttpEdgeActor):
     def receiveMsg_GameResult(self, msg: GameResult, sender: Any) -> GameResultStored:
         return self.service.record_game(msg)
 
+    def receiveMsg_PeerUp(self, msg: PeerUp, sender: Any) -> None:
+        """The matchmaker (re)started: reach the new one now, not at a backoff step."""
+        handle = self.peer(msg.name)
+        if handle.address != sender:
+            handle.forget()
+            handle.prefetch()
+
     def receiveMsg_LobbyInfo(self, msg: LobbyInfo, sender: Any) -> LobbyAddress:
         return LobbyAddress(url=f"{self.scheme}://{self.host}:{self.port}")
 
 
 _UNAUTHORIZED = (RefusalKind.UNAUTHORIZED,)
+WEB_FILES = {"/": ("index.html", "text/html"), "/client.js": ("client.js", "text/javascript"),
+             "/msgpack.js": ("msgpack.js", "text/javascript")}
+_WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+def _static(name: str, media_type: str) -> Any:
+    body = (_WEB_DIR / name).read_bytes()  # read once, when the lobby starts
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type=media_type, charset="utf-8",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Security-Policy": _CSP})
+
+    return serve
+
+
+# the page loads its own scripts only, and talks to its own origin only (the WebSocket included)
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _json_bodies_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """415 for a body sent as anything but ``application/json``: ``text/plain`` and form posts
+    are what a page of another origin may send without a CORS preflight."""
+    if request.method in _BODY_METHODS and request.content_type != "application/json":
+        return web.json_response(
+            {"error": "send the body as Content-Type: application/json",
+             "refusal": RefusalKind.INVALID.value, "content_type": request.content_type},
+            status=415)
+    return await handler(request)
+
+
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def lobby_routes() -> list[Route]:
     """The lobby's HTTP API: each route answered by the ``Lobby`` method of its name."""
     return [
         Route("POST", "/accounts", Credentials, Answer.REPLY, name="register", timeout_s=30,
-              response=AccountCreated, refuses=(RefusalKind.CONFLICT,), handler=Lobby.register),
+              response=AccountCreated, refuses=(RefusalKind.CONFLICT, RefusalKind.TOO_MANY),
+              handler=Lobby.register),
         Route("POST", "/login", Credentials, Answer.REPLY, name="login", timeout_s=30,
-              response=LoginAnswer, refuses=_UNAUTHORIZED, handler=Lobby.login),
-        Route("POST", "/queue", TokenBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
+              response=LoginAnswer, refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY),
+              handler=Lobby.login),
+        Route("POST", "/queue", QueueBody, Answer.REPLY, name="queue_join", response=QueueAnswer,
               refuses=_UNAUTHORIZED, handler=Lobby.queue_join),
         Route("POST", "/queue/status", TokenBody, Answer.REPLY, name="queue_status",
               response=QueueAnswer, refuses=_UNAUTHORIZED, handler=Lobby.queue_status),
@@ -470,10 +635,17 @@ def lobby_routes() -> list[Route]:
               response=QueueAnswer, refuses=_UNAUTHORIZED, handler=Lobby.queue_leave),
         Route("POST", "/leaderboard/top", TopQuery, Answer.REPLY, name="top",
               response=Leaderboard, handler=Lobby.top),
+        Route("GET", "/leaderboard/top", answer=Answer.REPLY, name="top_get", params=TopParams,
+              response=Leaderboard, handler=Lobby.top_get, summary="the n best (?n=10)"),
         Route("POST", "/leaderboard/rank", RankQuery, Answer.REPLY, name="rank",
               response=RankAnswer, refuses=(RefusalKind.NOT_FOUND,), handler=Lobby.rank),
         Route("POST", "/chat/send", ChatPost, Answer.REPLY, name="chat_send", response=ChatPosted,
               refuses=(RefusalKind.UNAUTHORIZED, RefusalKind.TOO_MANY), handler=Lobby.chat_send),
         Route("POST", "/chat/history", ChatQuery, Answer.REPLY, name="chat_history",
               response=ChatHistory, handler=Lobby.chat_history),
+        Route("GET", "/rooms", answer=Answer.REPLY, name="rooms", response=RoomList,
+              handler=Lobby.rooms, summary="running rooms, for spectators"),
+        Route("GET", "/rooms/{room_id}", answer=Answer.REPLY, name="room", params=RoomPath,
+              response=RoomView, refuses=(RefusalKind.NOT_FOUND,), handler=Lobby.room,
+              summary="one running room and its newest checkpoint"),
     ]

@@ -7,7 +7,9 @@ Rules of one tick (``RoomSim.step``), the order the tests hold it to:
 
 1. Inputs are those that arrived since the previous tick. Each player's are sorted by ``seq``.
 2. An input whose ``seq`` is below the player's last applied one is *stale*; one equal to it (a
-   resend, or the same seq twice in the batch) is a *duplicate*. Both are ignored and counted.
+   resend, or the same seq twice in the batch) is a *duplicate*. One more than ``SEQ_WINDOW``
+   above it is *ahead* (a client may skip lost frames, never jump: so nobody can push a player's
+   sequence out of reach). All three are ignored and counted.
 3. At most ``max_inputs_per_tick`` inputs per player are applied (a client that sends faster than
    the tick rate cannot move faster); the rest are *excess*, ignored and counted.
 4. Every applied input moves its player by ``speed`` per axis, clamped to the arena.
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from protocols.game import ROOM_ID_PATTERN, InputDatagram, snapshot_tail
+from protocols.game import ROOM_ID_PATTERN, SEQ_WINDOW, InputDatagram, snapshot_tail
 
 __all__ = ["InputCounters", "PlayerState", "RoomConfig", "RoomSim", "RoomSnapshot"]
 
@@ -63,6 +65,9 @@ class RoomConfig:
         if min(self.round_ticks, self.arena, self.speed, self.coins, self.pickup_radius,
                self.max_inputs_per_tick) < 1:
             raise ValueError(f"room {self.room_id}: every rule must be positive")
+        if 2 * self.pickup_radius >= self.arena:
+            raise ValueError(f"room {self.room_id}: the pickup radius must be under half the "
+                             "arena (coins appear at least that far from its edges)")
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> RoomConfig:
@@ -85,10 +90,10 @@ class RoomSnapshot:
 class InputCounters:
     """What happened to inputs, summed by the tick loop over all rooms."""
 
-    __slots__ = ("applied", "stale", "duplicate", "excess")
+    __slots__ = ("applied", "stale", "duplicate", "excess", "ahead")
 
     def __init__(self) -> None:
-        self.applied = self.stale = self.duplicate = self.excess = 0
+        self.applied = self.stale = self.duplicate = self.excess = self.ahead = 0
 
 
 class PlayerState:
@@ -148,8 +153,9 @@ class RoomSim:
         if self.finished:
             return
         config = self.config
-        speed, top, cap = config.speed, config.arena, config.max_inputs_per_tick
-        applied = stale = duplicate = excess = 0
+        speed, top, cap, window = (config.speed, config.arena, config.max_inputs_per_tick,
+                                   SEQ_WINDOW)
+        applied = stale = duplicate = excess = ahead = 0
         for player, inputs in batch:
             if len(inputs) > 1:
                 inputs.sort(key=_by_seq)
@@ -161,6 +167,9 @@ class RoomSim:
                         duplicate += 1
                     else:
                         stale += 1
+                    continue
+                if seq > last + window:
+                    ahead += 1
                     continue
                 if used == cap:
                     excess += 1
@@ -177,6 +186,7 @@ class RoomSim:
         counters.stale += stale
         counters.duplicate += duplicate
         counters.excess += excess
+        counters.ahead += ahead
         if self.fault:
             self.fault = False
             raise RuntimeError(f"fault injected into room {config.room_id} at tick {self.tick + 1}")

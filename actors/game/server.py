@@ -44,7 +44,7 @@ from actors.game.engine import (
     RoomFinished,
     TickEngine,
 )
-from actors.game.room import RoomConfig
+from actors.game.room import RoomConfig, RoomSnapshot
 from actors.light import LightActor, LightHost
 from protocols.game import (
     GameEngineError,
@@ -55,9 +55,12 @@ from protocols.game import (
     PlayerScore,
     RoomCrashedError,
     RoomEnded,
+    RoomCheckpoint,
     RoomInfo,
     ServerReport,
     ServerStatus,
+    ServerUp,
+    WatchRoom,
 )
 from protocols.message import ActorArgs
 from protocols.supervision import ExitReason
@@ -138,6 +141,9 @@ class GameServer(LightHost):
             self.events.close()
             raise
         self.udp_host, self.udp_port = str(address[0]), int(address[1])
+        # the matchmaker restores, at once, the rooms a previous process of this server lost
+        self.matchmaker.send(ServerUp(server=self.child_id, udp_host=self.udp_host,
+                                      udp_port=self.udp_port, pid=os.getpid()))
         self.watch_fds([self.events.wake_fd])
         self.start_timer(WATCHED_DRAIN_POLL_S if self.can_watch_fds else DRAIN_POLL_S,
                          DrainEvents(), repeat=True)
@@ -173,7 +179,7 @@ class GameServer(LightHost):
 
     def receiveMsg_DrainEvents(self, msg: DrainEvents, sender: Any) -> None:
         self._drain_events()
-        now = time.monotonic()
+        now = self.clock()
         for room_id in [r for r, e in self.room_actors.items()
                         if e.state == "restarting" and now - e.since > RESTARTING_TTL_S]:
             del self.room_actors[room_id]  # its supervisor gave up on it
@@ -183,6 +189,8 @@ class GameServer(LightHost):
             event = pending.item
             if isinstance(event, EngineFailed):
                 raise GameEngineError(event.error)
+            if isinstance(event, RoomFinished):  # its players may queue again now, not after
+                self.matchmaker.send(RoomEnded(server=self.child_id, room_id=event.room_id))
             if isinstance(event, (RoomFailed, RoomFinished)):
                 entry = self.room_actors.get(event.room_id)
                 if entry is not None and entry.incarnation == event.incarnation:
@@ -190,12 +198,13 @@ class GameServer(LightHost):
 
     # --- rooms (called by RoomActor, on the actor thread) ---------------------------------------
 
-    def attach_room(self, room: RoomActor, config: RoomConfig) -> None:
+    def attach_room(self, room: RoomActor, config: RoomConfig,
+                    restore: RoomSnapshot | None = None) -> None:
         self.room_actors[config.room_id] = _RoomEntry(room.myAddress.lid, room.incarnation,
                                                       list(config.players), "running",
-                                                      time.monotonic())
+                                                      self.clock())
         self.loop_thread.loop.call_soon_threadsafe(self.engine.attach, config.room_id,
-                                                   room.incarnation, config)
+                                                   room.incarnation, config, restore)
 
     def detach_room(self, room_id: str, incarnation: int, *, ended: bool) -> None:
         if self.loop_thread.running:
@@ -208,7 +217,7 @@ class GameServer(LightHost):
             del self.room_actors[room_id]
             self.matchmaker.send(RoomEnded(server=self.child_id, room_id=room_id))
         else:
-            entry.state, entry.since = "restarting", time.monotonic()
+            entry.state, entry.since = "restarting", self.clock()
 
     # --- questions ----------------------------------------------------------------------------
 
@@ -217,10 +226,12 @@ class GameServer(LightHost):
         rooms = []
         for room_id, entry in self.room_actors.items():
             live = table.get(room_id)
+            snapshot = live["checkpoint"] if live else None
             rooms.append(RoomInfo(room_id=room_id, players=entry.players,
                                   state="running" if live else "restarting",
                                   tick=live["tick"] if live else 0,
-                                  connected=live["connected"] if live else 0))
+                                  connected=live["connected"] if live else 0,
+                                  checkpoint=to_checkpoint(snapshot) if snapshot else None))
         return ServerReport(server=self.child_id, udp_host=self.udp_host, udp_port=self.udp_port,
                             rooms=rooms, sessions=sum(r.connected for r in rooms),
                             pid=os.getpid())
@@ -230,13 +241,34 @@ class GameServer(LightHost):
                                            profile=msg.profile), 10)
         return GameStatsReport(**stats)
 
+    def receiveMsg_WatchRoom(self, msg: WatchRoom, sender: Any) -> RoomCheckpoint | None:
+        snapshot = self.loop_thread.run(_call(self.engine.checkpoints.get, msg.room_id), 5)
+        return to_checkpoint(snapshot) if snapshot is not None else None
+
     def receiveMsg_CrashRoom(self, msg: CrashRoom, sender: Any) -> bool:
         return bool(self.loop_thread.run(_call(self.engine.inject_fault, msg.room_id), 5))
 
 
+def to_checkpoint(snapshot: RoomSnapshot) -> RoomCheckpoint:
+    """Built without validation (the engine's own integers): a server reports ~100 of them a
+    poll, and this thread's time holding the GIL is time the tick loop may wait for it."""
+    return RoomCheckpoint.model_construct(room_id=snapshot.room_id, tick=snapshot.tick,
+                                          coins_taken=snapshot.coins_taken,
+                                          coins=list(snapshot.coins),
+                                          players=[list(p) for p in snapshot.players])
+
+
+def from_checkpoint(checkpoint: RoomCheckpoint) -> RoomSnapshot:
+    return RoomSnapshot(checkpoint.room_id, checkpoint.tick, checkpoint.coins_taken,
+                        tuple(checkpoint.coins),
+                        tuple((p[0], p[1], p[2], p[3], p[4]) for p in checkpoint.players))
+
+
 class RoomActor(LightActor):
     """One room in the supervision tree, living in a ``GameServer``. Args: ``room_id``,
-    ``players``, ``seed`` and the room rules of ``RoomConfig``. Restart type: transient."""
+    ``players``, ``seed``, the room rules of ``RoomConfig`` and, for a room lost with another
+    process, ``checkpoint`` (a ``RoomCheckpoint`` or its dict) to resume from. Restart type:
+    transient."""
 
     def on_start(self) -> None:
         server = self.host
@@ -246,7 +278,10 @@ class RoomActor(LightActor):
         self.config = RoomConfig.from_args(self.args)
         self.result: GameResult | None = None
         self.attempts = 0
-        server.attach_room(self, self.config)
+        restore = self.args.get("checkpoint")
+        server.attach_room(self, self.config,
+                           from_checkpoint(RoomCheckpoint.model_validate(restore))
+                           if restore else None)
 
     def on_stop(self, reason: ExitReason) -> None:
         if getattr(self, "config", None) is None:  # on_start failed before attaching

@@ -89,6 +89,8 @@ class BareGame:
         self.late_ticks = 0
         self.tick_ms: list[float] = []
         self.lag_ms: list[float] = []
+        self.lag_busy_ms: list[float] = []  # start lag split as ptr's engine splits it
+        self.lag_wake_ms: list[float] = []
         self.read_ms: list[float] = []
         self.send_ms: list[float] = []
         self.window_began = time.monotonic()
@@ -217,16 +219,21 @@ class BareGame:
         period = 1.0 / self.tick_hz
         read_every = period / self.reads_per_tick if self.reads_per_tick else 0.0
         next_at = loop.time() + period
+        busy_until = 0.0  # when the loop last finished work (a read or a tick)
         while True:
             for k in range(1, self.reads_per_tick):  # at fixed points of the slot, like ptr's
                 at = next_at - period + k * read_every
                 if at > loop.time():
                     await asyncio.sleep(at - loop.time())
                 self.read()
+                busy_until = loop.time()
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             began = loop.time()
+            busy = max(0.0, min(began, busy_until) - next_at) * 1000
+            self.lag_busy_ms.append(busy)
+            self.lag_wake_ms.append((began - next_at) * 1000 - busy)
             self.tick()
-            ended = loop.time()
+            ended = busy_until = loop.time()
             self.tick_ms.append((ended - began) * 1000)
             self.lag_ms.append((began - next_at) * 1000)
             next_at, late, skipped = slot_after(next_at, ended, period)
@@ -250,6 +257,7 @@ class BareGame:
         lags = sorted(self.lag_ms[len(self.lag_ms) - run:]) if run > 0 else [0.0]
         window = slice(len(self.tick_ms) - run, None) if run > 0 else slice(0, 0)
         phases = {"read": self.read_ms[window], "send": self.send_ms[window],
+                  "lag_busy": self.lag_busy_ms[window], "lag_wake": self.lag_wake_ms[window],
                   "rooms": [t - r - s for t, r, s in zip(self.tick_ms[window], self.read_ms[window],
                                                          self.send_ms[window], strict=True)]}
         result.update(window_s=time.monotonic() - self.window_began,

@@ -70,6 +70,7 @@ def bench_settings(players: int, data_dir: str, **overrides: Any) -> GameSetting
     servers = int(overrides.get("servers", 1))
     values = {"data_dir": data_dir, "lobby_port": 0, "udp_port": 0, "round_s": 3600.0,
               "fill_wait_s": 1.0, "poll_s": 0.5, "players": players,
+              "load_limits": True,  # the bots all log in from 127.0.0.1
               # room for partial rooms formed while bots trickle in from their logins
               "rooms_per_server": math.ceil(1.5 * players / room_size / servers) + 2, **overrides}
     settings = SYSTEM.settings(overrides=values)
@@ -157,12 +158,18 @@ def _pin_threads(pid: int, cpus: set[int], keep: frozenset[int] = frozenset()) -
 
 
 class CpuPlan:
-    """The game servers' tick loops on a CPU of their own, everything else (bots, this process,
-    the other actors, the game servers' actor threads) on the rest: how a server would run on a
-    machine of its own, with its players elsewhere. ptr's servers pin their loop thread themselves
-    (``loop_cpus``), and ``apply`` keeps those threads (``keep``) where they are; the bare server
-    has one thread and is pinned whole. ``active`` is False on a machine with one CPU (then
-    nothing is pinned)."""
+    """The game servers on a CPU of their own, everything else (bots, this process, the other
+    actors) on the rest: how a server would run on a machine of its own, with its players
+    elsewhere. A server is pinned whole: ptr's tick loop thread (which pins itself, ``loop_cpus``,
+    and runs SCHED_FIFO) *and* its actor thread, as the bare server's one thread is.
+
+    Why the actor thread goes with its loop: it holds the GIL for a moment a few times a second
+    (a status poll, a room starting). On the bots' CPU it can be preempted while holding it, and
+    the tick loop then waits for the GIL until the scheduler runs that thread again: a priority
+    inversion of up to a scheduler slice (milliseconds), seen as tick start lag. On the loop's
+    CPU, a loop thread that wakes and finds the GIL taken leaves the CPU to the holder, which
+    runs at once and hands the GIL over within the switch interval (0.5 ms).
+    ``active`` is False on a machine with one CPU (then nothing is pinned)."""
 
     def __init__(self, enabled: bool) -> None:
         self.original = os.sched_getaffinity(0)
@@ -212,9 +219,11 @@ def measure(rt: ActorRuntime, settings: GameSettings, *, duration_s: float = 20.
                      frame_hz=settings.tick_hz, snapshot_every=settings.snapshot_every)
 
     def pin() -> None:
-        loops = frozenset(s.loop_tid for s in _server_stats(rt, settings))
-        others = processes_in_sessions(rt.session_ids - {os.getsid(0)}) + fleet.pids
-        plan.apply([], others, keep=loops)  # the loops pinned themselves (loop_cpus)
+        servers = _server_stats(rt, settings)
+        pids = [s.pid for s in servers]
+        others = [pid for pid in processes_in_sessions(rt.session_ids - {os.getsid(0)})
+                  + fleet.pids if pid not in pids]
+        plan.apply(pids, others)  # each server whole, its loop and actor threads (CpuPlan)
 
     window = _play(fleet, players, warmup_timeout_s=warmup_timeout_s, settle_s=settle_s,
                    duration_s=duration_s, pin=pin,

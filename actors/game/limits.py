@@ -1,0 +1,121 @@
+"""Abuse limits of the lobby: token buckets by key (an account, an address) and lockouts after
+repeated failures. Plain objects with an injected clock (tests move time, never sleep);
+thread-safe, because logins are checked on the actor thread and settled on a hash worker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from actors import clock
+
+__all__ = ["Lockout", "LockoutRules", "RateLimiter", "RateRules"]
+
+MAX_TRACKED = 100_000  # keys kept at most; past that, those with nothing to remember are dropped
+
+
+@dataclass(frozen=True)
+class RateRules:
+    """``burst`` at once, then ``per_s`` a second (a token bucket)."""
+
+    burst: int
+    per_s: float
+
+    def __post_init__(self) -> None:
+        if self.burst < 1 or self.per_s <= 0:
+            raise ValueError("a rate needs burst >= 1 and per_s > 0")
+
+
+class RateLimiter:
+    """One token bucket per key."""
+
+    def __init__(self, rules: RateRules, clock_fn: Callable[[], float] = clock.monotonic) -> None:
+        self.rules = rules
+        self.clock = clock_fn
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # key -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, key: Hashable) -> float:
+        """0.0 if ``key`` may go now (one token taken), else the seconds until it may."""
+        rules = self.rules
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(key, (float(rules.burst), now))
+            tokens = min(float(rules.burst), tokens + (now - at) * rules.per_s)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                return (1.0 - tokens) / rules.per_s
+            if len(self._buckets) >= MAX_TRACKED:
+                self._forget_full(now)
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+
+    def _forget_full(self, now: float) -> None:
+        burst, per_s = float(self.rules.burst), self.rules.per_s
+        for key in [k for k, (t, at) in self._buckets.items() if t + (now - at) * per_s >= burst]:
+            del self._buckets[key]
+
+
+@dataclass(frozen=True)
+class LockoutRules:
+    """``failures`` failed attempts within ``window_s`` lock the key for ``lockout_s``."""
+
+    failures: int
+    window_s: float
+    lockout_s: float
+
+    def __post_init__(self) -> None:
+        if self.failures < 1 or self.window_s <= 0 or self.lockout_s <= 0:
+            raise ValueError("a lockout needs failures >= 1, window_s > 0 and lockout_s > 0")
+
+
+class Lockout:
+    """Failures by key: ``locked_for`` says how long a key stays locked; a success clears it."""
+
+    def __init__(self, rules: LockoutRules,
+                 clock_fn: Callable[[], float] = clock.monotonic) -> None:
+        self.rules = rules
+        self.clock = clock_fn
+        self._failures: dict[Hashable, list[float]] = {}
+        self._locked: dict[Hashable, float] = {}  # key -> locked until
+        self._lock = threading.Lock()
+
+    def locked_for(self, key: Hashable) -> float:
+        """Seconds ``key`` stays locked (0.0: it may try)."""
+        with self._lock:
+            until = self._locked.get(key)
+            if until is None:
+                return 0.0
+            left = until - self.clock()
+            if left <= 0:
+                del self._locked[key]
+                return 0.0
+            return left
+
+    def failed(self, key: Hashable) -> float:
+        """Note a failure; returns the lockout it started (0.0 if none)."""
+        rules = self.rules
+        with self._lock:
+            now = self.clock()
+            recent = [t for t in self._failures.get(key, ()) if now - t < rules.window_s]
+            recent.append(now)
+            if len(recent) >= rules.failures:
+                self._failures.pop(key, None)
+                self._locked[key] = now + rules.lockout_s
+                return rules.lockout_s
+            if len(self._failures) >= MAX_TRACKED:
+                self._forget_old(now)
+            self._failures[key] = recent
+            return 0.0
+
+    def succeeded(self, key: Hashable) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _forget_old(self, now: float) -> None:
+        window = self.rules.window_s
+        for key in [k for k, ts in self._failures.items() if now - ts[-1] >= window]:
+            del self._failures[key]
+        for key in [k for k, until in self._locked.items() if until <= now]:
+            del self._locked[key]
