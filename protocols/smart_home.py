@@ -366,6 +366,8 @@ class IngestStats(Message):
     unavailable: int = 0           # requests refused with 503 because the broker was out
     storage_unavailable: str = ""  # why the broker is out ("" while it answers)
     storage_outages: int = 0       # outages begun (this incarnation)
+    conflicts: int = 0             # requests refused with 409: a message_id reused (this incarnation)
+    unchecked: int = 0             # keys not looked up in the database while it was out
 
 
 class GetSimulatorStats(Message):

@@ -26,6 +26,7 @@ from actors.smart_home.store import (
     MODES_TOPIC,
     READINGS_TOPIC,
     ROLLUPS_TOPIC,
+    last_arrivals,
     latest_mode,
     open_broker,
     pack,
@@ -95,6 +96,7 @@ class KindAnalyzer(Actor):
         self.storage = StorageBackoff(self.path or self.kind, clock=self.clock)
         self.group = analyzer_group(self.kind)
         now = time.time()
+        self.up_since = self.clock()  # silence is judged once up for the silence window
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
         self.engine = make_engine(args.storage_url)
         self.broker: DurableLog | None = None
@@ -123,6 +125,7 @@ class KindAnalyzer(Actor):
         broker and begin the rebuild (direct mode: read the house mode and the stored rollups).
         If a store is out when the analyzer starts, its timers try again after the backoff."""
         writers(self.engine)
+        self.analysis.load_last_seen(last_arrivals(self.engine, self.analysis.sensors))
         if self.direct:
             if self.kind == "motion":
                 self.analysis.set_mode(latest_mode(self.engine) or "home")
@@ -312,7 +315,8 @@ class KindAnalyzer(Actor):
         if not self.caught_up:
             return
         now = time.time()
-        self.emit(self.analysis.check_silence(now), self.analysis.close_hours(now))
+        self.emit(self.analysis.check_silence(now, self.clock() - self.up_since),
+                  self.analysis.close_hours(now))
         if self.pending_alerts or self.pending_rollups:  # broker mode: append them now if it can
             self.storage.attempt(self.append_outputs)
 

@@ -70,11 +70,12 @@ _INDEXES = (("ix_smart_home_readings_sensor_ts", "smart_home_readings", ("sensor
 
 
 def open_broker(url: str) -> DurableLog:
-    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default), or NATS JetStream
+    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default, ``synchronous=FULL``:
+    every append is fsynced before the ingest acknowledges it), or NATS JetStream
     at ``nats://host:port/PREFIX`` (streams ``PREFIX_<topic>``; PREFIX defaults to
     ``PTR_SMART_HOME``)."""
     if url.startswith("sqlite:"):
-        return SqliteLog(url)
+        return SqliteLog(url, synchronous="FULL")  # an acknowledged append survives an OS crash
     if url.startswith("nats://"):
         parts = urlsplit(url)
         prefix = parts.path.strip("/") or "PTR_SMART_HOME"
@@ -113,12 +114,48 @@ def _index_exists(engine: sa.Engine, table_name: str, name: str) -> bool:
 
 # --- broker payloads ----------------------------------------------------------------------------
 
-def pack(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    return msgpack.packb(list(rows), use_bin_type=True)
+def pack(rows: Sequence[Mapping[str, Any]], total: int | None = None) -> bytes:
+    """An entry's payload: the rows, and (readings) ``total``, the number of readings accepted
+    up to and including this entry, so counters survive restarts of whoever keeps them."""
+    if total is None:
+        return msgpack.packb(list(rows), use_bin_type=True)
+    return msgpack.packb({"rows": list(rows), "total": total}, use_bin_type=True)
 
 
 def unpack(payload: bytes) -> list[dict[str, Any]]:
-    return list(msgpack.unpackb(payload, raw=False))
+    value = msgpack.unpackb(payload, raw=False)
+    return list(value["rows"]) if isinstance(value, dict) else list(value)
+
+
+def unpack_entry(payload: bytes) -> tuple[list[dict[str, Any]], int | None]:
+    """An entry's rows and its running total (None where it carries none), decoded once."""
+    value = msgpack.unpackb(payload, raw=False)
+    if isinstance(value, dict):
+        return list(value["rows"]), int(value["total"])
+    return list(value), None
+
+
+def unpack_total(payload: bytes) -> int | None:
+    """The running total a readings entry carries (None: an entry written before totals)."""
+    value = msgpack.unpackb(payload, raw=False)
+    return int(value["total"]) if isinstance(value, dict) else None
+
+
+def newest_total(broker: DurableLog) -> int | None:
+    """Readings accepted so far, as the newest readings entry says (None: no entry says)."""
+    end = broker.end_offset(READINGS_TOPIC)
+    if not end:
+        return None
+    entries = broker.read(READINGS_TOPIC, end, 1)
+    return unpack_total(entries[0].payload) if entries else None
+
+
+def reading_digest(reading: Mapping[str, Any]) -> int:
+    """What identifies a reading's content (kind, ids, time, every value): equal for a repeat,
+    different for another reading under a reused message id. Within one process only."""
+    kind = reading["kind"]
+    return hash((kind, reading["sensor_id"], str(reading["message_id"]), float(reading["ts"]),
+                 *(float(reading[m]) for m in METRICS[kind])))
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -219,6 +256,47 @@ def latest_readings(engine: sa.Engine,
     return out
 
 
+def stored_reading_digests(engine: sa.Engine, keys: Sequence[str], *,
+                           create: bool = False) -> dict[str, int]:
+    """``reading_digest`` of each reading stored under one of ``keys`` (``sensor/message`` ids);
+    keys not stored are absent. ``create`` makes the tables first (a fresh database)."""
+    if create:
+        writers(engine)
+    readings = _t("readings")
+    out: dict[str, int] = {}
+    with _reading(engine, "looking up message ids") as connection:
+        for start in range(0, len(keys), 500):
+            query = sa.select(readings).where(readings.c.message_id.in_(keys[start:start + 500]))
+            for row in connection.execute(query):
+                mapping = row._mapping
+                out[mapping["message_id"]] = reading_digest(reading_json(mapping))
+    return out
+
+
+def row_counts(engine: sa.Engine, tables: Iterable[str]) -> dict[str, int]:
+    """``count(*)`` of each named table (``readings``, ``alerts``...)."""
+    with _reading(engine, "counting rows") as connection:
+        return {name: int(connection.execute(
+            sa.select(sa.func.count()).select_from(_t(name))).scalar_one()) for name in tables}
+
+
+def last_arrivals(engine: sa.Engine,
+                  sensor_ids: Iterable[str]) -> dict[str, tuple[float, str]]:
+    """When each sensor's newest stored reading arrived, and its message id (sensors never
+    stored are absent). One indexed look-up per sensor."""
+    readings = _t("readings")
+    sensor = sa.bindparam("sensor")
+    query = (sa.select(readings.c.received_at, readings.c.message_id)
+             .where(readings.c.sensor_id == sensor).order_by(readings.c.ts.desc()).limit(1))
+    out: dict[str, tuple[float, str]] = {}
+    with _reading(engine, "reading when sensors were last heard") as connection:
+        for sensor_id in sensor_ids:
+            row = connection.execute(query, {"sensor": sensor_id}).first()
+            if row is not None:
+                out[sensor_id] = (float(row[0]), str(row[1])[len(sensor_id) + 1:])
+    return out
+
+
 def alerts_between(engine: sa.Engine, since: float, until: float, *, rule: str | None = None,
                    sensor_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Alerts with ``since <= ts <= until``, newest first."""
@@ -276,7 +354,9 @@ def latest_mode(engine: sa.Engine) -> str | None:
 
 __all__ = [
     "ALERTS", "ALERTS_TOPIC", "MODES", "MODES_TOPIC", "READINGS", "READINGS_TOPIC", "ROLLUPS",
-    "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "latest_mode",
-    "latest_readings", "mode_db_row", "open_broker", "pack", "reading_db_row", "reading_json",
-    "reading_key", "readings_between", "rollup_db_row", "rollups_since", "unpack", "writers",
+    "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "last_arrivals",
+    "latest_mode", "latest_readings", "mode_db_row", "newest_total", "open_broker", "pack",
+    "reading_db_row", "reading_digest", "reading_json", "reading_key", "readings_between",
+    "rollup_db_row", "rollups_since", "row_counts", "stored_reading_digests", "unpack",
+    "unpack_entry", "unpack_total", "writers",
 ]

@@ -58,12 +58,13 @@ class SqliteLog(DurableLog):
 
     Given a URL it makes and owns its engine (disposed on close); given an engine it only borrows it.
     An append is one transaction: all its payloads are stored, or none. Timestamps are this
-    process's wall clock at append.
+    process's wall clock at append. ``synchronous="FULL"`` (from a URL) fsyncs every append
+    before it returns: durable through an OS crash, not only a process crash.
     """
 
-    def __init__(self, engine_or_url: sa.Engine | str) -> None:
+    def __init__(self, engine_or_url: sa.Engine | str, *, synchronous: str = "NORMAL") -> None:
         if isinstance(engine_or_url, str):
-            self.engine = make_engine(engine_or_url)
+            self.engine = make_engine(engine_or_url, synchronous=synchronous)
             self._owns_engine = True
         else:
             self.engine = engine_or_url
