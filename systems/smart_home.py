@@ -67,6 +67,10 @@ class SmartHomeSettings(SystemSettings):
     NATS JetStream (streams ``PREFIX_<topic>``). ``storage_url``: the database (SQLite under
     ``data_dir`` by default, or ``postgresql://...``).
 
+    ``idle_timeout_s``: an HTTPS connection that has not sent a whole request for this long (idle
+    between requests, or slow to send one) is closed. With ``host=0.0.0.0`` the self-signed
+    certificate names the machine's host names and every interface address.
+
     Broker retention: every ``broker_retention_every_s`` the writer drops the broker's entries
     that every consumer is done with (readings kept from the analyzers' replay point, about the
     last one to two hours, and at least the newest ``broker_retain_entries``).
@@ -79,6 +83,7 @@ class SmartHomeSettings(SystemSettings):
     api_port: int = Field(default=8444, ge=0, le=65535)
     tls: bool = True
     allow: tuple[str, ...] = LOCAL_NETWORKS
+    idle_timeout_s: float = Field(default=15.0, gt=0)
     mqtt: bool = True
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
@@ -143,7 +148,8 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
                                        "poll_interval_s": settings.analyzer_poll_s},
                   name=analyzer_names[kind])
         for kind in kinds])
-    edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow)}
+    edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow),
+            "idle_timeout_s": settings.idle_timeout_s}
     children = [
         ChildSpec("writer", ReadingWriter, {**common, "poll_interval_s": settings.writer_poll_s,
                                             "retention_every_s": settings.broker_retention_every_s,

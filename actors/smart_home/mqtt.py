@@ -18,7 +18,10 @@ Failure rules:
 
 * A payload that is not a valid reading is counted (``rejected``), logged, and acknowledged: a
   publisher cannot be told, and without the ack the broker would resend it for ever. So is a
-  reading the ingest refuses as invalid (400: unknown sensor...).
+  reading the ingest refuses as invalid (400: unknown sensor...) or as a conflict (409: a
+  message id reused with another reading), and one whose ``sensor_id`` is not the topic's
+  (``<prefix>/readings/<sensor_id>``: a publisher allowed one topic cannot speak for another
+  sensor; ``<prefix>/readings`` itself carries readings of any sensor).
 * A reading the ingest refuses for now (503: its storage is unavailable) is not acknowledged: the
   edge holds it and offers it again after a backoff (0.1 s doubling to 2 s), and lives on. The
   broker sends at most ``receive_maximum`` unacknowledged messages, so what is held is bounded;
@@ -86,7 +89,8 @@ class MqttIngestEdge(BridgedEdge):
         self.broker_host = str(args.get("host", "127.0.0.1"))
         self.broker_port = int(args.get("port", 1883))
         prefix = str(args.get("prefix", TOPIC_PREFIX)).rstrip("/")
-        self.topic_filter = f"{prefix}/readings/#"
+        self.readings_topic = f"{prefix}/readings"
+        self.topic_filter = f"{self.readings_topic}/#"
         self.target = str(args["target"])
         self.timeout_s = float(args.get("timeout_s", 10.0))
         self.generation = 0
@@ -152,12 +156,29 @@ class MqttIngestEdge(BridgedEdge):
         if isinstance(body, list) and not body:
             client.ack(message.mid, message.qos)
             return
+        mismatch = self.topic_mismatch(message.topic, body)
+        if mismatch:
+            self.reject(message.topic, mismatch)
+            client.ack(message.mid, message.qos)
+            return
         try:
             self.mqtt_bridge.submit_nowait(_Received(body, message.mid, message.qos,
                                                      self.generation, message.topic))
         except (SaturatedError, BridgeClosedError) as exc:
             # not acknowledged: the broker resends it on our next connection
             self.last_error = f"not taken: {exc}"
+
+    def topic_mismatch(self, topic: str, body: Any) -> str:
+        """Why the payload's sensor ids are not the topic's ("" when they agree)."""
+        sensor_id = topic[len(self.readings_topic):].lstrip("/")
+        if not sensor_id:
+            return ""
+        for index, reading in enumerate(body if isinstance(body, list) else [body]):
+            if reading.root.sensor_id != sensor_id:
+                where = f"{index}.sensor_id" if isinstance(body, list) else "sensor_id"
+                return (f"{where} {reading.root.sensor_id!r} is not the topic's sensor "
+                        f"{sensor_id!r}")
+        return ""
 
     def reject(self, topic: str, why: str) -> None:
         self.rejected += 1
