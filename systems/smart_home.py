@@ -67,6 +67,11 @@ class SmartHomeSettings(SystemSettings):
     NATS JetStream (streams ``PREFIX_<topic>``). ``storage_url``: the database (SQLite under
     ``data_dir`` by default, or ``postgresql://...``).
 
+    MQTT: the broker keeps what sensors publish while ptr is away for ``mqtt_session_expiry_s``
+    (12 h), and at most its ``max_queued_messages``: configure Mosquitto with
+    ``actors/smart_home/mosquitto.conf`` (sized for 12 h of the house). At start the edge checks
+    the queue with ``mqtt_queue_probe`` messages (0: no check) and alerts when it is smaller.
+
     ``idle_timeout_s``: an HTTPS connection that has not sent a whole request for this long (idle
     between requests, or slow to send one) is closed. With ``host=0.0.0.0`` the self-signed
     certificate names the machine's host names and every interface address.
@@ -89,7 +94,8 @@ class SmartHomeSettings(SystemSettings):
     mqtt_port: int = 1883
     mqtt_prefix: str = TOPIC_PREFIX
     mqtt_client_id: str = "ptr-smart-home-ingest"
-    mqtt_session_expiry_s: int = 3600
+    mqtt_session_expiry_s: int = 43200
+    mqtt_queue_probe: int = Field(default=1001, ge=0)
     simulate: bool = True
     demo: bool = True
     house: HouseConfig = Field(default_factory=default_house)
@@ -171,7 +177,8 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
         children.append(ChildSpec("mqtt", MqttIngestEdge, {
             "host": settings.mqtt_host, "port": settings.mqtt_port,
             "prefix": settings.mqtt_prefix, "client_id": settings.mqtt_client_id,
-            "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST},
+            "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST,
+            "state_dir": settings.data_dir, "queue_probe": settings.mqtt_queue_probe},
             name=MQTT_EDGE))
     children.append(ChildSpec("api", SmartHomeApi, {**edge, "port": settings.api_port,
                                                     "house": house, "storage_url": settings.database(),

@@ -16,6 +16,7 @@ from actors.smart_home._shared import (
     last_mode,
 )
 from actors.smart_home.store import (
+    ALERTS_TOPIC,
     MODES_TOPIC,
     READINGS_TOPIC,
     newest_total,
@@ -27,6 +28,7 @@ from actors.smart_home.store import (
 )
 from actors.storage import DurableLog, StorageBackoff, make_engine
 from protocols.smart_home import (
+    BrokerAlert,
     GetIngestStats,
     HouseConfig,
     IngestStats,
@@ -318,6 +320,18 @@ class ReadingIngest(Actor):
     def lost(self) -> None:
         """Direct mode: a batch whose peer stayed down was dropped (direct mode promises no more)."""
         self.undelivered += 1
+
+    def receiveMsg_BrokerAlert(self, msg: BrokerAlert, sender: Any) -> None:
+        """Store what the MQTT edge learnt from the broker as an alert (a loss must not be
+        silent). Broker mode: appended to the alerts topic; direct: sent to the writer."""
+        alert = {"alert_id": f"{msg.rule}:{msg.ts:.6f}", "rule": msg.rule, "sensor_id": "mqtt",
+                 "room": "", "kind": "mqtt", "ts": msg.ts, "value": msg.value, "threshold": 0.0,
+                 "text": msg.text}
+        log.warning("%s: %s", self.path, msg.text)
+        if self.direct:
+            self.writer.send(OutputBatch(table="alerts", rows=[alert]), self.lost)
+        elif self.broker is not None:
+            self.storage.attempt(lambda: self.broker.append(ALERTS_TOPIC, [pack([alert])]))
 
     def receiveMsg_GetIngestStats(self, msg: GetIngestStats, sender: Any) -> IngestStats:
         return IngestStats(accepted=self.accepted, refused=self.refused, appends=self.appends,
