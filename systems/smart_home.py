@@ -182,7 +182,8 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
             name=MQTT_EDGE))
     children.append(ChildSpec("api", SmartHomeApi, {**edge, "port": settings.api_port,
                                                     "house": house, "storage_url": settings.database(),
-                                                    "analyzers": analyzer_names},
+                                                    "analyzers": analyzer_names,
+                                                    "targets": {"mode": INGEST}},
                               name=API))
     if settings.simulate:
         children.append(ChildSpec("simulator", HouseSimulatorActor, {
@@ -231,8 +232,9 @@ def edges(settings: SmartHomeSettings) -> list[str]:
         return str(value) if value else "(a free port)"
     out = [f"{scheme}://{settings.host}:{port(settings.http_port)} ingest: POST /readings, "
            f"/readings/batch, /mode; clients allowed: {', '.join(settings.allow)}",
-           f"{scheme}://{settings.host}:{port(settings.api_port)} query: GET /sensors, "
-           f"/sensors/ID/readings, /sensors/ID/chart.png, /rooms, /rooms/ID/stats, /alerts"]
+           f"{scheme}://{settings.host}:{port(settings.api_port)}/ the dashboard; query: GET "
+           f"/sensors, /sensors/ID/readings, /sensors/ID/series, /sensors/ID/chart.png, /rooms, "
+           f"/rooms/ID/stats, /alerts, /mode"]
     if settings.mqtt:
         out.append(f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} subscribed to "
                    f"{settings.mqtt_prefix}/readings/#")

@@ -7,6 +7,9 @@ database, and ask the analyzers for the rolling statistics they keep in memory.
     GET /rooms                                the rooms and their sensors
     GET /rooms/{id}/stats                     min, max, mean over the last minute, hour and day
     GET /alerts?since=&until=&rule=&sensor_id=&limit=   newest first
+    GET /sensors/{id}/series?metric=&hours=   chart points (1 h: raw buckets; longer: rollups)
+    GET /mode, POST /mode                     the house mode (POST is forwarded to the ingest)
+    GET /                                     the dashboard (plain HTML, CSS and JS, no CDN)
     GET /health, GET /metrics, GET /openapi.json   as every ptr edge
 
 Times are Unix seconds or ISO 8601; an empty parameter is an absent one. Every error is JSON with
@@ -29,6 +32,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
@@ -39,14 +43,26 @@ from actors.smart_home.chart import chart_png
 from actors.smart_home.store import (
     alerts_between,
     chart_series,
+    history,
+    latest_mode,
     latest_readings,
     readings_between,
 )
 from actors.storage import make_engine
 from protocols.errors import InvalidMessageError, RefusalKind, RefusedError
-from protocols.smart_home import METRICS, UNITS, AlertRule, GetRoomStats, HouseConfig, RoomStats
+from protocols.smart_home import (
+    METRICS,
+    UNITS,
+    AlertRule,
+    GetRoomStats,
+    HouseConfig,
+    ModeChange,
+    ModeSet,
+    RoomStats,
+)
 
 __all__ = ["LOCAL_NETWORKS", "AlertList", "AlertsQuery", "ChartQuery", "ReadingsQuery", "RoomList",
+           "SensorSeries", "SeriesQuery",
            "RoomPath", "SensorList", "SensorReadings", "SmartHomeApi", "parse_time",
            "query_routes"]
 
@@ -121,6 +137,11 @@ class ReadingsQuery(SensorPath):
 class ChartQuery(SensorPath):
     metric: str | None = Field(default=None, description="default: the kind's first metric")
     hours: int = Field(default=24, ge=1, le=24 * 7)
+
+
+class SeriesQuery(SensorPath):
+    metric: str | None = Field(default=None, description="default: the kind's first metric")
+    hours: int = Field(default=1, ge=1, le=24 * 7, description="1, 24 or 168 on the dashboard")
 
 
 class RoomPath(_Query):
@@ -202,6 +223,21 @@ class StoredAlert(_Answer):
     stored_at: float | None = None
 
 
+class SensorSeries(_Answer):
+    sensor_id: str
+    metric: str
+    unit: str
+    since: float
+    until: float
+    source: str = Field(description="readings (raw, bucketed) or rollups (hourly)")
+    points: list[list[float]] = Field(description="[start, mean, min, max] per bucket")
+    limits: list[float] = Field(description="the alert limits of this metric, if any")
+
+
+class HouseModeNow(_Answer):
+    mode: str
+
+
 class AlertList(_Answer):
     since: float
     until: float
@@ -262,6 +298,43 @@ async def sensor_chart(api: SmartHomeApi, inbound: Inbound) -> bytes:
     bucket_s = query.hours * 3600 / 960
     series = await _db(chart_series, api.engine, query.sensor_id, metric, since, until, bucket_s)
     return await _db(chart_png, series, since, until)
+
+
+async def sensor_history(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    query: SeriesQuery = inbound.params
+    if query.sensor_id not in api.sensor_config:
+        raise _unknown_sensor(query.sensor_id)
+    metrics = METRICS[api.sensor_config[query.sensor_id].kind]
+    metric = query.metric or metrics[0]
+    if metric not in metrics:
+        raise _bad("metric", f"{query.sensor_id} has {', '.join(metrics)}")
+    until = time.time()
+    since = until - query.hours * 3600
+    source, points = await _db(history, api.engine, query.sensor_id, metric, since, until)
+    return {"sensor_id": query.sensor_id, "metric": metric, "unit": UNITS[metric],
+            "since": since, "until": until, "source": source,
+            "points": [list(p) for p in points], "limits": api.limits(query.sensor_id, metric)}
+
+
+async def house_mode(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    return {"mode": await _db(latest_mode, api.engine) or "home"}
+
+
+async def dashboard_page(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    return DASHBOARD["index.html"]
+
+
+async def dashboard_script(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    return DASHBOARD["dashboard.js"]
+
+
+async def dashboard_style(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    return DASHBOARD["dashboard.css"]
+
+
+DASHBOARD = {name: (Path(__file__).with_name("dashboard") / name).read_bytes()
+             for name in ("index.html", "dashboard.js", "dashboard.css")}
+"""The dashboard's files, read once: plain HTML, CSS and JS drawing SVG from the JSON API."""
 
 
 async def list_rooms(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
@@ -325,6 +398,21 @@ def query_routes() -> list[Route]:
               summary="min, max and mean of each metric over the last minute, hour and day"),
         Route("GET", "/alerts", answer=Answer.REPLY, name="alerts", params=AlertsQuery,
               response=AlertList, loop_handler=list_alerts, summary="alerts, newest first"),
+        Route("GET", "/sensors/{sensor_id}/series", answer=Answer.REPLY, name="series",
+              params=SeriesQuery, response=SensorSeries, loop_handler=sensor_history,
+              refuses=sensor_missing, summary="chart points of one metric, with its limits"),
+        Route("GET", "/mode", answer=Answer.REPLY, name="house-mode", response=HouseModeNow,
+              loop_handler=house_mode, summary="the house mode as stored"),
+        Route("POST", "/mode", ModeChange, Answer.REPLY, name="mode", timeout_s=10,
+              response=ModeSet, summary="set the house mode (handed to the ingest)"),
+        Route("GET", "/", answer=Answer.REPLY, name="dashboard", loop_handler=dashboard_page,
+              media_type="text/html", summary="the dashboard"),
+        Route("GET", "/dashboard.js", answer=Answer.REPLY, name="dashboard-js",
+              loop_handler=dashboard_script, media_type="text/javascript",
+              summary="the dashboard's script"),
+        Route("GET", "/dashboard.css", answer=Answer.REPLY, name="dashboard-css",
+              loop_handler=dashboard_style, media_type="text/css",
+              summary="the dashboard's style"),
     ]
 
 
@@ -332,7 +420,8 @@ class SmartHomeApi(HttpEdgeActor):
     """The query API as a supervised HTTP edge. Restarts like ``HttpEdgeActor`` (same port again,
     or a fresh free one for port 0); a crash answers what was waiting with 503.
 
-    Args: ``house``, ``storage_url``, ``analyzers`` (``{kind: registered name}``), and the edge's:
+    Args: ``house``, ``storage_url``, ``analyzers`` (``{kind: registered name}``), ``targets``
+    (``{"mode": the ingest's registered name}``: ``POST /mode`` is handed to it), and the edge's:
     ``host`` (127.0.0.1), ``port`` (0), ``tls_dir`` (HTTPS, self-signed pair made there) or none
     (plain HTTP), ``allow`` (``LOCAL_NETWORKS``), ``window`` (16).
     """
@@ -367,7 +456,18 @@ class SmartHomeApi(HttpEdgeActor):
                 self.engine.dispose()
 
     def target_names(self) -> list[str]:
-        return [name for _kind, name in sorted(self.analyzers.items())]
+        forwarded = [str(name) for name in dict(self.args.get("targets", {})).values()]
+        return [name for _kind, name in sorted(self.analyzers.items())] + forwarded
+
+    def limits(self, sensor_id: str, metric: str) -> list[float]:
+        """The alert limits drawn on a chart of ``metric``: a temperature's range, a circuit's
+        power limit."""
+        sensor = self.sensor_config[sensor_id]
+        if metric == "temperature" and sensor.kind in ("heating", "meteo"):
+            return list(self.house.temperature_range(sensor))
+        if metric == "power" and sensor.power_limit is not None:
+            return [sensor.power_limit]
+        return []
 
     def sensor_json(self, sensor_id: str) -> dict[str, Any]:
         """A sensor as the API describes it: kind, room, metrics with units, its limits."""

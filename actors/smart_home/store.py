@@ -334,6 +334,29 @@ def chart_series(engine: sa.Engine, sensor_id: str, metric: str, since: float, u
                 for b, avg, low, high in connection.execute(query)]
 
 
+def history(engine: sa.Engine, sensor_id: str, metric: str, since: float,
+            until: float) -> tuple[str, list[tuple[float, float, float, float]]]:
+    """A chart's points (start, mean, min, max) from ``since`` to ``until``: for up to two hours
+    ~120 buckets of the raw readings; longer, the hourly rollups, and the hours not rolled up yet
+    (the current one) from the raw readings. Returns the source (``readings``/``rollups``) too."""
+    span = until - since
+    if span <= 2 * 3600:
+        return "readings", chart_series(engine, sensor_id, metric, since, until,
+                                        max(1.0, span / 120))
+    rollups = _t("rollups")
+    query = (sa.select(rollups.c.hour_start, rollups.c.mean, rollups.c.low, rollups.c.high)
+             .where(rollups.c.sensor_id == sensor_id, rollups.c.metric == metric,
+                    rollups.c.hour_start >= since - 3600, rollups.c.hour_start <= until)
+             .order_by(rollups.c.hour_start))
+    with _reading(engine, "reading rollups") as connection:
+        points = [(float(h), float(m), float(lo), float(hi))
+                  for h, m, lo, hi in connection.execute(query)]
+    rolled_through = points[-1][0] + 3600 if points else since
+    if rolled_through < until:
+        points += chart_series(engine, sensor_id, metric, rolled_through, until, 3600.0)
+    return "rollups", [p for p in points if p[0] + 3600 > since]
+
+
 def rollups_since(engine: sa.Engine, sensor_ids: Iterable[str],
                   since: float) -> list[dict[str, Any]]:
     ids = list(sensor_ids)
@@ -354,7 +377,7 @@ def latest_mode(engine: sa.Engine) -> str | None:
 
 __all__ = [
     "ALERTS", "ALERTS_TOPIC", "MODES", "MODES_TOPIC", "READINGS", "READINGS_TOPIC", "ROLLUPS",
-    "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "last_arrivals",
+    "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "history", "last_arrivals",
     "latest_mode", "latest_readings", "mode_db_row", "newest_total", "open_broker", "pack",
     "reading_db_row", "reading_digest", "reading_json", "reading_key", "readings_between",
     "rollup_db_row", "rollups_since", "row_counts", "stored_reading_digests", "unpack",
