@@ -285,6 +285,26 @@ class GetRoomStats(Message):
     room: str
 
 
+class GetOpenAlerts(Message):
+    """Ask an analyzer which of its alert conditions hold now; answered with ``OpenAlerts``."""
+
+
+class OpenAlert(BaseModel):
+    """A condition that raised an alert and has not cleared yet."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: AlertRule
+    sensor_id: str
+    room: str
+    text: str
+
+
+class OpenAlerts(Message):
+    at: float
+    alerts: list[OpenAlert]
+
+
 class _Report(BaseModel):
     """Base of reports whose ``kind`` is a field (a sensor's kind), which ``Message`` reserves."""
 
@@ -417,7 +437,8 @@ class CheckNow(Message):
 
 
 __all__ = [
-    "ALL_METRICS", "Alert", "AlertRule", "BrokerAlert", "AnalyzerStats", "CIRCUITS", "CheckNow",
+    "ALL_METRICS", "Alert", "AlertRule", "BrokerAlert", "GetOpenAlerts", "OpenAlert",
+    "OpenAlerts", "AnalyzerStats", "CIRCUITS", "CheckNow",
     "ElectricityReading", "GetAnalyzerStats", "GetIngestStats", "GetMqttStats", "GetRoomStats",
     "GetSimulatorStats", "GetWriterStats", "HeatingReading", "HouseConfig", "HouseMode",
     "IngestStats", "KINDS", "METRICS", "MeteoReading", "ModeChange", "ModeSet", "MotionReading",

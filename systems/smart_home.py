@@ -63,7 +63,8 @@ class SmartHomeSettings(SystemSettings):
     readings cost the ingest ~2 ms of CPU, almost all of it Thespian's round trip; 20 ms of
     lingering makes batches of ~20 and costs at most 20 ms of answer time.
 
-    ``broker_url``: empty for a SQLite file under ``data_dir``, or ``nats://host:port/PREFIX`` for
+    ``broker_url``: empty for a SQLite file under ``data_dir`` (``broker_synchronous`` FULL: each
+    append fsynced before the answer; NORMAL only to measure what that costs), or ``nats://host:port/PREFIX`` for
     NATS JetStream (streams ``PREFIX_<topic>``). ``storage_url``: the database (SQLite under
     ``data_dir`` by default, or ``postgresql://...``).
 
@@ -83,6 +84,7 @@ class SmartHomeSettings(SystemSettings):
 
     mode: Literal["broker", "direct"] = "broker"
     broker_url: str = ""
+    broker_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     host: str = "127.0.0.1"
     http_port: int = Field(default=8443, ge=0, le=65535)
     api_port: int = Field(default=8444, ge=0, le=65535)
@@ -108,7 +110,11 @@ class SmartHomeSettings(SystemSettings):
     broker_retain_entries: int = Field(default=2000, ge=0)
 
     def broker(self) -> str:
-        return self.broker_url or f"sqlite:///{Path(self.data_dir) / 'smart-home-broker.db'}"
+        if self.broker_url:
+            return self.broker_url
+        path = Path(self.data_dir) / "smart-home-broker.db"
+        suffix = "" if self.broker_synchronous == "FULL" else "?synchronous=NORMAL"
+        return f"sqlite:///{path}{suffix}"
 
     def database(self) -> str:
         return self.resolved_storage_url(NAME)

@@ -39,7 +39,10 @@ from protocols.smart_home import (
     AnalyzerStats,
     CheckNow,
     GetAnalyzerStats,
+    GetOpenAlerts,
     GetRoomStats,
+    OpenAlert,
+    OpenAlerts,
     HouseConfig,
     OutputBatch,
     ReadingBatch,
@@ -330,6 +333,11 @@ class KindAnalyzer(Actor):
         return self.stats()
 
     # --- questions ----------------------------------------------------------------------------
+
+    def receiveMsg_GetOpenAlerts(self, msg: GetOpenAlerts, sender: Any) -> OpenAlerts:
+        now = time.time()
+        return OpenAlerts(at=now, alerts=[OpenAlert.model_validate(a)
+                                          for a in self.analysis.open_alerts(now)])
 
     def receiveMsg_GetRoomStats(self, msg: GetRoomStats, sender: Any) -> RoomStats:
         now = time.time()

@@ -8,6 +8,7 @@ database, and ask the analyzers for the rolling statistics they keep in memory.
     GET /rooms/{id}/stats                     min, max, mean over the last minute, hour and day
     GET /alerts?since=&until=&rule=&sensor_id=&limit=   newest first
     GET /sensors/{id}/series?metric=&hours=   chart points (1 h: raw buckets; longer: rollups)
+    GET /alerts/open                          the alert conditions that hold now
     GET /mode, POST /mode                     the house mode (POST is forwarded to the ingest)
     GET /                                     the dashboard (plain HTML, CSS and JS, no CDN)
     GET /health, GET /metrics, GET /openapi.json   as every ptr edge
@@ -54,8 +55,10 @@ from protocols.smart_home import (
     METRICS,
     UNITS,
     AlertRule,
+    GetOpenAlerts,
     GetRoomStats,
     HouseConfig,
+    OpenAlerts,
     ModeChange,
     ModeSet,
     RoomStats,
@@ -378,6 +381,29 @@ def room_stats(api: SmartHomeApi, inbound: Inbound) -> Any:
     return ANSWER_LATER
 
 
+def open_alerts(api: SmartHomeApi, inbound: Inbound) -> Any:
+    """In the actor: ask every analyzer which alert conditions hold now; merge the answers."""
+    pending = inbound.pending
+    names = sorted(api.analyzers.values())
+    parts: list[OpenAlerts] = []
+
+    def answered(answer: Any) -> None:
+        if not isinstance(answer, OpenAlerts):
+            pending.fail(TypeError(f"an analyzer answered {type(answer).__name__}"))
+            return
+        parts.append(answer)
+        if len(parts) == len(names):
+            alerts = sorted((a for p in parts for a in p.alerts),
+                            key=lambda a: (a.room, a.sensor_id, a.rule))
+            pending.resolve(OpenAlerts(at=max(p.at for p in parts), alerts=alerts))
+
+    if not names:
+        return OpenAlerts(at=time.time(), alerts=[])
+    for name in names:
+        api.ask_target(name, GetOpenAlerts(), answered, pending.fail, STATS_TIMEOUT_S)
+    return ANSWER_LATER
+
+
 def query_routes() -> list[Route]:
     """The query API's route table."""
     sensor_missing = (RefusalKind.NOT_FOUND,)
@@ -398,6 +424,9 @@ def query_routes() -> list[Route]:
               summary="min, max and mean of each metric over the last minute, hour and day"),
         Route("GET", "/alerts", answer=Answer.REPLY, name="alerts", params=AlertsQuery,
               response=AlertList, loop_handler=list_alerts, summary="alerts, newest first"),
+        Route("GET", "/alerts/open", answer=Answer.REPLY, name="open-alerts",
+              response=OpenAlerts, handler=open_alerts, timeout_s=STATS_TIMEOUT_S + 1,
+              summary="the alert conditions that hold now (fired, not cleared)"),
         Route("GET", "/sensors/{sensor_id}/series", answer=Answer.REPLY, name="series",
               params=SeriesQuery, response=SensorSeries, loop_handler=sensor_history,
               refuses=sensor_missing, summary="chart points of one metric, with its limits"),

@@ -301,6 +301,29 @@ class KindAnalysis:
                 state.last_seen = received_at
                 state.last_message_id = message_id
 
+    def open_alerts(self, now: float) -> list[dict[str, str]]:
+        """The alert conditions that hold now (fired and not cleared), one line each."""
+        out: list[dict[str, str]] = []
+        for state in self.sensors.values():
+            config = state.config
+            sid, values = config.sensor_id, state.last_values or [math.nan]
+
+            def add(rule: str, text: str) -> None:
+                out.append({"rule": rule, "sensor_id": sid, "room": config.room, "text": text})
+            if state.out_of_range:
+                low, high = state.range
+                add("temperature_out_of_range",
+                    f"{sid}: {values[0]:.1f} °C is outside the range {low:g}..{high:g} °C")
+            if state.over_limit:
+                add("power_over_limit",
+                    f"{sid}: {values[0]:,.0f} W is over the circuit limit of {state.limit:,.0f} W")
+            if state.motion_alerted:
+                add("motion_while_away", f"motion in {config.room} while the house is away")
+            if state.silent_alerted:
+                since = state.last_seen if state.last_seen is not None else self.started_at
+                add("sensor_silent", f"{sid}: silent for {now - since:.0f} s")
+        return out
+
     def check_silence(self, now: float, up_s: float | None = None) -> list[dict[str, Any]]:
         """One alert per sensor that has said nothing for ``silent_after_s`` (by arrival time; a
         sensor never heard from counts from when this analysis started). Re-armed by a reading.

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import msgpack
 import sqlalchemy as sa
@@ -75,7 +75,15 @@ def open_broker(url: str) -> DurableLog:
     at ``nats://host:port/PREFIX`` (streams ``PREFIX_<topic>``; PREFIX defaults to
     ``PTR_SMART_HOME``)."""
     if url.startswith("sqlite:"):
-        return SqliteLog(url, synchronous="FULL")  # an acknowledged append survives an OS crash
+        # FULL: an acknowledged append survives an OS crash (``?synchronous=NORMAL`` measures
+        # what that costs; it is the smart home's own parameter, not SQLite's)
+        base, _, query = url.partition("?")
+        params = parse_qs(query, keep_blank_values=True)
+        synchronous = params.pop("synchronous", ["FULL"])[-1].upper()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ConfigError(f"broker_url {url!r}: synchronous is NORMAL or FULL")
+        rest = urlencode(params, doseq=True)
+        return SqliteLog(f"{base}?{rest}" if rest else base, synchronous=synchronous)
     if url.startswith("nats://"):
         parts = urlsplit(url)
         prefix = parts.path.strip("/") or "PTR_SMART_HOME"

@@ -15,7 +15,7 @@ from tests.support.clients import meanwhile
 from tests.support.contract import check_contract, openapi_of
 from tests.support.smart_home import reading, small_house, start_home
 
-ROUTES = ["GET /", "GET /alerts", "GET /dashboard.css", "GET /dashboard.js", "GET /health",
+ROUTES = ["GET /", "GET /alerts", "GET /alerts/open", "GET /dashboard.css", "GET /dashboard.js", "GET /health",
           "GET /mode", "GET /rooms", "GET /rooms/{room}/stats", "GET /sensors",
           "GET /sensors/{sensor_id}/chart.png", "GET /sensors/{sensor_id}/readings",
           "GET /sensors/{sensor_id}/series", "POST /mode"]
@@ -55,5 +55,8 @@ def test_the_query_api_documents_every_route_and_keeps_its_contract(make_runtime
         series = SensorSeries.model_validate(home.get(
             "/sensors/heating-living/series?metric=temperature&hours=1").json)
         assert series.points and series.limits == [12.0, 28.0] and series.unit == "°C"
+        open_now = home.get("/alerts/open").json["alerts"]
+        assert {a["rule"] for a in open_now} >= {"temperature_out_of_range", "power_over_limit",
+                                                 "motion_while_away"}
     finally:
         home.close()

@@ -21,6 +21,7 @@ def test_the_dashboard_shows_rooms_values_a_chart_and_switches_the_mode(
     batch = [reading(s.kind, sensor_id=s.sensor_id, ts=now - 1200 + 60 * i,
                      **({"temperature": 18.0 + i % 5} if s.kind == "heating" else {}))
              for s in small_house().sensors for i in range(20)]
+    batch.append(reading("electricity", power=5000.0, ts=now))  # over the 3,680 W limit
     assert call(home.ingest_url + "/readings/batch", batch, context=home.context).status == 200
     home.wait_stored(len(batch))
     page = browser_page
@@ -30,6 +31,8 @@ def test_the_dashboard_shows_rooms_values_a_chart_and_switches_the_mode(
     assert sorted(rooms) == ["kitchen", "living", "outside"]
     heating = page.inner_text(".sensor[data-sensor='heating-living']")
     assert "temperature 22.0 °C" in heating and "s ago" in heating   # value, unit, age
+    page.wait_for_selector(".open-alert[data-rule='power_over_limit']", timeout=15_000)
+    assert "5,000 W is over the circuit limit of 3,680 W" in page.inner_text("#open-alerts")
 
     page.click(".sensor[data-sensor='heating-living'] .value[data-metric='temperature']")
     page.wait_for_selector("#chart svg[data-points]", timeout=10_000)

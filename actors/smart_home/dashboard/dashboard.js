@@ -89,6 +89,13 @@ async function refreshSensors() {
 }
 
 async function refreshAlerts() {
+  const open = await getJson("alerts/open");
+  const openList = document.getElementById("open-alerts");
+  openList.replaceChildren();
+  if (!open.alerts.length) openList.append(el("li", { class: "muted" }, "none"));
+  for (const a of open.alerts) {
+    openList.append(el("li", { class: "open-alert", "data-rule": a.rule }, a.text));
+  }
   const answer = await getJson("alerts?limit=50");
   const list = document.getElementById("alerts");
   list.replaceChildren();
@@ -250,6 +257,6 @@ for (const button of document.querySelectorAll(".range")) {
   };
 }
 every(5, refreshSensors);
-every(10, refreshAlerts);
+every(5, refreshAlerts);
 every(10, refreshMode);
 every(30, drawChart);
