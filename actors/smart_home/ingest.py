@@ -22,8 +22,8 @@ from actors.smart_home.store import (
     newest_total,
     open_broker,
     pack,
+    StoredKeys,
     reading_digest,
-    stored_reading_digests,
     unpack,
 )
 from actors.storage import DurableLog, StorageBackoff, make_engine
@@ -100,7 +100,7 @@ class ReadingIngest(Actor):
         self.accepted = self.refused = self.appends = self.duplicates = self.unavailable = 0
         self.conflicts = self.unchecked = 0
         self.engine = make_engine(args.storage_url)
-        self.db_ready = False
+        self.stored_keys = StoredKeys(self.engine)
         self.db_retry_at = 0.0
         self.storage = StorageBackoff(self.path or "ingest", clock=self.clock)
         self.writer = self.peer(args.writer)
@@ -154,6 +154,7 @@ class ReadingIngest(Actor):
         if self.broker is not None:
             self.broker.close()
         if getattr(self, "engine", None) is not None:
+            self.stored_keys.close()
             self.engine.dispose()
 
     def receiveMsg_EdgeBatch(self, msg: EdgeBatch, sender: Any) -> EdgeAnswers:
@@ -248,15 +249,13 @@ class ReadingIngest(Actor):
             self.unchecked += len(keys)
             return {}
         try:
-            return stored_reading_digests(self.engine, keys, create=not self.db_ready)
+            return self.stored_keys.digests(keys)
         except StorageError as exc:
             self.db_retry_at = now + DB_RETRY_S
             self.unchecked += len(keys)
             log.warning("%s: reused message ids not checked in the database for %g s: %s",
                         self.path, DB_RETRY_S, exc)
             return {}
-        finally:
-            self.db_ready = self.db_retry_at <= now
 
     def refuse_unavailable(self, answers: list[Any]) -> EdgeAnswers:
         """The broker is out: every request that was to be stored (or to set the mode) is refused

@@ -264,21 +264,56 @@ def latest_readings(engine: sa.Engine,
     return out
 
 
-def stored_reading_digests(engine: sa.Engine, keys: Sequence[str], *,
-                           create: bool = False) -> dict[str, int]:
-    """``reading_digest`` of each reading stored under one of ``keys`` (``sensor/message`` ids);
-    keys not stored are absent. ``create`` makes the tables first (a fresh database)."""
-    if create:
-        writers(engine)
-    readings = _t("readings")
-    out: dict[str, int] = {}
-    with _reading(engine, "looking up message ids") as connection:
-        for start in range(0, len(keys), 500):
-            query = sa.select(readings).where(readings.c.message_id.in_(keys[start:start + 500]))
-            for row in connection.execute(query):
-                mapping = row._mapping
-                out[mapping["message_id"]] = reading_digest(reading_json(mapping))
-    return out
+class StoredKeys:
+    """Which reading keys (``sensor/message`` ids) the database holds, and each reading's
+    ``reading_digest``: the ingest's look-up for keys outside its memory, on its hot path. So it
+    is one plain statement per 500 keys on a connection kept open (compiling an ``IN`` of a new
+    length each time cost more than running it), whose read transaction ends after each call.
+    Raises ``StorageError`` (``StorageUnavailableError`` when the database is out); the next call
+    opens a new connection. ``create`` makes the tables first (a fresh database)."""
+
+    COLUMNS = ("message_id", "sensor_id", "kind", "ts", *ALL_METRICS)
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.connection: sa.Connection | None = None
+        self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.created = False
+
+    def digests(self, keys: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        try:
+            if not self.created:
+                writers(self.engine)
+                self.created = True
+            if self.connection is None:
+                self.connection = self.engine.connect()
+            connection = self.connection
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = tuple(keys[start:start + 500])
+                    marks = ", ".join([self.mark] * len(chunk))
+                    result = connection.exec_driver_sql(
+                        f"SELECT {', '.join(self.COLUMNS)} FROM {READINGS.name} "
+                        f"WHERE message_id IN ({marks})", chunk)
+                    for row in result:
+                        mapping = dict(zip(self.COLUMNS, row))
+                        mapping["received_at"] = mapping["stored_at"] = 0.0
+                        out[mapping["message_id"]] = reading_digest(reading_json(mapping))
+            finally:
+                connection.rollback()
+        except SQLAlchemyError as exc:
+            self.close()
+            raise storage_error(exc, "looking up message ids failed") from exc
+        return out
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except SQLAlchemyError:
+                pass  # a connection that failed is dropped; the pool makes a new one
 
 
 def row_counts(engine: sa.Engine, tables: Iterable[str]) -> dict[str, int]:
@@ -388,6 +423,6 @@ __all__ = [
     "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "history", "last_arrivals",
     "latest_mode", "latest_readings", "mode_db_row", "newest_total", "open_broker", "pack",
     "reading_db_row", "reading_digest", "reading_json", "reading_key", "readings_between",
-    "rollup_db_row", "rollups_since", "row_counts", "stored_reading_digests", "unpack",
+    "StoredKeys", "rollup_db_row", "rollups_since", "row_counts", "unpack",
     "unpack_entry", "unpack_total", "writers",
 ]
