@@ -58,16 +58,28 @@ from protocols.smart_home import (
     GetOpenAlerts,
     GetRoomStats,
     HouseConfig,
-    OpenAlerts,
     ModeChange,
     ModeSet,
+    OpenAlerts,
     RoomStats,
 )
 
-__all__ = ["LOCAL_NETWORKS", "AlertList", "AlertsQuery", "ChartQuery", "ReadingsQuery", "RoomList",
-           "SensorSeries", "SeriesQuery",
-           "RoomPath", "SensorList", "SensorReadings", "SmartHomeApi", "parse_time",
-           "query_routes"]
+__all__ = [
+    "LOCAL_NETWORKS",
+    "AlertList",
+    "AlertsQuery",
+    "ChartQuery",
+    "ReadingsQuery",
+    "RoomList",
+    "RoomPath",
+    "SensorList",
+    "SensorReadings",
+    "SensorSeries",
+    "SeriesQuery",
+    "SmartHomeApi",
+    "parse_time",
+    "query_routes",
+]
 
 T = TypeVar("T")
 

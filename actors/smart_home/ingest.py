@@ -330,7 +330,8 @@ class ReadingIngest(Actor):
         if self.direct:
             self.writer.send(OutputBatch(table="alerts", rows=[alert]), self.lost)
         elif self.broker is not None:
-            self.storage.attempt(lambda: self.broker.append(ALERTS_TOPIC, [pack([alert])]))
+            broker = self.broker
+            self.storage.attempt(lambda: broker.append(ALERTS_TOPIC, [pack([alert])]))
 
     def receiveMsg_GetIngestStats(self, msg: GetIngestStats, sender: Any) -> IngestStats:
         return IngestStats(accepted=self.accepted, refused=self.refused, appends=self.appends,

@@ -306,22 +306,24 @@ class KindAnalysis:
         out: list[dict[str, str]] = []
         for state in self.sensors.values():
             config = state.config
-            sid, values = config.sensor_id, state.last_values or [math.nan]
-
-            def add(rule: str, text: str) -> None:
-                out.append({"rule": rule, "sensor_id": sid, "room": config.room, "text": text})
+            sid, value = config.sensor_id, (state.last_values or [math.nan])[0]
+            found: list[tuple[str, str]] = []
             if state.out_of_range:
                 low, high = state.range
-                add("temperature_out_of_range",
-                    f"{sid}: {values[0]:.1f} °C is outside the range {low:g}..{high:g} °C")
+                found.append(("temperature_out_of_range",
+                              f"{sid}: {value:.1f} °C is outside the range {low:g}..{high:g} °C"))
             if state.over_limit:
-                add("power_over_limit",
-                    f"{sid}: {values[0]:,.0f} W is over the circuit limit of {state.limit:,.0f} W")
+                limit = state.limit or 0.0
+                found.append(("power_over_limit",
+                              f"{sid}: {value:,.0f} W is over the circuit limit of {limit:,.0f} W"))
             if state.motion_alerted:
-                add("motion_while_away", f"motion in {config.room} while the house is away")
+                found.append(("motion_while_away",
+                              f"motion in {config.room} while the house is away"))
             if state.silent_alerted:
                 since = state.last_seen if state.last_seen is not None else self.started_at
-                add("sensor_silent", f"{sid}: silent for {now - since:.0f} s")
+                found.append(("sensor_silent", f"{sid}: silent for {now - since:.0f} s"))
+            out += [{"rule": rule, "sensor_id": sid, "room": config.room, "text": text}
+                    for rule, text in found]
         return out
 
     def check_silence(self, now: float, up_s: float | None = None) -> list[dict[str, Any]]:

@@ -19,8 +19,8 @@ from tests.support.smart_home import start_home
 
 
 def _tls(url: str, context: ssl.SSLContext, server_hostname: str = "127.0.0.1") -> ssl.SSLSocket:
-    host, port = url.rsplit("/", 1)[-1].rsplit(":", 1)
-    raw = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+    port = int(url.rsplit(":", 1)[1])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     return context.wrap_socket(raw, server_hostname=server_hostname)
 
 
@@ -91,6 +91,6 @@ def test_a_certificate_for_0_0_0_0_names_the_machines_addresses(make_runtime, tm
         pytest.skip("this machine has no non-loopback IPv4 address")
     port = int(home.ingest_url.rsplit(":", 1)[1])
     assert home.context is not None
-    with socket.create_connection((addresses[0], port), timeout=10) as raw:
-        with home.context.wrap_socket(raw, server_hostname=addresses[0]) as tls:
-            assert tls.version() is not None     # the hostname check passed for that address
+    with socket.create_connection((addresses[0], port), timeout=10) as raw, \
+            home.context.wrap_socket(raw, server_hostname=addresses[0]) as tls:
+        assert tls.version() is not None     # the hostname check passed for that address

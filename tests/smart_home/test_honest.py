@@ -19,7 +19,6 @@ from systems.chaos import Chaos
 from systems.smart_home import INGEST
 from tests.support.smart_home import Home, home_settings, reading, small_house, start_home
 
-
 # --- idempotency keys with meaning ----------------------------------------------------------------
 
 def test_a_reused_message_id_with_another_reading_is_a_409_naming_it(make_runtime,
