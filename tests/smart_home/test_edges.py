@@ -42,7 +42,7 @@ def _read_all(sock: ssl.SSLSocket, deadline_s: float) -> bytes:
     return out
 
 
-def test_an_over_long_request_line_is_a_json_400_and_no_traceback(make_runtime, tmp_path,
+def test_an_over_long_request_line_and_other_bad_http_are_json_4xx_and_no_traceback(make_runtime, tmp_path,
                                                                    caplog) -> None:
     caplog.set_level(logging.INFO)
     home = start_home(make_runtime, tmp_path)
@@ -56,6 +56,22 @@ def test_an_over_long_request_line_is_a_json_400_and_no_traceback(make_runtime, 
         assert head.split(b" ")[1] == b"400", answer[:200]
         assert b"application/json" in head
         assert json.loads(body)["refusal"] == "invalid"
+    close = b"Connection: close\r\n"
+    odd = [b"GET /nope HTTP/1.1\r\nHost: x\r\n" + close + b"\r\n",              # 404
+           b"PUT /readings HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + close + b"\r\n",
+           b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n",
+           b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+           b"POST /readings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+           b"POST /readings HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"]
+    for raw in odd:
+        sock = _tls(home.ingest_url, home.context)
+        sock.sendall(raw)
+        answer = _read_all(sock, 10)
+        sock.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ")[1])
+        assert 400 <= status < 500 and b"application/json" in head, (raw[:40], answer[:300])
+        assert "error" in json.loads(body)
     assert logging.getLogger("aiohttp.server").propagate   # where aiohttp's traceback went
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 

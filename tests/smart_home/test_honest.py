@@ -163,3 +163,19 @@ def test_a_restarted_smart_home_raises_no_silence_alert_until_up_for_the_window(
         fired = {kind: home.check(kind).alerts for kind in ("heating", "meteo", "motion",
                                                              "electricity")}
     assert fired == {"heating": 0, "meteo": 1, "motion": 1, "electricity": 1}
+
+
+# --- acknowledged means durable ---------------------------------------------------------------------
+
+def test_the_broker_fsyncs_every_append_before_the_answer(tmp_path) -> None:
+    from actors.smart_home.store import open_broker
+    for setting, pragma in (("FULL", 2), ("NORMAL", 1)):
+        settings = home_settings(tmp_path / setting, broker_synchronous=setting)
+        broker = open_broker(settings.broker())
+        try:
+            with broker.engine.connect() as connection:  # type: ignore[attr-defined]
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == pragma
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        finally:
+            broker.close()
+    assert home_settings(tmp_path).broker_synchronous == "FULL"   # the default
