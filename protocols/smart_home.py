@@ -53,7 +53,8 @@ UNITS: dict[str, str] = {"temperature": "°C", "setpoint": "°C", "valve": "%", 
                          "power": "W", "energy": "Wh"}
 
 AlertRule = Literal["temperature_out_of_range", "motion_while_away", "power_over_limit",
-                    "sensor_silent"]
+                    "sensor_silent", "broker_dropped_messages", "broker_session_lost",
+                    "broker_queue_too_small"]
 HouseMode = Literal["home", "away"]
 
 _ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
@@ -284,6 +285,26 @@ class GetRoomStats(Message):
     room: str
 
 
+class GetOpenAlerts(Message):
+    """Ask an analyzer which of its alert conditions hold now; answered with ``OpenAlerts``."""
+
+
+class OpenAlert(BaseModel):
+    """A condition that raised an alert and has not cleared yet."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: AlertRule
+    sensor_id: str
+    room: str
+    text: str
+
+
+class OpenAlerts(Message):
+    at: float
+    alerts: list[OpenAlert]
+
+
 class _Report(BaseModel):
     """Base of reports whose ``kind`` is a field (a sensor's kind), which ``Message`` reserves."""
 
@@ -366,6 +387,8 @@ class IngestStats(Message):
     unavailable: int = 0           # requests refused with 503 because the broker was out
     storage_unavailable: str = ""  # why the broker is out ("" while it answers)
     storage_outages: int = 0       # outages begun (this incarnation)
+    conflicts: int = 0             # requests refused with 409: a message_id reused (this incarnation)
+    unchecked: int = 0             # keys not looked up in the database while it was out
 
 
 class GetSimulatorStats(Message):
@@ -394,6 +417,19 @@ class MqttStats(Message):
     last_error: str = ""
     incarnation: int = 0
     held: int = 0  # readings the ingest refused for now (503): unacknowledged, offered again
+    broker_dropped: int = 0    # QoS 1 messages the broker says it dropped ($SYS), since we knew
+    sessions_lost: int = 0     # reconnections that found no session where one was expected
+    queue_probe: str = ""      # the startup check of the broker's queue for an absent client
+
+
+class BrokerAlert(Message):
+    """The MQTT edge tells the ingest what the broker reported: messages dropped (its queue for
+    an absent client was full) or a session gone. Stored as an alert (sensor ``mqtt``)."""
+
+    rule: AlertRule
+    value: float
+    text: str
+    ts: float
 
 
 class CheckNow(Message):
@@ -401,7 +437,8 @@ class CheckNow(Message):
 
 
 __all__ = [
-    "ALL_METRICS", "Alert", "AlertRule", "AnalyzerStats", "CIRCUITS", "CheckNow",
+    "ALL_METRICS", "Alert", "AlertRule", "BrokerAlert", "GetOpenAlerts", "OpenAlert",
+    "OpenAlerts", "AnalyzerStats", "CIRCUITS", "CheckNow",
     "ElectricityReading", "GetAnalyzerStats", "GetIngestStats", "GetMqttStats", "GetRoomStats",
     "GetSimulatorStats", "GetWriterStats", "HeatingReading", "HouseConfig", "HouseMode",
     "IngestStats", "KINDS", "METRICS", "MeteoReading", "ModeChange", "ModeSet", "MotionReading",

@@ -63,9 +63,19 @@ class SmartHomeSettings(SystemSettings):
     readings cost the ingest ~2 ms of CPU, almost all of it Thespian's round trip; 20 ms of
     lingering makes batches of ~20 and costs at most 20 ms of answer time.
 
-    ``broker_url``: empty for a SQLite file under ``data_dir``, or ``nats://host:port/PREFIX`` for
+    ``broker_url``: empty for a SQLite file under ``data_dir`` (``broker_synchronous`` FULL: each
+    append fsynced before the answer; NORMAL only to measure what that costs), or ``nats://host:port/PREFIX`` for
     NATS JetStream (streams ``PREFIX_<topic>``). ``storage_url``: the database (SQLite under
     ``data_dir`` by default, or ``postgresql://...``).
+
+    MQTT: the broker keeps what sensors publish while ptr is away for ``mqtt_session_expiry_s``
+    (12 h), and at most its ``max_queued_messages``: configure Mosquitto with
+    ``actors/smart_home/mosquitto.conf`` (sized for 12 h of the house). At start the edge checks
+    the queue with ``mqtt_queue_probe`` messages (0: no check) and alerts when it is smaller.
+
+    ``idle_timeout_s``: an HTTPS connection that has not sent a whole request for this long (idle
+    between requests, or slow to send one) is closed. With ``host=0.0.0.0`` the self-signed
+    certificate names the machine's host names and every interface address.
 
     Broker retention: every ``broker_retention_every_s`` the writer drops the broker's entries
     that every consumer is done with (readings kept from the analyzers' replay point, about the
@@ -74,17 +84,20 @@ class SmartHomeSettings(SystemSettings):
 
     mode: Literal["broker", "direct"] = "broker"
     broker_url: str = ""
+    broker_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     host: str = "127.0.0.1"
     http_port: int = Field(default=8443, ge=0, le=65535)
     api_port: int = Field(default=8444, ge=0, le=65535)
     tls: bool = True
     allow: tuple[str, ...] = LOCAL_NETWORKS
+    idle_timeout_s: float = Field(default=15.0, gt=0)
     mqtt: bool = True
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_prefix: str = TOPIC_PREFIX
     mqtt_client_id: str = "ptr-smart-home-ingest"
-    mqtt_session_expiry_s: int = 3600
+    mqtt_session_expiry_s: int = 43200
+    mqtt_queue_probe: int = Field(default=1001, ge=0)
     simulate: bool = True
     demo: bool = True
     house: HouseConfig = Field(default_factory=default_house)
@@ -97,7 +110,11 @@ class SmartHomeSettings(SystemSettings):
     broker_retain_entries: int = Field(default=2000, ge=0)
 
     def broker(self) -> str:
-        return self.broker_url or f"sqlite:///{Path(self.data_dir) / 'smart-home-broker.db'}"
+        if self.broker_url:
+            return self.broker_url
+        path = Path(self.data_dir) / "smart-home-broker.db"
+        suffix = "" if self.broker_synchronous == "FULL" else "?synchronous=NORMAL"
+        return f"sqlite:///{path}{suffix}"
 
     def database(self) -> str:
         return self.resolved_storage_url(NAME)
@@ -143,7 +160,8 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
                                        "poll_interval_s": settings.analyzer_poll_s},
                   name=analyzer_names[kind])
         for kind in kinds])
-    edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow)}
+    edge = {"host": settings.host, "tls_dir": settings.tls_dir(), "allow": list(settings.allow),
+            "idle_timeout_s": settings.idle_timeout_s}
     children = [
         ChildSpec("writer", ReadingWriter, {**common, "poll_interval_s": settings.writer_poll_s,
                                             "retention_every_s": settings.broker_retention_every_s,
@@ -165,11 +183,13 @@ def build_tree(settings: SmartHomeSettings) -> SupervisorSpec:
         children.append(ChildSpec("mqtt", MqttIngestEdge, {
             "host": settings.mqtt_host, "port": settings.mqtt_port,
             "prefix": settings.mqtt_prefix, "client_id": settings.mqtt_client_id,
-            "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST},
+            "session_expiry_s": settings.mqtt_session_expiry_s, "target": INGEST,
+            "state_dir": settings.data_dir, "queue_probe": settings.mqtt_queue_probe},
             name=MQTT_EDGE))
     children.append(ChildSpec("api", SmartHomeApi, {**edge, "port": settings.api_port,
                                                     "house": house, "storage_url": settings.database(),
-                                                    "analyzers": analyzer_names},
+                                                    "analyzers": analyzer_names,
+                                                    "targets": {"mode": INGEST}},
                               name=API))
     if settings.simulate:
         children.append(ChildSpec("simulator", HouseSimulatorActor, {
@@ -218,8 +238,9 @@ def edges(settings: SmartHomeSettings) -> list[str]:
         return str(value) if value else "(a free port)"
     out = [f"{scheme}://{settings.host}:{port(settings.http_port)} ingest: POST /readings, "
            f"/readings/batch, /mode; clients allowed: {', '.join(settings.allow)}",
-           f"{scheme}://{settings.host}:{port(settings.api_port)} query: GET /sensors, "
-           f"/sensors/ID/readings, /sensors/ID/chart.png, /rooms, /rooms/ID/stats, /alerts"]
+           f"{scheme}://{settings.host}:{port(settings.api_port)}/ the dashboard; query: GET "
+           f"/sensors, /sensors/ID/readings, /sensors/ID/series, /sensors/ID/chart.png, /rooms, "
+           f"/rooms/ID/stats, /alerts, /mode"]
     if settings.mqtt:
         out.append(f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} subscribed to "
                    f"{settings.mqtt_prefix}/readings/#")

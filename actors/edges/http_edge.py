@@ -36,8 +36,10 @@ Failure rules:
 
 Args: ``routes`` (list of ``Route``), ``target`` (registered name for every route), ``targets``
 (``{route name: registered name}`` overrides), ``host`` (127.0.0.1), ``port`` (0), ``tls_dir``
-(HTTPS with a self-signed pair made there on first run) or ``tls_cert`` + ``tls_key`` (a given
-pair), ``allow`` (CIDR allowlist, default loopback; others get 403), ``max_body_bytes`` (1 MiB,
+(HTTPS with a self-signed pair made there on first run, naming ``tls_hostnames`` or by default
+``tls.host_names(host)``: for 0.0.0.0 the machine's names and addresses) or ``tls_cert`` +
+``tls_key`` (a given pair), ``idle_timeout_s`` (aiohttp's keep-alive timeout: a connection that
+has not sent a whole request within it, idle or slow, is closed), ``allow`` (CIDR allowlist, default loopback; others get 403), ``max_body_bytes`` (1 MiB,
 413 above), ``max_in_flight`` (256), ``window`` (4), ``drain_max`` (256), ``linger_s`` (0: how
 long a batch may wait for more items before it is sent; while it waits the edge sleeps on a
 timer, so ``drain_max`` items arriving meanwhile leave when the timer fires),
@@ -71,6 +73,7 @@ from actors.edges import (
     context_from_files,
     self_signed_context,
 )
+from actors.edges.tls import host_names
 from protocols.errors import ConfigError, RefusedError, RequestTimeoutError
 from protocols.message import ActorArgs, Message, WireBody
 from protocols.edges import EdgeAnswers, EdgeBatch, EdgeInfo, EdgeItem, GetEdgeInfo, Refusal
@@ -149,6 +152,8 @@ class HttpEdgeArgs(BridgedEdgeArgs):
     retry_after_s: int = Field(default=1, ge=0)
     title: str | None = None
     shutdown_timeout_s: float = Field(default=1.0, ge=0)
+    idle_timeout_s: float | None = Field(default=None, gt=0)
+    tls_hostnames: list[str] | None = None
 
 
 class BridgedEdge(Actor):
@@ -396,7 +401,8 @@ class HttpEdgeActor(BridgedEdge):
                         host=self, title=args.title or self.path or "ptr edge")
         self.configure_app(app)
         self.server = HttpServer(app, host=self.host, port=args.port, ssl_context=ssl_context,
-                                 shutdown_timeout_s=args.shutdown_timeout_s)
+                                 shutdown_timeout_s=args.shutdown_timeout_s,
+                                 idle_timeout_s=args.idle_timeout_s)
         assert self.loop_thread is not None
         self.port = self.loop_thread.run(self.server.start(), LOOP_CALL_TIMEOUT_S)
         log.info("%s serving %s://%s:%d", self.path, self.scheme, self.host, self.port)
@@ -412,8 +418,9 @@ class HttpEdgeActor(BridgedEdge):
             if not (args.tls_cert and args.tls_key):
                 raise ConfigError(f"{self.path}: tls_cert and tls_key go together")
             return context_from_files(os.fspath(args.tls_cert), os.fspath(args.tls_key))
-        if args.tls_dir:
-            return self_signed_context(os.fspath(args.tls_dir))
+        if args.tls_dir:  # names the host bound (for 0.0.0.0: the machine's addresses)
+            names = args.tls_hostnames or host_names(self.host)
+            return self_signed_context(os.fspath(args.tls_dir), names)
         return None
 
     def stop_edge(self) -> None:

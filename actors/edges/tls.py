@@ -11,7 +11,9 @@ import datetime as dt
 import fcntl
 import ipaddress
 import os
+import socket
 import ssl
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["CERT_FILE", "KEY_FILE", "client_context", "context_from_files", "ensure_self_signed",
-           "self_signed_context"]
+           "host_names", "self_signed_context"]
 
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
@@ -41,6 +43,56 @@ def self_signed_context(cert_dir: str | os.PathLike[str],
     """
     cert, key = ensure_self_signed(cert_dir, hostnames)
     return context_from_files(cert, key)
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def host_names(host: str) -> tuple[str, ...]:
+    """The names a self-signed certificate for an edge bound to ``host`` must carry so that a
+    client that verifies it can reach it: localhost and 127.0.0.1 always, ``host`` itself, and
+    for a wildcard bind (``0.0.0.0``, ``::``) the machine's host names and every address of its
+    interfaces (a client in the house connects to one of those)."""
+    names = list(DEFAULT_HOSTNAMES)
+    if host in WILDCARD_HOSTS:
+        names += [socket.gethostname(), socket.getfqdn(), *_interface_addresses()]
+    else:
+        names.append(host)
+    out: list[str] = []
+    for name in names:
+        if name and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def _interface_addresses() -> list[str]:
+    """IPv4 and IPv6 addresses of this machine's interfaces (Linux: ioctl and /proc), with what
+    the resolver says of its host name as a fallback elsewhere."""
+    found: list[str] = []
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+        found += [str(info[4][0]) for info in infos]
+    except OSError:
+        pass
+    siocgifaddr = 0x8915
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(probe.fileno(), siocgifaddr,
+                                     struct.pack("256s", name.encode()[:15]))
+            except OSError:  # no IPv4 address on that interface
+                continue
+            found.append(socket.inet_ntoa(packed[20:24]))
+    try:
+        with open("/proc/net/if_inet6") as table:
+            for line in table:
+                raw = line.split()[0]
+                address = ipaddress.IPv6Address(int(raw, 16))
+                if not address.is_link_local:  # needs a zone id a certificate cannot name
+                    found.append(str(address))
+    except OSError:
+        pass
+    return found
 
 
 def context_from_files(cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> ssl.SSLContext:

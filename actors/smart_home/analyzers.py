@@ -26,6 +26,7 @@ from actors.smart_home.store import (
     MODES_TOPIC,
     READINGS_TOPIC,
     ROLLUPS_TOPIC,
+    last_arrivals,
     latest_mode,
     open_broker,
     pack,
@@ -38,7 +39,10 @@ from protocols.smart_home import (
     AnalyzerStats,
     CheckNow,
     GetAnalyzerStats,
+    GetOpenAlerts,
     GetRoomStats,
+    OpenAlert,
+    OpenAlerts,
     HouseConfig,
     OutputBatch,
     ReadingBatch,
@@ -95,6 +99,7 @@ class KindAnalyzer(Actor):
         self.storage = StorageBackoff(self.path or self.kind, clock=self.clock)
         self.group = analyzer_group(self.kind)
         now = time.time()
+        self.up_since = self.clock()  # silence is judged once up for the silence window
         self.analysis = KindAnalysis(self.kind, self.house, started_at=now)
         self.engine = make_engine(args.storage_url)
         self.broker: DurableLog | None = None
@@ -123,6 +128,7 @@ class KindAnalyzer(Actor):
         broker and begin the rebuild (direct mode: read the house mode and the stored rollups).
         If a store is out when the analyzer starts, its timers try again after the backoff."""
         writers(self.engine)
+        self.analysis.load_last_seen(last_arrivals(self.engine, self.analysis.sensors))
         if self.direct:
             if self.kind == "motion":
                 self.analysis.set_mode(latest_mode(self.engine) or "home")
@@ -312,7 +318,8 @@ class KindAnalyzer(Actor):
         if not self.caught_up:
             return
         now = time.time()
-        self.emit(self.analysis.check_silence(now), self.analysis.close_hours(now))
+        self.emit(self.analysis.check_silence(now, self.clock() - self.up_since),
+                  self.analysis.close_hours(now))
         if self.pending_alerts or self.pending_rollups:  # broker mode: append them now if it can
             self.storage.attempt(self.append_outputs)
 
@@ -326,6 +333,11 @@ class KindAnalyzer(Actor):
         return self.stats()
 
     # --- questions ----------------------------------------------------------------------------
+
+    def receiveMsg_GetOpenAlerts(self, msg: GetOpenAlerts, sender: Any) -> OpenAlerts:
+        now = time.time()
+        return OpenAlerts(at=now, alerts=[OpenAlert.model_validate(a)
+                                          for a in self.analysis.open_alerts(now)])
 
     def receiveMsg_GetRoomStats(self, msg: GetRoomStats, sender: Any) -> RoomStats:
         now = time.time()

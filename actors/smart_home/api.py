@@ -7,6 +7,10 @@ database, and ask the analyzers for the rolling statistics they keep in memory.
     GET /rooms                                the rooms and their sensors
     GET /rooms/{id}/stats                     min, max, mean over the last minute, hour and day
     GET /alerts?since=&until=&rule=&sensor_id=&limit=   newest first
+    GET /sensors/{id}/series?metric=&hours=   chart points (1 h: raw buckets; longer: rollups)
+    GET /alerts/open                          the alert conditions that hold now
+    GET /mode, POST /mode                     the house mode (POST is forwarded to the ingest)
+    GET /                                     the dashboard (plain HTML, CSS and JS, no CDN)
     GET /health, GET /metrics, GET /openapi.json   as every ptr edge
 
 Times are Unix seconds or ISO 8601; an empty parameter is an absent one. Every error is JSON with
@@ -29,6 +33,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
@@ -39,16 +44,43 @@ from actors.smart_home.chart import chart_png
 from actors.smart_home.store import (
     alerts_between,
     chart_series,
+    history,
+    latest_mode,
     latest_readings,
     readings_between,
 )
 from actors.storage import make_engine
 from protocols.errors import InvalidMessageError, RefusalKind, RefusedError
-from protocols.smart_home import METRICS, UNITS, AlertRule, GetRoomStats, HouseConfig, RoomStats
+from protocols.smart_home import (
+    METRICS,
+    UNITS,
+    AlertRule,
+    GetOpenAlerts,
+    GetRoomStats,
+    HouseConfig,
+    ModeChange,
+    ModeSet,
+    OpenAlerts,
+    RoomStats,
+)
 
-__all__ = ["LOCAL_NETWORKS", "AlertList", "AlertsQuery", "ChartQuery", "ReadingsQuery", "RoomList",
-           "RoomPath", "SensorList", "SensorReadings", "SmartHomeApi", "SmartHomeApiArgs", "parse_time",
-           "query_routes"]
+__all__ = [
+    "LOCAL_NETWORKS",
+    "AlertList",
+    "AlertsQuery",
+    "ChartQuery",
+    "ReadingsQuery",
+    "RoomList",
+    "RoomPath",
+    "SensorList",
+    "SensorReadings",
+    "SensorSeries",
+    "SeriesQuery",
+    "SmartHomeApi",
+    "SmartHomeApiArgs",
+    "parse_time",
+    "query_routes",
+]
 
 T = TypeVar("T")
 
@@ -121,6 +153,11 @@ class ReadingsQuery(SensorPath):
 class ChartQuery(SensorPath):
     metric: str | None = Field(default=None, description="default: the kind's first metric")
     hours: int = Field(default=24, ge=1, le=24 * 7)
+
+
+class SeriesQuery(SensorPath):
+    metric: str | None = Field(default=None, description="default: the kind's first metric")
+    hours: int = Field(default=1, ge=1, le=24 * 7, description="1, 24 or 168 on the dashboard")
 
 
 class RoomPath(_Query):
@@ -202,6 +239,21 @@ class StoredAlert(_Answer):
     stored_at: float | None = None
 
 
+class SensorSeries(_Answer):
+    sensor_id: str
+    metric: str
+    unit: str
+    since: float
+    until: float
+    source: str = Field(description="readings (raw, bucketed) or rollups (hourly)")
+    points: list[list[float]] = Field(description="[start, mean, min, max] per bucket")
+    limits: list[float] = Field(description="the alert limits of this metric, if any")
+
+
+class HouseModeNow(_Answer):
+    mode: str
+
+
 class AlertList(_Answer):
     since: float
     until: float
@@ -264,6 +316,43 @@ async def sensor_chart(api: SmartHomeApi, inbound: Inbound) -> bytes:
     return await _db(chart_png, series, since, until)
 
 
+async def sensor_history(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    query: SeriesQuery = inbound.params
+    if query.sensor_id not in api.sensor_config:
+        raise _unknown_sensor(query.sensor_id)
+    metrics = METRICS[api.sensor_config[query.sensor_id].kind]
+    metric = query.metric or metrics[0]
+    if metric not in metrics:
+        raise _bad("metric", f"{query.sensor_id} has {', '.join(metrics)}")
+    until = time.time()
+    since = until - query.hours * 3600
+    source, points = await _db(history, api.engine, query.sensor_id, metric, since, until)
+    return {"sensor_id": query.sensor_id, "metric": metric, "unit": UNITS[metric],
+            "since": since, "until": until, "source": source,
+            "points": [list(p) for p in points], "limits": api.limits(query.sensor_id, metric)}
+
+
+async def house_mode(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
+    return {"mode": await _db(latest_mode, api.engine) or "home"}
+
+
+async def dashboard_page(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    return DASHBOARD["index.html"]
+
+
+async def dashboard_script(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    return DASHBOARD["dashboard.js"]
+
+
+async def dashboard_style(api: SmartHomeApi, inbound: Inbound) -> bytes:
+    return DASHBOARD["dashboard.css"]
+
+
+DASHBOARD = {name: (Path(__file__).with_name("dashboard") / name).read_bytes()
+             for name in ("index.html", "dashboard.js", "dashboard.css")}
+"""The dashboard's files, read once: plain HTML, CSS and JS drawing SVG from the JSON API."""
+
+
 async def list_rooms(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
     return {"rooms": [{"room": room, "sensors": ids} for room, ids in sorted(api.rooms.items())]}
 
@@ -305,6 +394,29 @@ def room_stats(api: SmartHomeApi, inbound: Inbound) -> Any:
     return ANSWER_LATER
 
 
+def open_alerts(api: SmartHomeApi, inbound: Inbound) -> Any:
+    """In the actor: ask every analyzer which alert conditions hold now; merge the answers."""
+    pending = inbound.pending
+    names = sorted(api.analyzers.values())
+    parts: list[OpenAlerts] = []
+
+    def answered(answer: Any) -> None:
+        if not isinstance(answer, OpenAlerts):
+            pending.fail(TypeError(f"an analyzer answered {type(answer).__name__}"))
+            return
+        parts.append(answer)
+        if len(parts) == len(names):
+            alerts = sorted((a for p in parts for a in p.alerts),
+                            key=lambda a: (a.room, a.sensor_id, a.rule))
+            pending.resolve(OpenAlerts(at=max(p.at for p in parts), alerts=alerts))
+
+    if not names:
+        return OpenAlerts(at=time.time(), alerts=[])
+    for name in names:
+        api.ask_target(name, GetOpenAlerts(), answered, pending.fail, STATS_TIMEOUT_S)
+    return ANSWER_LATER
+
+
 def query_routes() -> list[Route]:
     """The query API's route table."""
     sensor_missing = (RefusalKind.NOT_FOUND,)
@@ -325,6 +437,24 @@ def query_routes() -> list[Route]:
               summary="min, max and mean of each metric over the last minute, hour and day"),
         Route("GET", "/alerts", answer=Answer.REPLY, name="alerts", params=AlertsQuery,
               response=AlertList, loop_handler=list_alerts, summary="alerts, newest first"),
+        Route("GET", "/alerts/open", answer=Answer.REPLY, name="open-alerts",
+              response=OpenAlerts, handler=open_alerts, timeout_s=STATS_TIMEOUT_S + 1,
+              summary="the alert conditions that hold now (fired, not cleared)"),
+        Route("GET", "/sensors/{sensor_id}/series", answer=Answer.REPLY, name="series",
+              params=SeriesQuery, response=SensorSeries, loop_handler=sensor_history,
+              refuses=sensor_missing, summary="chart points of one metric, with its limits"),
+        Route("GET", "/mode", answer=Answer.REPLY, name="house-mode", response=HouseModeNow,
+              loop_handler=house_mode, summary="the house mode as stored"),
+        Route("POST", "/mode", ModeChange, Answer.REPLY, name="mode", timeout_s=10,
+              response=ModeSet, summary="set the house mode (handed to the ingest)"),
+        Route("GET", "/", answer=Answer.REPLY, name="dashboard", loop_handler=dashboard_page,
+              media_type="text/html", summary="the dashboard"),
+        Route("GET", "/dashboard.js", answer=Answer.REPLY, name="dashboard-js",
+              loop_handler=dashboard_script, media_type="text/javascript",
+              summary="the dashboard's script"),
+        Route("GET", "/dashboard.css", answer=Answer.REPLY, name="dashboard-css",
+              loop_handler=dashboard_style, media_type="text/css",
+              summary="the dashboard's style"),
     ]
 
 
@@ -344,7 +474,8 @@ class SmartHomeApi(HttpEdgeActor):
     """The query API as a supervised HTTP edge. Restarts like ``HttpEdgeActor`` (same port again,
     or a fresh free one for port 0); a crash answers what was waiting with 503.
 
-    Args: ``house``, ``storage_url``, ``analyzers`` (``{kind: registered name}``), and the edge's:
+    Args: ``house``, ``storage_url``, ``analyzers`` (``{kind: registered name}``), ``targets``
+    (``{"mode": the ingest's registered name}``: ``POST /mode`` is handed to it), and the edge's:
     ``host`` (127.0.0.1), ``port`` (0), ``tls_dir`` (HTTPS, self-signed pair made there) or none
     (plain HTTP), ``allow`` (``LOCAL_NETWORKS``), ``window`` (16).
     """
@@ -376,7 +507,18 @@ class SmartHomeApi(HttpEdgeActor):
                 self.engine.dispose()
 
     def target_names(self) -> list[str]:
-        return [name for _kind, name in sorted(self.analyzers.items())]
+        forwarded = list(self.edge_args.targets.values())
+        return [name for _kind, name in sorted(self.analyzers.items())] + forwarded
+
+    def limits(self, sensor_id: str, metric: str) -> list[float]:
+        """The alert limits drawn on a chart of ``metric``: a temperature's range, a circuit's
+        power limit."""
+        sensor = self.sensor_config[sensor_id]
+        if metric == "temperature" and sensor.kind in ("heating", "meteo"):
+            return list(self.house.temperature_range(sensor))
+        if metric == "power" and sensor.power_limit is not None:
+            return [sensor.power_limit]
+        return []
 
     def sensor_json(self, sensor_id: str) -> dict[str, Any]:
         """A sensor as the API describes it: kind, room, metrics with units, its limits."""

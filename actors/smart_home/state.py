@@ -292,11 +292,51 @@ class KindAnalysis:
             for state in self.sensors.values():
                 state.motion_alerted = False
 
-    def check_silence(self, now: float) -> list[dict[str, Any]]:
+    def load_last_seen(self, arrivals: Mapping[str, tuple[float, str]]) -> None:
+        """When each sensor was last heard of and its last message id, from the store (a
+        restarted analysis: a silence it finds has the id the earlier run gave it)."""
+        for sensor_id, (received_at, message_id) in arrivals.items():
+            state = self.sensors.get(sensor_id)
+            if state is not None and (state.last_seen is None or received_at > state.last_seen):
+                state.last_seen = received_at
+                state.last_message_id = message_id
+
+    def open_alerts(self, now: float) -> list[dict[str, str]]:
+        """The alert conditions that hold now (fired and not cleared), one line each."""
+        out: list[dict[str, str]] = []
+        for state in self.sensors.values():
+            config = state.config
+            sid, value = config.sensor_id, (state.last_values or [math.nan])[0]
+            found: list[tuple[str, str]] = []
+            if state.out_of_range:
+                low, high = state.range
+                found.append(("temperature_out_of_range",
+                              f"{sid}: {value:.1f} °C is outside the range {low:g}..{high:g} °C"))
+            if state.over_limit:
+                limit = state.limit or 0.0
+                found.append(("power_over_limit",
+                              f"{sid}: {value:,.0f} W is over the circuit limit of {limit:,.0f} W"))
+            if state.motion_alerted:
+                found.append(("motion_while_away",
+                              f"motion in {config.room} while the house is away"))
+            if state.silent_alerted:
+                since = state.last_seen if state.last_seen is not None else self.started_at
+                found.append(("sensor_silent", f"{sid}: silent for {now - since:.0f} s"))
+            out += [{"rule": rule, "sensor_id": sid, "room": config.room, "text": text}
+                    for rule, text in found]
+        return out
+
+    def check_silence(self, now: float, up_s: float | None = None) -> list[dict[str, Any]]:
         """One alert per sensor that has said nothing for ``silent_after_s`` (by arrival time; a
-        sensor never heard from counts from when this analysis started). Re-armed by a reading."""
+        sensor never heard from counts from when this analysis started). Re-armed by a reading.
+
+        ``up_s``: how long the system has been up to hear the sensors. Nothing is judged before
+        it reaches ``silent_after_s``: after a restart, a sensor that was not heard while the
+        system was down was not silent, it was not listened to."""
         limit = self.house.silent_after_s
         alerts: list[dict[str, Any]] = []
+        if up_s is not None and up_s < limit:
+            return alerts
         for state in self.sensors.values():
             since = state.last_seen if state.last_seen is not None else self.started_at
             silence = now - since

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import msgpack
 import sqlalchemy as sa
@@ -70,11 +70,20 @@ _INDEXES = (("ix_smart_home_readings_sensor_ts", "smart_home_readings", ("sensor
 
 
 def open_broker(url: str) -> DurableLog:
-    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default), or NATS JetStream
+    """The broker behind ``url``: a ``sqlite:///`` file (the embedded default, ``synchronous=FULL``:
+    every append is fsynced before the ingest acknowledges it), or NATS JetStream
     at ``nats://host:port/PREFIX`` (streams ``PREFIX_<topic>``; PREFIX defaults to
     ``PTR_SMART_HOME``)."""
     if url.startswith("sqlite:"):
-        return SqliteLog(url)
+        # FULL: an acknowledged append survives an OS crash (``?synchronous=NORMAL`` measures
+        # what that costs; it is the smart home's own parameter, not SQLite's)
+        base, _, query = url.partition("?")
+        params = parse_qs(query, keep_blank_values=True)
+        synchronous = params.pop("synchronous", ["FULL"])[-1].upper()
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ConfigError(f"broker_url {url!r}: synchronous is NORMAL or FULL")
+        rest = urlencode(params, doseq=True)
+        return SqliteLog(f"{base}?{rest}" if rest else base, synchronous=synchronous)
     if url.startswith("nats://"):
         parts = urlsplit(url)
         prefix = parts.path.strip("/") or "PTR_SMART_HOME"
@@ -113,12 +122,48 @@ def _index_exists(engine: sa.Engine, table_name: str, name: str) -> bool:
 
 # --- broker payloads ----------------------------------------------------------------------------
 
-def pack(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    return msgpack.packb(list(rows), use_bin_type=True)
+def pack(rows: Sequence[Mapping[str, Any]], total: int | None = None) -> bytes:
+    """An entry's payload: the rows, and (readings) ``total``, the number of readings accepted
+    up to and including this entry, so counters survive restarts of whoever keeps them."""
+    if total is None:
+        return msgpack.packb(list(rows), use_bin_type=True)
+    return msgpack.packb({"rows": list(rows), "total": total}, use_bin_type=True)
 
 
 def unpack(payload: bytes) -> list[dict[str, Any]]:
-    return list(msgpack.unpackb(payload, raw=False))
+    value = msgpack.unpackb(payload, raw=False)
+    return list(value["rows"]) if isinstance(value, dict) else list(value)
+
+
+def unpack_entry(payload: bytes) -> tuple[list[dict[str, Any]], int | None]:
+    """An entry's rows and its running total (None where it carries none), decoded once."""
+    value = msgpack.unpackb(payload, raw=False)
+    if isinstance(value, dict):
+        return list(value["rows"]), int(value["total"])
+    return list(value), None
+
+
+def unpack_total(payload: bytes) -> int | None:
+    """The running total a readings entry carries (None: an entry written before totals)."""
+    value = msgpack.unpackb(payload, raw=False)
+    return int(value["total"]) if isinstance(value, dict) else None
+
+
+def newest_total(broker: DurableLog) -> int | None:
+    """Readings accepted so far, as the newest readings entry says (None: no entry says)."""
+    end = broker.end_offset(READINGS_TOPIC)
+    if not end:
+        return None
+    entries = broker.read(READINGS_TOPIC, end, 1)
+    return unpack_total(entries[0].payload) if entries else None
+
+
+def reading_digest(reading: Mapping[str, Any]) -> int:
+    """What identifies a reading's content (kind, ids, time, every value): equal for a repeat,
+    different for another reading under a reused message id. Within one process only."""
+    kind = reading["kind"]
+    return hash((kind, reading["sensor_id"], str(reading["message_id"]), float(reading["ts"]),
+                 *(float(reading[m]) for m in METRICS[kind])))
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -219,6 +264,82 @@ def latest_readings(engine: sa.Engine,
     return out
 
 
+class StoredKeys:
+    """Which reading keys (``sensor/message`` ids) the database holds, and each reading's
+    ``reading_digest``: the ingest's look-up for keys outside its memory, on its hot path. So it
+    is one plain statement per 500 keys on a connection kept open (compiling an ``IN`` of a new
+    length each time cost more than running it), whose read transaction ends after each call.
+    Raises ``StorageError`` (``StorageUnavailableError`` when the database is out); the next call
+    opens a new connection. ``create`` makes the tables first (a fresh database)."""
+
+    COLUMNS = ("message_id", "sensor_id", "kind", "ts", *ALL_METRICS)
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.connection: sa.Connection | None = None
+        self.mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self.created = False
+
+    def digests(self, keys: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        try:
+            if not self.created:
+                writers(self.engine)
+                self.created = True
+            if self.connection is None:
+                self.connection = self.engine.connect()
+            connection = self.connection
+            try:
+                for start in range(0, len(keys), 500):
+                    chunk = tuple(keys[start:start + 500])
+                    marks = ", ".join([self.mark] * len(chunk))
+                    result = connection.exec_driver_sql(
+                        f"SELECT {', '.join(self.COLUMNS)} FROM {READINGS.name} "
+                        f"WHERE message_id IN ({marks})", chunk)
+                    for row in result:
+                        mapping = dict(zip(self.COLUMNS, row))
+                        mapping["received_at"] = mapping["stored_at"] = 0.0
+                        out[mapping["message_id"]] = reading_digest(reading_json(mapping))
+            finally:
+                connection.rollback()
+        except SQLAlchemyError as exc:
+            self.close()
+            raise storage_error(exc, "looking up message ids failed") from exc
+        return out
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except SQLAlchemyError:
+                pass  # a connection that failed is dropped; the pool makes a new one
+
+
+def row_counts(engine: sa.Engine, tables: Iterable[str]) -> dict[str, int]:
+    """``count(*)`` of each named table (``readings``, ``alerts``...)."""
+    with _reading(engine, "counting rows") as connection:
+        return {name: int(connection.execute(
+            sa.select(sa.func.count()).select_from(_t(name))).scalar_one()) for name in tables}
+
+
+def last_arrivals(engine: sa.Engine,
+                  sensor_ids: Iterable[str]) -> dict[str, tuple[float, str]]:
+    """When each sensor's newest stored reading arrived, and its message id (sensors never
+    stored are absent). One indexed look-up per sensor."""
+    readings = _t("readings")
+    sensor = sa.bindparam("sensor")
+    query = (sa.select(readings.c.received_at, readings.c.message_id)
+             .where(readings.c.sensor_id == sensor).order_by(readings.c.ts.desc()).limit(1))
+    out: dict[str, tuple[float, str]] = {}
+    with _reading(engine, "reading when sensors were last heard") as connection:
+        for sensor_id in sensor_ids:
+            row = connection.execute(query, {"sensor": sensor_id}).first()
+            if row is not None:
+                out[sensor_id] = (float(row[0]), str(row[1])[len(sensor_id) + 1:])
+    return out
+
+
 def alerts_between(engine: sa.Engine, since: float, until: float, *, rule: str | None = None,
                    sensor_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Alerts with ``since <= ts <= until``, newest first."""
@@ -256,6 +377,29 @@ def chart_series(engine: sa.Engine, sensor_id: str, metric: str, since: float, u
                 for b, avg, low, high in connection.execute(query)]
 
 
+def history(engine: sa.Engine, sensor_id: str, metric: str, since: float,
+            until: float) -> tuple[str, list[tuple[float, float, float, float]]]:
+    """A chart's points (start, mean, min, max) from ``since`` to ``until``: for up to two hours
+    ~120 buckets of the raw readings; longer, the hourly rollups, and the hours not rolled up yet
+    (the current one) from the raw readings. Returns the source (``readings``/``rollups``) too."""
+    span = until - since
+    if span <= 2 * 3600:
+        return "readings", chart_series(engine, sensor_id, metric, since, until,
+                                        max(1.0, span / 120))
+    rollups = _t("rollups")
+    query = (sa.select(rollups.c.hour_start, rollups.c.mean, rollups.c.low, rollups.c.high)
+             .where(rollups.c.sensor_id == sensor_id, rollups.c.metric == metric,
+                    rollups.c.hour_start >= since - 3600, rollups.c.hour_start <= until)
+             .order_by(rollups.c.hour_start))
+    with _reading(engine, "reading rollups") as connection:
+        points = [(float(h), float(m), float(lo), float(hi))
+                  for h, m, lo, hi in connection.execute(query)]
+    rolled_through = points[-1][0] + 3600 if points else since
+    if rolled_through < until:
+        points += chart_series(engine, sensor_id, metric, rolled_through, until, 3600.0)
+    return "rollups", [p for p in points if p[0] + 3600 > since]
+
+
 def rollups_since(engine: sa.Engine, sensor_ids: Iterable[str],
                   since: float) -> list[dict[str, Any]]:
     ids = list(sensor_ids)
@@ -275,8 +419,37 @@ def latest_mode(engine: sa.Engine) -> str | None:
 
 
 __all__ = [
-    "ALERTS", "ALERTS_TOPIC", "MODES", "MODES_TOPIC", "READINGS", "READINGS_TOPIC", "ROLLUPS",
-    "ROLLUPS_TOPIC", "TABLES", "alert_db_row", "alerts_between", "chart_series", "latest_mode",
-    "latest_readings", "mode_db_row", "open_broker", "pack", "reading_db_row", "reading_json",
-    "reading_key", "readings_between", "rollup_db_row", "rollups_since", "unpack", "writers",
+    "ALERTS",
+    "ALERTS_TOPIC",
+    "MODES",
+    "MODES_TOPIC",
+    "READINGS",
+    "READINGS_TOPIC",
+    "ROLLUPS",
+    "ROLLUPS_TOPIC",
+    "TABLES",
+    "StoredKeys",
+    "alert_db_row",
+    "alerts_between",
+    "chart_series",
+    "history",
+    "last_arrivals",
+    "latest_mode",
+    "latest_readings",
+    "mode_db_row",
+    "newest_total",
+    "open_broker",
+    "pack",
+    "reading_db_row",
+    "reading_digest",
+    "reading_json",
+    "reading_key",
+    "readings_between",
+    "rollup_db_row",
+    "rollups_since",
+    "row_counts",
+    "unpack",
+    "unpack_entry",
+    "unpack_total",
+    "writers",
 ]

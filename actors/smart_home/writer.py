@@ -28,7 +28,10 @@ from actors.smart_home.store import (
     open_broker,
     reading_db_row,
     rollup_db_row,
+    row_counts,
     unpack,
+    unpack_entry,
+    unpack_total,
     writers,
 )
 from actors.storage import DurableLog, LogEntry, RowWriter, StorageBackoff, make_engine
@@ -83,6 +86,8 @@ class ReadingWriter(Actor):
         self.tables: dict[str, RowWriter] = {}   # made by open_stores
         self.counts = dict.fromkeys(("readings", "alerts", "rollups", "modes", "duplicates"), 0)
         self.recent_alerts: list[str] = []
+        self.counted = False
+        self.last_total: int | None = None  # the running total of the newest entry read
         self.broker: DurableLog | None = None
         self.next: dict[str, int] = {}           # per topic, the next offset to read
         self.buffer: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
@@ -114,7 +119,27 @@ class ReadingWriter(Actor):
         if not self.direct and not self.next:
             if self.broker is None:
                 self.broker = open_broker(str(self.args["broker_url"]))
-            self.next = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
+            next_offsets = {t: self.broker.committed(WRITER_GROUP, t) + 1 for t in self.TOPICS}
+            self.load_counts(next_offsets[READINGS_TOPIC] - 1)
+            self.next = next_offsets
+        elif self.direct and not self.counted:
+            self.load_counts(0)
+
+    def load_counts(self, readings_offset: int) -> None:
+        """Counters continue from durable state, not from 0: alerts, rollups and modes are the
+        rows their tables hold; readings the running total the broker entry at the committed
+        ``readings_offset`` carries (a count of the table where it carries none)."""
+        total = None
+        if readings_offset > 0 and self.broker is not None:
+            entries = self.broker.read(READINGS_TOPIC, readings_offset, 1)
+            if entries and entries[0].offset == readings_offset:
+                total = unpack_total(entries[0].payload)
+        names = ("alerts", "rollups", "modes") if total is not None else \
+            ("readings", "alerts", "rollups", "modes")
+        self.counts.update(row_counts(self.engine, names))
+        if total is not None:
+            self.counts["readings"] = total
+        self.counted = True
 
     def on_stop(self, reason: ExitReason) -> None:
         try:
@@ -194,11 +219,13 @@ class ReadingWriter(Actor):
     def take(self, topic: str, entries: list[LogEntry]) -> None:
         """Buffer the rows of ``entries``; readings keep their entry's time as ``received_at``."""
         for entry in entries:
-            rows = unpack(entry.payload)
             if topic == READINGS_TOPIC:
+                rows, self.last_total = unpack_entry(entry.payload)
                 self.buffer["readings"].extend(rows)
                 self.received_at.extend([entry.timestamp] * len(rows))
-            elif topic == ALERTS_TOPIC:
+                continue
+            rows = unpack(entry.payload)
+            if topic == ALERTS_TOPIC:
                 self.buffer["alerts"].extend(rows)
             elif topic == ROLLUPS_TOPIC:
                 self.buffer["rollups"].extend(rows)
@@ -249,7 +276,10 @@ class ReadingWriter(Actor):
                     for r, at in zip(buffer["readings"], self.received_at)]
             new = self.tables["readings"].write_batch(rows)
             buffer["readings"], self.received_at = [], []
-            self.counts["readings"] += new
+            if self.last_total is not None and not self.direct:
+                self.counts["readings"] = self.last_total  # every reading accepted up to here
+            else:
+                self.counts["readings"] += new
             self.counts["duplicates"] += len(rows) - new
         if buffer["alerts"]:
             self.counts["alerts"] += self.tables["alerts"].write_batch(

@@ -6,6 +6,7 @@ PostgreSQL needs nothing beyond the psycopg 3 driver and a pre-ping for restarte
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,23 @@ DEFAULT_URL = default_url()
 """``sqlite:///var/ptr.db``: where ptr keeps its data when nothing is configured."""
 
 
-def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
+def make_engine(url: str, *, echo: bool = False, synchronous: str = "NORMAL") -> sa.Engine:
     """Build an engine for a ``sqlite:///path`` or ``postgresql[+psycopg]://...`` URL.
 
     A SQLite file's parent directories are created, so a fresh data dir needs no set-up step.
     ``postgresql://`` means psycopg 3 (the installed driver), not SQLAlchemy's psycopg2 default.
+    ``synchronous`` (SQLite only): ``FULL`` fsyncs the WAL at every commit, so a commit survives
+    an OS crash or power cut, not only a process crash (``NORMAL``).
     Raises ConfigError for a URL that does not parse or names another database.
     """
     parsed = _parse(url)
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(f"synchronous={synchronous!r}: one of {', '.join(SQLITE_SYNCHRONOUS)}")
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, echo)
+        return _sqlite_engine(parsed, echo, synchronous)
     return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
 
 
@@ -57,14 +65,24 @@ def _parse(url: str) -> URL:
     return parsed
 
 
-def _sqlite_engine(url: URL, echo: bool) -> sa.Engine:
+def _sqlite_engine(url: URL, echo: bool, synchronous: str = "NORMAL") -> sa.Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file:")
     if not in_memory:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, echo=echo)
     sa.event.listen(engine, "connect", _tune_sqlite_connection)
+    if synchronous != "NORMAL":
+        sa.event.listen(engine, "connect", functools.partial(_set_synchronous, synchronous))
     return engine
+
+
+def _set_synchronous(level: str, dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA synchronous={level}")
+    finally:
+        cursor.close()
 
 
 def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from actors.edges.tls import CERT_FILE
-from actors.smart_home.api import AlertList, SensorList, SensorReadings
+from actors.smart_home.api import AlertList, SensorList, SensorReadings, SensorSeries
 from protocols.smart_home import RoomStats
 from tests.support.clients import meanwhile
 from tests.support.contract import check_contract, openapi_of
 from tests.support.smart_home import reading, small_house, start_home
 
-ROUTES = ["GET /alerts", "GET /health", "GET /rooms", "GET /rooms/{room}/stats", "GET /sensors",
-          "GET /sensors/{sensor_id}/chart.png", "GET /sensors/{sensor_id}/readings"]
+ROUTES = ["GET /", "GET /alerts", "GET /alerts/open", "GET /dashboard.css", "GET /dashboard.js", "GET /health",
+          "GET /mode", "GET /rooms", "GET /rooms/{room}/stats", "GET /sensors",
+          "GET /sensors/{sensor_id}/chart.png", "GET /sensors/{sensor_id}/readings",
+          "GET /sensors/{sensor_id}/series", "POST /mode"]
 
 
 def test_the_query_api_documents_every_route_and_keeps_its_contract(make_runtime: Any,
@@ -50,5 +52,11 @@ def test_the_query_api_documents_every_route_and_keeps_its_contract(make_runtime
         alerts = AlertList.model_validate(home.get("/alerts").json)
         assert alerts.count >= 3
         assert SensorList.model_validate(home.get("/sensors").json).sensors[0].latest is not None
+        series = SensorSeries.model_validate(home.get(
+            "/sensors/heating-living/series?metric=temperature&hours=1").json)
+        assert series.points and series.limits == [12.0, 28.0] and series.unit == "°C"
+        open_now = home.get("/alerts/open").json["alerts"]
+        # (the motion alert was re-armed by the mode changes schemathesis posted)
+        assert {a["rule"] for a in open_now} >= {"temperature_out_of_range", "power_over_limit"}
     finally:
         home.close()

@@ -41,7 +41,8 @@ class Publisher:
 
     def publish(self, sensor_id: str, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        info = self.client.publish(f"{self.prefix}/readings/{sensor_id}", data, qos=1)
+        topic = f"{self.prefix}/readings/{sensor_id}" if sensor_id else f"{self.prefix}/readings"
+        info = self.client.publish(topic, data, qos=1)
         info.wait_for_publish(10)
         assert info.is_published()
 
@@ -73,7 +74,7 @@ def test_readings_published_to_the_broker_are_stored(make_runtime, tmp_path, top
     sent = [reading(kind) for kind in ("heating", "meteo", "motion", "electricity")]
     for body in sent:
         publisher.publish(body["sensor_id"], body)
-    publisher.publish("batch", [reading("motion", motion=False) for _ in range(10)])
+    publisher.publish("", [reading("motion", motion=False) for _ in range(10)])  # any sensor
     home.wait_stored(14)
     stored = {r[0] for r in home.sql("SELECT message_id FROM smart_home_readings")}
     assert {f"{b['sensor_id']}/{b['message_id']}" for b in sent} <= stored
@@ -94,6 +95,21 @@ def test_bad_mqtt_payloads_are_counted_and_dropped_and_the_edge_lives_on(
     stats = mqtt_stats(home)
     assert "unknown sensor 'ghost'" in stats.last_error and stats.incarnation == 1
     assert home.stored() == 1
+
+
+def test_a_reading_whose_sensor_id_is_not_its_topics_is_rejected(
+        make_runtime, tmp_path, topic_prefix, publisher) -> None:
+    home = mqtt_home(make_runtime, tmp_path, topic_prefix, f"ingest-{uuid.uuid4().hex[:8]}")
+    home.rt.wait_for(lambda: mqtt_stats(home).connected, what="subscribed")
+    publisher.publish("motion-living", reading("heating"))          # heating-living's reading
+    publisher.publish("heating-living", [reading("heating"), reading("motion")])
+    publisher.publish("heating-living", reading("heating", message_id="mine"))
+    home.wait_stored(1)
+    home.rt.wait_for(lambda: mqtt_stats(home).rejected == 2, what="two rejected")
+    assert "1.sensor_id 'motion-living' is not the topic's sensor 'heating-living'" in \
+        mqtt_stats(home).last_error
+    assert [r[0] for r in home.sql("SELECT message_id FROM smart_home_readings")] == [
+        "heating-living/mine"]
 
 
 def test_readings_published_while_the_system_is_down_arrive_when_it_is_back(
