@@ -162,3 +162,12 @@ def test_every_package_states_its_public_names_and_how_to_read_it() -> None:
         assert not missing, f"{_module_name(init)}.__all__ names what it lacks: {missing}"
         assert module.__doc__ and len(module.__doc__.strip().splitlines()) >= 2, \
             f"{_module_name(init)} opens without two lines on how to read it"
+
+
+def test_no_test_module_imports_another_test_module() -> None:
+    """What tests share (fixtures, clients, rigs) lives in ``tests/support/``, not in a test file."""
+    offenders = sorted(
+        f"{_module_name(p)} -> {m}" for p in (ROOT / "tests").rglob("test_*.py")
+        for m in _imported_modules(p) if m.startswith("tests.") and
+        m.split(".")[-1].startswith("test_") and m.count(".") >= 2 and "support" not in m)
+    assert offenders == []

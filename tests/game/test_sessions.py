@@ -11,12 +11,10 @@ from protocols.game import (
     SEQ_WINDOW,
     InputDatagram,
     Reject,
-    Rejoin,
     Snapshot,
     encode_input,
-    encode_join,
 )
-from tests.game.test_engine import Player, Rig, players, rig, wait_stats  # noqa: F401 (fixtures)
+from tests.support.engine import Player, Rig, players, rig, wait_stats  # noqa: F401 (fixtures)
 
 
 def test_a_join_from_another_address_takes_the_session_over_and_the_old_address_is_told(

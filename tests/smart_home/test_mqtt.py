@@ -7,19 +7,17 @@ tests never see each other's messages and leave nothing behind in the broker."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from systems.smart_home import MQTT_EDGE
 from protocols.smart_home import GetMqttStats, MqttStats
 from tests.support.services import MOSQUITTO, require_service
-from tests.support.smart_home import Home, reading, start_home
+from tests.support.smart_home import Home, Publisher, reading, start_home
 
 
 
@@ -27,28 +25,6 @@ from tests.support.smart_home import Home, reading, start_home
 def topic_prefix() -> str:
     require_service(*MOSQUITTO)
     return f"ptr-test/{uuid.uuid4().hex[:10]}"
-
-
-class Publisher:
-    """A sensor gateway: publishes JSON with QoS 1 and waits for the broker's PUBACKs."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"pub-{uuid.uuid4().hex[:8]}")
-        self.client.connect("127.0.0.1", 1883)
-        self.client.loop_start()
-
-    def publish(self, sensor_id: str, payload: Any) -> None:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        topic = f"{self.prefix}/readings/{sensor_id}" if sensor_id else f"{self.prefix}/readings"
-        info = self.client.publish(topic, data, qos=1)
-        info.wait_for_publish(10)
-        assert info.is_published()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from systems.smart_home import INGEST, MQTT_EDGE
 from protocols.smart_home import KINDS, GetIngestStats, GetMqttStats, IngestStats, MqttStats
 from systems.runtime import ActorRuntime
 from tests.support.services import MOSQUITTO, NATS, POSTGRES, require_service
-from tests.smart_home.test_mqtt import Publisher
+from tests.support.smart_home import Publisher
 from tests.support.smart_home import SENSOR_OF, Home, reading, start_home
 
 pytestmark = pytest.mark.multiproc

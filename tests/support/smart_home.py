@@ -3,12 +3,14 @@ talk to its edges over real HTTPS, read its database directly."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
 from actors.edges import client_context
@@ -121,3 +123,25 @@ def reading(kind: str, *, sensor_id: str | None = None, ts: float | None = None,
     return {"kind": kind, "message_id": message_id or uuid.uuid4().hex[:12],
             "sensor_id": sensor_id or SENSOR_OF[kind], "ts": time.time() if ts is None else ts,
             **_SHAPES[kind], **values}
+
+
+class Publisher:
+    """A sensor gateway: publishes JSON with QoS 1 and waits for the broker's PUBACKs."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"pub-{uuid.uuid4().hex[:8]}")
+        self.client.connect("127.0.0.1", 1883)
+        self.client.loop_start()
+
+    def publish(self, sensor_id: str, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        topic = f"{self.prefix}/readings/{sensor_id}" if sensor_id else f"{self.prefix}/readings"
+        info = self.client.publish(topic, data, qos=1)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
