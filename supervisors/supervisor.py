@@ -690,7 +690,7 @@ class SupervisorBehaviour:
             self.advance()
             return
         if not self.window.allow():
-            self._give_up()
+            self._give_up(rec, reason)
             return
         self._schedule_backoff(rec)
         self._replan(self._affected_by(rec))
@@ -734,7 +734,7 @@ class SupervisorBehaviour:
         # a restart that failed: it counts, and is tried again after what is already queued
         self._answer_start(rec, reason)
         if not self.window.allow():
-            self._give_up()
+            self._give_up(rec, reason)
             return
         rec.status = "restarting"
         self._drop_starts({r.child_id for r in self._affected_by(rec)})  # the group start aborts
@@ -754,8 +754,12 @@ class SupervisorBehaviour:
         return not any(r.spec.significant and r.status != "stopped"
                        for r in self.children.values())
 
-    def _give_up(self) -> None:
-        self._terminate(ExitReason.shutdown("reached_max_restart_intensity"), requested=False)
+    def _give_up(self, rec: ChildRecord, reason: ExitReason) -> None:
+        """OTP's reached_max_restart_intensity, naming the child whose exit was one too many."""
+        last = " ".join(str(reason).split())[:300]
+        self._terminate(ExitReason.shutdown(
+            f"reached_max_restart_intensity ({self.spec.intensity} restarts in "
+            f"{self.spec.period_s:g} s); {rec.child_id!r} exited {last}"), requested=False)
 
     def _schedule_backoff(self, rec: ChildRecord) -> None:
         policy = rec.spec.backoff
