@@ -58,6 +58,7 @@ class ObserverConfig:
     snapshot_every_s: float = 1.0
     limit: int = 200                  # children shown per supervisor
     port_setting: str = "--observe-port"
+    require_token: bool | None = None  # None: when bound beyond loopback
 
 
 def _is_loopback(host: str) -> bool:
@@ -76,7 +77,9 @@ class Observer:
                  find_node_sid: Callable[[str], int] | None = None) -> None:
         self.runtime = runtime
         self.config = config
-        self.token = "" if _is_loopback(config.host) else secrets.token_urlsafe(18)
+        needs_token = (not _is_loopback(config.host) if config.require_token is None
+                       else config.require_token)
+        self.token = secrets.token_urlsafe(18) if needs_token else ""
         self.state = ObservedState(system=runtime.name, chaos_allowed=config.allow_chaos)
         self.lock = threading.Lock()
         self.system_metrics = system_metrics

@@ -135,7 +135,8 @@ class ObservedState:
             if before is not None and v.restarts > before.restarts:
                 self.timeline.append(TimelineEvent(
                     at=now, kind="restart", target=v.path,
-                    text=f"restarted (restart {v.restarts}), now pid {v.pid or '-'}"))
+                    text=f"restarted (restart {v.restarts})"
+                         + (f", now pid {v.pid}" if v.pid else "")))
             if v.last_exit_at and (before is None or before.last_exit_at != v.last_exit_at):
                 key = (v.path, v.last_exit_kind or "unknown")
                 self.exits[key] = self.exits.get(key, 0) + 1
@@ -194,4 +195,4 @@ class ObservedState:
                 "nodes": [asdict(n) for n in self.nodes.values()],
                 "light_hosts": [{"host": h, "actors": c} for h, c in
                                 sorted(self.light_hosts().items())],
-                "timeline": [asdict(e) for e in reversed(self.timeline)]}
+                "timeline": [asdict(e) for e in sorted(self.timeline, key=lambda e: -e.at)]}

@@ -49,7 +49,7 @@ class ObservedRun:
         return dict(json.loads(self.get("/api/snapshot")))
 
     def actors(self) -> dict[str, dict[str, Any]]:
-        return {a["path"]: a for a in self.snapshot()["actors"]}
+        return {a["path"]: a for a in self.snapshot().get("actors", [])}  # {} before the first
 
     def post_fault(self, **body: Any) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(self.url.rstrip("/") + "/api/faults",

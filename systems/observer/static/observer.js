@@ -13,7 +13,7 @@ function cell(row, text, cls) {
 }
 
 function clock(seconds) {
-  return seconds ? new Date(seconds * 1000).toLocaleTimeString() : "-";
+  return seconds ? new Date(seconds * 1000).toLocaleTimeString([], {hour12: false}) : "-";
 }
 
 function toast(text) {
