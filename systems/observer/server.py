@@ -24,7 +24,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -47,6 +47,7 @@ log = logging.getLogger("ptr.observer")
 FAULT_WAIT_S = 15.0
 KEEPALIVE_S = 15.0
 STATIC = ("index.html", "observer.js", "observer.css")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
 
 
@@ -185,13 +186,18 @@ class Observer:
 
     def _inject(self, fault: FaultRequest) -> dict[str, Any]:
         chaos = Chaos(self.runtime)
+        ok, text = self._run_fault(chaos, fault)
+        with self.lock:
+            self.state.record_fault(fault, text if ok else f"refused: {text}", time.time())
+        return {"ok": ok, "text": text}
+
+    def _run_fault(self, chaos: Chaos, fault: FaultRequest) -> tuple[bool, str]:
         try:
             if fault.kind == "kill-node":
                 if self.find_node_sid is None:
                     raise PtrError("this observer cannot reach other nodes' processes")
                 killed = chaos.kill_node(self.find_node_sid(fault.target))
-                outcome = {"ok": True, "text": f"killed node {fault.target}: "
-                                               f"{len(killed)} processes"}
+                return True, f"killed node {fault.target}: {len(killed)} processes"
             else:
                 if fault.kind == "crash":
                     info = chaos.crash(fault.target)
@@ -201,14 +207,10 @@ class Observer:
                     info = chaos.delay(fault.target, fault.ms, fault.for_s)
                 else:
                     info = chaos.drop(fault.target, fault.for_s)
-                outcome = {"ok": True, "text": f"{fault.kind} {fault.target} "
-                                               f"(pid {info.pid or '-'}, node {info.node or '-'})"}
+                return True, (f"{fault.kind} {fault.target} "
+                              f"(pid {info.pid or '-'}, node {info.node or '-'})")
         except PtrError as exc:
-            outcome = {"ok": False, "text": str(exc)}
-        with self.lock:
-            self.state.record_fault(fault, outcome["text"] if outcome["ok"]
-                                    else f"refused: {outcome['text']}", time.time())
-        return outcome
+            return False, str(exc)
 
     # --- the loop thread ----------------------------------------------------------------------
 
@@ -247,7 +249,7 @@ class Observer:
         changed.set()
 
     @web.middleware
-    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not self.token:
             return await handler(request)
         given = (request.query.get("token") or request.cookies.get("ptr_observer")

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,12 +97,13 @@ def test_a_root_that_gave_up_names_the_child_and_its_last_exit(
         observed: Callable[..., ObservedRun]) -> None:
     run = observed("ping", "--set", "interval_s=0.1", "--allow-chaos")
     wait_until(run.actors, "a first snapshot")
-    for crashes in (1, 2, 3):  # the root's intensity: 3 restarts in 5 s
-        status, body = run.post_fault(kind="crash", target="/ping/ponger")
-        assert status == 200, body
-        wait_until(lambda: run.actors()["/ping/ponger"]["restarts"] == crashes  # noqa: B023
-                   and run.actors()["/ping/ponger"]["status"] == "running", "ponger back")
-    run.post_fault(kind="crash", target="/ping/ponger")  # one too many: its answer may be lost
+    deadline = time.monotonic() + 60
+    while run.proc.poll() is None:  # crash it until the root gives up (3 restarts in 5 s)
+        assert time.monotonic() < deadline, "the root never gave up"
+        try:
+            run.post_fault(kind="crash", target="/ping/ponger")  # 404 while it restarts
+        except OSError:
+            break  # the system, and its observer, just went away
     _, err = run.proc.communicate(timeout=30)
     assert run.proc.returncode == 3
     last = err.rstrip("\n").splitlines()[-1]
