@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -110,9 +111,23 @@ def check_not_running(system: Any, settings: Any) -> None:
         for pid, proto, cmd in port_holders(port):
             busy.append(f"port {port} ({setting}) is held by pid {pid} over {proto}: {cmd[:80]}")
             break
+        else:
+            if _port_taken(port, udp="udp" in setting):  # a holder this user cannot see
+                busy.append(f"port {port} ({setting}) is in use by a process ptr cannot see")
     if busy:
         raise ConfigError("; ".join(busy) + " (another instance may be running; stop it, or "
                           "choose other ports with --set)")
+
+
+def _port_taken(port: int, udp: bool) -> bool:
+    """Whether binding ``port`` on every interface fails now (a listener holds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return True
+    return False
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:

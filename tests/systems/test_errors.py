@@ -113,3 +113,34 @@ def test_a_root_that_gave_up_names_the_child_and_its_last_exit(
         "ChaosInjectedError: chaos: crash injected into /ping/ponger; stopped, "
         "0 actor processes left")
     assert "Whereis" not in err and "systems/cli.py" not in err
+
+
+def test_a_system_port_in_use_names_its_holder_its_setting_and_another_instance(
+        tmp_path: Path) -> None:
+    from systems.processes import port_holders
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        cmd = port_holders(port)[0][2][:80]
+        out = ptr(tmp_path, "run", "game", "--set", f"lobby_port={port}", "--set", "udp_port=0")
+    finally:
+        holder.close()
+    assert out.returncode == 2
+    assert one_line(out) == (
+        f"ptr: error: port {port} (lobby_port) is held by pid {os.getpid()} over tcp: {cmd} "
+        f"(another instance may be running; stop it, or choose other ports with --set)")
+
+
+def test_a_port_held_by_someone_unseen_is_found_by_binding_it() -> None:
+    from systems.cli import _port_taken
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        assert _port_taken(port, udp=False) and not _port_taken(port, udp=True)
+    finally:
+        holder.close()
+    assert not _port_taken(port, udp=False)
