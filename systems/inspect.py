@@ -40,7 +40,7 @@ class ActorView:
     depth: int = 0
     more: int = 0                             # children not shown past the limit
     is_supervisor: bool = False
-    light_host: str = ""                      # a light actor: the path-less key of its host
+    light_host: str = ""                      # a light actor: its host's path (or address)
 
 
 @dataclass
@@ -72,18 +72,23 @@ def live_tree(rt: ActorRuntime, limit: int = 50) -> list[ActorView]:
                        node=stats.node if stats else "", pid=stats.pid if stats else None,
                        restart_budget_left=report.restart_budget_left,
                        handled=stats.handled if stats else None, is_supervisor=True)]
-    _walk(rt, report, 1, limit, views)
+    hosts: dict[str, str] = {}
+    _walk(rt, report, 1, limit, views, hosts)
+    for view in views:  # a light actor's host, by its path where the host is in the tree
+        view.light_host = hosts.get(view.light_host, view.light_host)
     return views
 
 
 def _walk(rt: ActorRuntime, report: ChildrenReport, depth: int, limit: int,
-          views: list[ActorView]) -> None:
+          views: list[ActorView], hosts: dict[str, str]) -> None:
     for index, child in enumerate(report.children):
         if index >= limit:
             views.append(ActorView(path=f"{report.path}/…", actor_class="", status="",
                                    depth=depth, more=len(report.children) - limit))
             return
         light = type(child.address) is LightAddress
+        if not light and child.address is not None:
+            hosts[str(child.address)] = f"{report.path}/{child.child_id}"
         view = ActorView(path=f"{report.path}/{child.child_id}", actor_class=child.actor_class,
                          status=child.status, node=child.node, pid=child.pid or None,
                          restarts=child.restarts, name=child.name, depth=depth,
@@ -107,7 +112,7 @@ def _walk(rt: ActorRuntime, report: ChildrenReport, depth: int, limit: int,
                     sub = None
         views.append(view)
         if sub is not None:
-            _walk(rt, sub, depth + 1, limit, views)
+            _walk(rt, sub, depth + 1, limit, views, hosts)
 
 
 def nodes(rt: ActorRuntime) -> dict[str, dict[str, Any]]:

@@ -114,3 +114,24 @@ def test_an_observer_bound_beyond_loopback_needs_its_token(make_runtime) -> None
             assert "ptr_observer=" in page.headers["Set-Cookie"]
         with urllib.request.urlopen(observer.metrics_url, timeout=10) as metrics:
             assert b"ptr_actor_restarts_total" in metrics.read()
+
+
+def test_light_actors_are_counted_per_host_by_the_hosts_path(make_runtime) -> None:  # type: ignore
+    from actors.testing.scripted import LightCounter
+    from supervisors.spec import ChildSpec, SupervisorSpec, host_spec
+    counters = SupervisorSpec(children=[ChildSpec(f"c{i}", LightCounter) for i in range(3)])
+    rt: ActorRuntime = make_runtime(SupervisorSpec(children=[
+        host_spec("h1"), counters.as_child("counters", host="h1")]), base="simple", name="lab")
+    with Observer(rt) as observer:
+        observer.service(now=1.0)
+        assert observer.state.light_hosts() == {"/lab/h1": 4}  # the supervisor is light too
+        snapshot = observer.state.as_json()
+        assert snapshot["light_hosts"] == [{"host": "/lab/h1", "actors": 4}]
+        counter = next(a for a in snapshot["actors"] if a["path"] == "/lab/counters/c0")
+        host = next(a for a in snapshot["actors"] if a["path"] == "/lab/h1")
+        assert counter["pid"] == host["pid"] and counter["light_host"] == "/lab/h1"
+        assert counter["cpu_percent"] is None, "the host's CPU is not the light actor's"
+        text = urllib.request.urlopen(observer.metrics_url, timeout=10).read().decode()
+    lights = {s.labels["host"]: s.value for f in text_string_to_metric_families(text)
+              for s in f.samples if s.name == "ptr_light_actors"}
+    assert lights == {"/lab/h1": 4.0}
