@@ -18,7 +18,7 @@ from protocols.supervision import ActorStats, ChildrenReport, GetActorStats, Lis
 from systems.runtime import ActorRuntime
 
 UNKNOWN = "-"
-CONVENTION_KEYS = ("Admin", "Convention")  # Thespian's own capabilities, not the user's
+CONVENTION_KEYS = ("Admin", "Convention", "Thespian", "Python Version")  # not the user's
 
 
 @dataclass
