@@ -134,7 +134,7 @@ class ObservedState:
             before = self.seen.get(v.path)
             if before is not None and v.restarts > before.restarts:
                 self.timeline.append(TimelineEvent(
-                    at=now, kind="restart", target=v.path,
+                    at=max(now, v.last_exit_at or 0.0), kind="restart", target=v.path,
                     text=f"restarted (restart {v.restarts})"
                          + (f", now pid {v.pid}" if v.pid else "")))
             if v.last_exit_at and (before is None or before.last_exit_at != v.last_exit_at):
