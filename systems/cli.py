@@ -439,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every child, not the first 50 each")
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("top", help="the live tree, redrawn every second (ptr inspect --watch)")
+    p.add_argument("--system", help="which running system (needed when several run)")
+    p.add_argument("--all", action="store_true", help="every child, not the first 50 each")
+    p.set_defaults(func=cmd_inspect, watch=True, json=False)
+
     p = sub.add_parser("chaos", help="inject a fault into the running system")
     p.add_argument("fault", choices=["crash", "kill", "kill-node", "delay", "drop"])
     p.add_argument("target", help="an actor's path (/SYSTEM/child/...) or, for kill-node, a node")

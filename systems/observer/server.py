@@ -57,7 +57,7 @@ class ObserverConfig:
     port: int = 0
     allow_chaos: bool = False
     snapshot_every_s: float = 1.0
-    limit: int = 200                  # children shown per supervisor
+    limit: int = 50                   # children shown per supervisor (as ptr inspect)
     port_setting: str = "--observe-port"
     require_token: bool | None = None  # None: when bound beyond loopback
 

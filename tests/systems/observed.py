@@ -67,9 +67,13 @@ class ObservedRun:
         return out, err
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=30)
+        if self.proc.poll() is None:  # a clean stop first: the tree stops in order
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate(timeout=30)
         for pid in processes_in_sessions({self.sid}):
             os.kill(pid, signal.SIGKILL)
 

@@ -50,7 +50,7 @@ def one_line(out: subprocess.CompletedProcess[str]) -> str:
      "(see: ptr run --help)"),
     (["frobnicate"],
      "ptr: error: argument command: invalid choice: 'frobnicate' (choose from 'list', 'run', "
-     "'observe', 'stop', 'inspect', 'chaos', 'node', 'bench') (see: ptr --help)"),
+     "'observe', 'stop', 'inspect', 'top', 'chaos', 'node', 'bench') (see: ptr --help)"),
 ])
 def test_settings_are_checked_against_their_ranges(tmp_path: Path, args: list[str],
                                                    line: str) -> None:
