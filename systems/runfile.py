@@ -1,8 +1,8 @@
 """Run files: how ``ptr inspect`` and ``ptr chaos`` find a system that ``ptr run`` started.
 
-``ptr run`` writes ``SYSTEM.json`` in ``run_dir()`` (``$PTR_RUN_DIR``, else per user) with its admin port, its
-process id and the root's address (pickled: Thespian addresses cannot be rebuilt from text), and
-removes it when it stops. ``ptr node start`` writes ``node-NAME.json`` the same way.
+``ptr run`` writes ``SYSTEM.json`` in ``run_dir()`` (``$PTR_RUN_DIR``, else a per-user directory)
+with its admin port, its process id and the root's address (pickled: Thespian addresses cannot be
+rebuilt from text), and removes it when it stops. ``ptr node start`` writes ``node-NAME.json`` the same way.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ FaultKind = Literal["crash", "kill", "delay", "drop", "kill-node"]
 
 
 class FaultRequest(BaseModel):
-    """A fault asked for from the page: ``path`` is an actor's (or, for kill-node, a node's name)."""
+    """A fault asked for from the page: ``target`` is an actor's path (kill-node: a node's name)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -122,8 +122,8 @@ class ObservedState:
     def record_fault(self, fault: FaultRequest, outcome: str, now: float) -> None:
         extra = {"delay": f" {fault.ms:g} ms for {fault.for_s:g} s",
                  "drop": f" for {fault.for_s:g} s"}.get(fault.kind, "")
-        self.timeline.append(TimelineEvent(at=now, kind="fault", target=fault.target,
-                                           text=f"{fault.kind}{extra} from the observer: {outcome}"))
+        text = f"{fault.kind}{extra} from the observer: {outcome}"
+        self.timeline.append(TimelineEvent(at=now, kind="fault", target=fault.target, text=text))
 
     def update(self, views: list[ActorView], node_list: list[NodeView],
                processes: dict[int, ProcessSample], now: float) -> None:
