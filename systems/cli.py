@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from actors.behaviour import node_name
 from protocols.errors import ConfigError, PtrError
 from systems import catalog, runfile
 from systems.spec import settings_help
-from systems.processes import kill_processes, pid_alive, port_holders
+from systems.processes import kill_processes, pid_alive, port_holders, port_taken
 from systems.runfile import RunInfo, encode_address
 from systems.runtime import ActorRuntime, NodeRuntime, cookie_hex, free_port, set_cookie
 
@@ -112,22 +111,11 @@ def check_not_running(system: Any, settings: Any) -> None:
             busy.append(f"port {port} ({setting}) is held by pid {pid} over {proto}: {cmd[:80]}")
             break
         else:
-            if _port_taken(port, udp="udp" in setting):  # a holder this user cannot see
+            if port_taken(port, udp="udp" in setting):  # a holder this user cannot see
                 busy.append(f"port {port} ({setting}) is in use by a process ptr cannot see")
     if busy:
         raise ConfigError("; ".join(busy) + " (another instance may be running; stop it, or "
                           "choose other ports with --set)")
-
-
-def _port_taken(port: int, udp: bool) -> bool:
-    """Whether binding ``port`` on every interface fails now (a listener holds it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("", port))
-        except OSError:
-            return True
-    return False
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:

@@ -134,13 +134,13 @@ def test_a_system_port_in_use_names_its_holder_its_setting_and_another_instance(
 
 
 def test_a_port_held_by_someone_unseen_is_found_by_binding_it() -> None:
-    from systems.cli import _port_taken
+    from systems.processes import port_taken
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     port = holder.getsockname()[1]
     try:
-        assert _port_taken(port, udp=False) and not _port_taken(port, udp=True)
+        assert port_taken(port, udp=False) and not port_taken(port, udp=True)
     finally:
         holder.close()
-    assert not _port_taken(port, udp=False)
+    assert not port_taken(port, udp=False)
