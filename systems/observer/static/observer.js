@@ -102,7 +102,8 @@ function drawTree(actors) {
     put(cells.actor, a.more ? `${pad}… ${a.more} more children`
                             : pad + (a.is_supervisor ? "▾ " : "• ") + name);
     cells.actor.title = a.path + (a.name ? ` (registered as ${a.name})` : "");
-    put(cells.class, a.actor_class);
+    put(cells.class, a.light_host ? `${a.actor_class} (light)` : a.actor_class);
+    cells.class.title = a.light_host ? `a light actor in host ${a.light_host}` : "";
     if (!a.more) {
       put(cells.status, a.status);
       cells.status.className = `status badge-cell status-${a.status}`;
