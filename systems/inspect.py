@@ -9,7 +9,7 @@ JSON and ``-`` in the table: one representation of "unknown".
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from protocols.errors import PtrError
@@ -41,6 +41,7 @@ class ActorView:
     more: int = 0                             # children not shown past the limit
     is_supervisor: bool = False
     light_host: str = ""                      # a light actor: its host's path (or address)
+    exits: dict[str, int] = field(default_factory=dict)  # by kind, as its supervisor counted
 
 
 @dataclass
@@ -92,7 +93,7 @@ def _walk(rt: ActorRuntime, report: ChildrenReport, depth: int, limit: int,
         view = ActorView(path=f"{report.path}/{child.child_id}", actor_class=child.actor_class,
                          status=child.status, node=child.node, pid=child.pid or None,
                          restarts=child.restarts, name=child.name, depth=depth,
-                         is_supervisor=child.is_supervisor,
+                         is_supervisor=child.is_supervisor, exits=dict(child.exits),
                          light_host=str(child.address.host) if light else "")
         if child.last_exit is not None:
             view.last_exit = str(child.last_exit)

@@ -110,6 +110,7 @@ class ObservedState:
     chaos_allowed: bool = False
     timeline: deque[TimelineEvent] = field(default_factory=lambda: deque(maxlen=TIMELINE_MAX))
     exits: dict[tuple[str, str], int] = field(default_factory=dict)   # (path, kind) -> count
+    exits_seen: dict[tuple[str, str], int] = field(default_factory=dict)  # as last reported
     handled_base: dict[str, int] = field(default_factory=dict)        # handled by past incarnations
     seen: dict[str, _Seen] = field(default_factory=dict)
     nodes: dict[str, NodeView] = field(default_factory=dict)
@@ -127,7 +128,6 @@ class ObservedState:
 
     def update(self, views: list[ActorView], node_list: list[NodeView],
                processes: dict[int, ProcessSample], now: float) -> None:
-        first = not self.seen
         for v in views:
             if v.more:
                 continue
@@ -137,13 +137,16 @@ class ObservedState:
                     at=max(now, v.last_exit_at or 0.0), kind="restart", target=v.path,
                     text=f"restarted (restart {v.restarts})"
                          + (f", now pid {v.pid}" if v.pid else "")))
+            for kind, count in v.exits.items():  # the supervisor's counts, kept monotonic
+                key = (v.path, kind)
+                seen = self.exits_seen.get(key, 0)
+                self.exits[key] = self.exits.get(key, 0) + (count - seen if count >= seen
+                                                            else count)
+                self.exits_seen[key] = count
             if v.last_exit_at and (before is None or before.last_exit_at != v.last_exit_at):
-                key = (v.path, v.last_exit_kind or "unknown")
-                self.exits[key] = self.exits.get(key, 0) + 1
-                if not first or v.last_exit_kind:
-                    self.timeline.append(TimelineEvent(at=v.last_exit_at, kind="exit",
-                                                       target=v.path, text=v.last_exit,
-                                                       traceback=v.last_exit_traceback))
+                self.timeline.append(TimelineEvent(at=v.last_exit_at, kind="exit", target=v.path,
+                                                   text=v.last_exit,
+                                                   traceback=v.last_exit_traceback))
             handled = v.handled or 0
             if before is not None and v.handled is not None:
                 if handled < before.handled:  # a new incarnation counts from zero

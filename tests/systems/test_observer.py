@@ -29,7 +29,8 @@ def test_restarts_exits_and_lost_nodes_land_in_the_timeline_once() -> None:
     state.update([view("/s/w", pid=10, handled=5)], [up], {}, now=100.0)
     assert not state.timeline
     crashed = view("/s/w", pid=11, handled=2, restarts=1, last_exit="error: E: boom",
-                   last_exit_kind="error", last_exit_at=100.5, last_exit_traceback="Traceback…")
+                   last_exit_kind="error", last_exit_at=100.5, last_exit_traceback="Traceback…",
+                   exits={"error": 1})
     state.update([crashed], [], {}, now=101.0)
     state.update([crashed], [], {}, now=102.0)  # nothing new: nothing added
     kinds = sorted((e.kind, e.target) for e in state.timeline)
@@ -42,6 +43,9 @@ def test_restarts_exits_and_lost_nodes_land_in_the_timeline_once() -> None:
     assert snapshot["actors"][0]["last_exit_traceback"] == "Traceback…"
     state.record_fault(FaultRequest(kind="delay", target="/s/w", ms=50, for_s=2), "ok", 103.0)
     assert state.as_json()["timeline"][0]["text"] == "delay 50 ms for 2 s from the observer: ok"
+    state.update([view("/s/w", pid=12, restarts=3, exits={"error": 3})], [], {}, now=103.0)
+    state.update([view("/s/w", pid=13, exits={"error": 1})], [], {}, now=104.0)  # a new record
+    assert state.exits == {("/s/w", "error"): 4}, "two crashes within a second count twice"
 
 
 def test_process_sampler_reads_cpu_and_pss_of_this_process() -> None:
