@@ -67,9 +67,9 @@ class SystemSpec:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            given = f"={json.dumps(first['input'], default=str)}" \
+            given = f" = {json.dumps(first['input'], default=str)}" \
                 if first["type"] != "missing" and len(first["loc"]) == 1 else ""
-            raise ConfigError(f"invalid setting {where}{given} for {self.name}: {first['msg']} "
+            raise ConfigError(f"invalid setting {where!r}{given} for {self.name}: {first['msg']} "
                               f"(the settings: ptr run {self.name} --help)") from None
 
     def tree(self, settings: SystemSettings | None = None,

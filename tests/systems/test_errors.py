@@ -34,7 +34,7 @@ def one_line(out: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.parametrize("args, line", [
     (["run", "ping", "--set", "interval_s=0"],
-     "ptr: error: invalid setting interval_s=0 for ping: Input should be greater than 0 "
+     "ptr: error: invalid setting 'interval_s' = 0 for ping: Input should be greater than 0 "
      "(the settings: ptr run ping --help)"),
     (["run", "ping", "--for", "-1"],
      "ptr: error: argument --for: must be a positive number of seconds, got -1 "
@@ -43,7 +43,7 @@ def one_line(out: subprocess.CompletedProcess[str]) -> str:
      "ptr: error: argument --for: must be a positive number of seconds, got 0 "
      "(see: ptr run --help)"),
     (["run", "smart-home", "--set", "writer_poll_s=-0.5"],
-     "ptr: error: invalid setting writer_poll_s=-0.5 for smart-home: Input should be greater "
+     "ptr: error: invalid setting 'writer_poll_s' = -0.5 for smart-home: Input should be greater "
      "than 0 (the settings: ptr run smart-home --help)"),
     (["run", "ping", "--observe-port", "70000"],
      "ptr: error: argument --observe-port: takes a port 0-65535, got '70000' "
