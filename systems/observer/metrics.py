@@ -61,7 +61,7 @@ class TreeCollector:
                 mailbox.add_metric([v.path], v.queued)
             if v.restart_budget_left is not None:
                 budget.add_metric([v.path], v.restart_budget_left)
-            sample = s.processes.get(v.pid or 0) if not v.light_host else None
+            sample = s.process_of(v)
             if sample is not None:
                 cpu.add_metric([v.path], sample.cpu_seconds)
                 if sample.pss_bytes is not None:

@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.core import Metric
 from pydantic import ValidationError
 
+from actors.behaviour import node_name
 from actors.edges import LoopThread
 from protocols.errors import ConfigError, PtrError
 from systems import inspect
@@ -86,7 +87,8 @@ class Observer:
         needs_token = (not _is_loopback(config.host) if config.require_token is None
                        else config.require_token)
         self.token = secrets.token_urlsafe(18) if needs_token else ""
-        self.state = ObservedState(system=runtime.name, chaos_allowed=config.allow_chaos)
+        self.state = ObservedState(system=runtime.name, chaos_allowed=config.allow_chaos,
+                                   local_node=node_name())
         self.lock = threading.Lock()
         self.system_metrics = system_metrics
         self.find_node_sid = find_node_sid
@@ -172,7 +174,8 @@ class Observer:
             log.debug("observer: no snapshot: %s", exc)
             return
         node_list = inspect.node_views(inspect.nodes(self.runtime))
-        pids = {v.pid for v in views if v.pid and not v.light_host}
+        pids = {v.pid for v in views if v.pid and not v.light_host
+                and v.node in ("", self.state.local_node)}
         processes = self.sampler.sample(pids, now)
         families: list[Metric] | None = None
         if self.system_metrics is not None:

@@ -108,6 +108,7 @@ class ObservedState:
 
     system: str
     chaos_allowed: bool = False
+    local_node: str = ""            # processes of actors on this node are sampled
     timeline: deque[TimelineEvent] = field(default_factory=lambda: deque(maxlen=TIMELINE_MAX))
     exits: dict[tuple[str, str], int] = field(default_factory=dict)   # (path, kind) -> count
     exits_seen: dict[tuple[str, str], int] = field(default_factory=dict)  # as last reported
@@ -170,6 +171,12 @@ class ObservedState:
         self.views, self.processes, self.at = views, processes, now
         self.version += 1
 
+    def process_of(self, view: ActorView) -> ProcessSample | None:
+        """The sample of the actor's own OS process: on this machine, and not a light actor's host."""
+        if view.light_host or not view.pid or view.node not in ("", self.local_node):
+            return None
+        return self.processes.get(view.pid)
+
     def handled_total(self, view: ActorView) -> int | None:
         if view.handled is None:
             return None
@@ -187,7 +194,7 @@ class ObservedState:
         actors = []
         for v in self.views:
             row = asdict(v)
-            sample = self.processes.get(v.pid or 0) if not v.light_host else None
+            sample = self.process_of(v)
             row["handled_total"] = self.handled_total(v)
             row["rate"] = round(self.rates[v.path], 1) if v.path in self.rates else None
             row["cpu_percent"] = sample.cpu_percent if sample else None
