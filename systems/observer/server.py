@@ -305,6 +305,13 @@ class Observer:
             return web.json_response({"error": "faults are off: start the system with "
                                                "--allow-chaos to inject them from the observer",
                                       "kind": "forbidden"}, status=403)
+        origin = request.headers.get("Origin")
+        if request.content_type != "application/json" or (
+                origin is not None and origin.split("://", 1)[-1] != request.host):
+            # JSON only, from the page itself: another site's page in the same browser can
+            # neither send JSON across origins (no CORS here) nor pass as this origin
+            return web.json_response({"error": "faults are JSON posted by the observer's own "
+                                               "page", "kind": "forbidden"}, status=403)
         try:
             fault = FaultRequest.model_validate_json(await request.read())
         except ValidationError as exc:

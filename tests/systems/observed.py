@@ -51,10 +51,12 @@ class ObservedRun:
     def actors(self) -> dict[str, dict[str, Any]]:
         return {a["path"]: a for a in self.snapshot().get("actors", [])}  # {} before the first
 
-    def post_fault(self, **body: Any) -> tuple[int, dict[str, Any]]:
+    def post_fault(self, headers: dict[str, str] | None = None,
+                   **body: Any) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(self.url.rstrip("/") + "/api/faults",
                                          data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=20) as response:
                 return response.status, json.loads(response.read())

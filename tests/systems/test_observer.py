@@ -98,6 +98,12 @@ def test_metrics_after_a_known_workload(observed: Callable[..., ObservedRun]) ->
     assert status == 404 and "no child 'nobody'" in body["text"]
     status, body = run.post_fault(kind="explode", target="/ping/ponger")
     assert status == 400 and body["kind"] == "invalid" and body["error"].startswith("kind:")
+    status, body = run.post_fault(kind="crash", target="/ping/ponger",
+                                  headers={"Origin": "http://evil.example"})
+    assert status == 403 and body["kind"] == "forbidden", "another site's page may not inject"
+    status, body = run.post_fault(kind="crash", target="/ping/ponger",
+                                  headers={"Content-Type": "text/plain"})
+    assert status == 403, "a cross-site form post (text/plain) is refused"
     wait_until(lambda: sum(1 for e in run.snapshot()["timeline"] if e["kind"] == "fault") == 4,
                "every fault in the timeline, the refused one included")
     run.stop()

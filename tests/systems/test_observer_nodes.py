@@ -42,7 +42,8 @@ def test_kill_a_node_from_the_observer_and_see_it_lost(
         answers: list[Any] = []
         request = urllib.request.Request(
             observer.url + "api/faults", method="POST",
-            data=json.dumps({"kind": "kill-node", "target": "edge-1"}).encode())
+            data=json.dumps({"kind": "kill-node", "target": "edge-1"}).encode(),
+            headers={"Content-Type": "application/json"})
         poster = threading.Thread(target=lambda: answers.append(
             json.loads(urllib.request.urlopen(request, timeout=30).read())))
         poster.start()
