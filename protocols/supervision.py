@@ -286,6 +286,7 @@ class ChildInfo(Message):
     name: str = ""
     significant: bool = False
     restart_in_s: float = 0.0  # a child waiting out a backoff: seconds until its restart
+    exits: dict[str, int] = {}  # exits it was not asked for, by kind (error, killed...), ever
 
 
 class WhichChildReply(Message):

@@ -156,7 +156,7 @@ class ChildRecord:
     __slots__ = ("child_id", "spec", "args", "status", "wanted", "address", "pid", "node",
                  "incarnation", "starts", "started_at", "last_exit", "last_exit_at", "ready_at",
                  "backoff_attempt", "backoff_timer", "stop_timer", "waiting", "last_seen",
-                 "start_for", "stop_waiting")
+                 "start_for", "stop_waiting", "exits")
 
     def __init__(self, spec: ChildSpec, child_id: str | None = None,
                  args: Mapping[str, Any] | None = None, start_for: str = "init") -> None:
@@ -181,6 +181,7 @@ class ChildRecord:
         self.last_seen = 0.0              # last heartbeat answer, for children on other nodes
         self.start_for = start_for
         self.stop_waiting: list[ReplyTo] | None = None  # answers owed when it has stopped
+        self.exits: dict[str, int] = {}   # exits it was not asked for, by kind, all incarnations
 
     @property
     def restarts(self) -> int:
@@ -672,6 +673,7 @@ class SupervisorBehaviour:
             self.advance()
             return
         rec.last_exit, rec.last_exit_at = reason, time.time()
+        rec.exits[reason.exit_kind.value] = rec.exits.get(reason.exit_kind.value, 0) + 1
         if was == "starting":
             self._start_failed(rec, reason)
             return
@@ -690,7 +692,7 @@ class SupervisorBehaviour:
             self.advance()
             return
         if not self.window.allow():
-            self._give_up()
+            self._give_up(rec, reason)
             return
         self._schedule_backoff(rec)
         self._replan(self._affected_by(rec))
@@ -734,7 +736,7 @@ class SupervisorBehaviour:
         # a restart that failed: it counts, and is tried again after what is already queued
         self._answer_start(rec, reason)
         if not self.window.allow():
-            self._give_up()
+            self._give_up(rec, reason)
             return
         rec.status = "restarting"
         self._drop_starts({r.child_id for r in self._affected_by(rec)})  # the group start aborts
@@ -754,8 +756,12 @@ class SupervisorBehaviour:
         return not any(r.spec.significant and r.status != "stopped"
                        for r in self.children.values())
 
-    def _give_up(self) -> None:
-        self._terminate(ExitReason.shutdown("reached_max_restart_intensity"), requested=False)
+    def _give_up(self, rec: ChildRecord, reason: ExitReason) -> None:
+        """OTP's reached_max_restart_intensity, naming the child whose exit was one too many."""
+        last = " ".join(str(reason).split())[:300]
+        self._terminate(ExitReason.shutdown(
+            f"reached_max_restart_intensity ({self.spec.intensity} restarts in "
+            f"{self.spec.period_s:g} s); {rec.child_id!r} exited {last}"), requested=False)
 
     def _schedule_backoff(self, rec: ChildRecord) -> None:
         policy = rec.spec.backoff
@@ -971,7 +977,7 @@ class SupervisorBehaviour:
                          address=r.address, pid=r.pid, node=r.node, restarts=r.restarts,
                          is_supervisor=r.spec.is_supervisor, last_exit=r.last_exit,
                          last_exit_at=r.last_exit_at, name=r.spec.name or "",
-                         significant=r.spec.significant,
+                         significant=r.spec.significant, exits=dict(r.exits),
                          restart_in_s=max(0.0, r.ready_at - self.clock())
                          if r.status == "restarting" else 0.0)
 

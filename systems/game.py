@@ -179,6 +179,7 @@ def status(runtime: Any, s: GameSettings) -> str:
         try:
             r = runtime.ask(f"game-{k}", GameStatsQuery(reset=True), 2)
             assert isinstance(r, GameStatsReport)
+            _close_window(runtime, k, r)
             per_s = r.window_s or 1.0
             parts.append(f"game-{k}: {r.sessions} connected, {r.inputs_received / per_s:,.0f} "
                          f"inputs/s, tick p99 {r.tick_p99_ms:.1f} ms, late {r.late_ticks}/"
@@ -188,6 +189,45 @@ def status(runtime: Any, s: GameSettings) -> str:
         except PtrError as exc:
             parts.append(f"game-{k} unavailable ({type(exc).__name__})")
     return "; ".join(parts)
+
+
+# counters of the stats windows that status() closed, per runtime and server, for metrics()
+_COUNTED = ("ticks", "late_ticks", "inputs_received", "snapshots_sent", "datagrams")
+_closed: dict[tuple[int, int], dict[str, int]] = {}
+
+
+def _close_window(runtime: Any, k: int, r: GameStatsReport) -> None:
+    totals = _closed.setdefault((id(runtime), k), dict.fromkeys(_COUNTED, 0))
+    for key in _COUNTED:
+        totals[key] += getattr(r, key)
+
+
+def metrics(runtime: Any, s: GameSettings) -> list[Any]:
+    """The game's own Prometheus families, for the observer's ``/metrics``: counters are the
+    windows ``status`` closed plus the open one; tick times are the open window's quantiles."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    players = GaugeMetricFamily("ptr_game_players", "Players connected", labels=["server"])
+    rooms = GaugeMetricFamily("ptr_game_rooms", "Rooms running", labels=["server"])
+    rate = GaugeMetricFamily("ptr_game_inputs_per_second", "Inputs received per second over "
+                             "the current stats window", labels=["server"])
+    quantiles = GaugeMetricFamily("ptr_game_tick_duration_quantile_seconds", "Tick duration "
+                                  "quantiles over the current stats window",
+                                  labels=["server", "quantile"])
+    counters = {key: CounterMetricFamily(f"ptr_game_{key}", f"{key.replace('_', ' ')} "
+                                         "(all windows)", labels=["server"]) for key in _COUNTED}
+    for k in range(1, s.servers + 1):
+        r = runtime.ask(f"game-{k}", GameStatsQuery(), 2)
+        assert isinstance(r, GameStatsReport)
+        server = f"game-{k}"
+        players.add_metric([server], r.sessions)
+        rooms.add_metric([server], r.rooms)
+        rate.add_metric([server], r.inputs_received / (r.window_s or 1.0))
+        for q, ms in (("0.5", r.tick_p50_ms), ("0.99", r.tick_p99_ms), ("1", r.tick_max_ms)):
+            quantiles.add_metric([server, q], ms / 1000)
+        closed = _closed.get((id(runtime), k), dict.fromkeys(_COUNTED, 0))
+        for key in _COUNTED:
+            counters[key].add_metric([server], closed[key] + getattr(r, key))
+    return [players, rooms, rate, quantiles, *counters.values()]
 
 
 def simulator(runtime: Any, s: GameSettings) -> SimulatedPlayers:
@@ -209,4 +249,5 @@ def listen_ports(s: GameSettings) -> dict[str, int]:
 
 SYSTEM = SystemSpec(name="game", summary="online game: lobby over HTTP, rooms at 60 Hz over UDP",
                     build_tree=build_tree, settings_model=GameSettings, status=status,
-                    edges=edges, simulator=simulator, listen_ports=listen_ports)
+                    edges=edges, simulator=simulator, listen_ports=listen_ports,
+                    metrics=metrics)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from actors.ping import Pinger, Ponger
 from protocols.ping import PingReport, PingStats
 from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
@@ -11,7 +13,8 @@ from systems.spec import SystemSettings, SystemSpec
 
 
 class PingSettings(SystemSettings):
-    interval_s: float = 0.5
+    interval_s: float = Field(default=0.5, gt=0)
+    """seconds between two pings"""
 
 
 def build_tree(settings: PingSettings) -> SupervisorSpec:

@@ -7,13 +7,14 @@ session, and once detached their parent is init. Both facts make leftovers easy 
 from __future__ import annotations
 
 import os
+import socket
 import signal
 from collections.abc import Iterator
 
 from actors.os_process import pid_alive
 
 __all__ = ["kill_processes", "orphaned_python_processes", "orphans_in_sessions", "pid_alive",
-           "port_holders",
+           "port_holders", "port_taken",
            "processes_in_sessions", "reap_zombie_children", "zombie_children"]
 
 
@@ -76,6 +77,19 @@ def reap_zombie_children(known: set[int] | frozenset[int] = frozenset()) -> list
         except ChildProcessError:
             pass
     return reaped
+
+
+def port_taken(port: int, udp: bool = False) -> bool:
+    """Whether binding ``port`` on every interface fails now: something listens there, even a
+    process of another user that ``port_holders`` cannot name."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return True
+    return False
 
 
 def port_holders(port: int) -> list[tuple[int, str, str]]:

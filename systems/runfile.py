@@ -1,8 +1,8 @@
 """Run files: how ``ptr inspect`` and ``ptr chaos`` find a system that ``ptr run`` started.
 
-``ptr run`` writes ``$PTR_RUN_DIR/SYSTEM.json`` (default ``var/run``) with its admin port, its
-process id and the root's address (pickled: Thespian addresses cannot be rebuilt from text), and
-removes it when it stops. ``ptr node start`` writes ``node-NAME.json`` the same way.
+``ptr run`` writes ``SYSTEM.json`` in ``run_dir()`` (``$PTR_RUN_DIR``, else a per-user directory)
+with its admin port, its process id and the root's address (pickled: Thespian addresses cannot be
+rebuilt from text), and removes it when it stops. ``ptr node start`` writes ``node-NAME.json`` the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import pickle
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ from systems.processes import pid_alive, processes_in_sessions
 
 
 def run_dir() -> Path:
-    return Path(os.environ.get("PTR_RUN_DIR", "var/run"))
+    """``$PTR_RUN_DIR``, else a per-user runtime directory (``$XDG_RUNTIME_DIR/ptr``, or
+    ``/tmp/ptr-UID``), so ``ptr inspect`` finds a system from any directory."""
+    if os.environ.get("PTR_RUN_DIR"):
+        return Path(os.environ["PTR_RUN_DIR"])
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg):
+        return Path(xdg) / "ptr"
+    return Path(tempfile.gettempdir()) / f"ptr-{os.getuid()}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class RunInfo:
     node: str
     root: str = ""       # base64 pickle of the root's address (systems only)
     cookie: str = ""     # the system's frame cookie (hex): the file is readable by its owner only
+    chaos: bool = False  # started with --allow-chaos: observers may inject faults
+    observer: str = ""   # the URL of its web observer (ptr run --observe)
 
     @property
     def path(self) -> Path:
@@ -42,7 +52,7 @@ class RunInfo:
         return pickle.loads(base64.b64decode(self.root))  # noqa: S301 (our own file)
 
     def write(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

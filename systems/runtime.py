@@ -252,11 +252,13 @@ class ActorRuntime:
 
     def _await(self, first: Any, accept: Any, timeout_s: float,
                system: ActorSystem | None = None) -> Any:
-        """Return the first message that ``accept`` takes; stale replies to earlier asks are dropped."""
+        """Return the first message that ``accept`` takes; stale replies to earlier asks are dropped
+        (but the root's ``ExitNotice`` is kept for ``gone()``, whoever was waiting when it came)."""
         system = system or self._require()
         deadline = time.monotonic() + timeout_s
         message = first
         while True:
+            self._saw_root_exit(message)
             for item in _unbatch(message):
                 if accept(item):
                     return item

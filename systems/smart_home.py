@@ -231,6 +231,29 @@ def status(runtime: Any, settings: SmartHomeSettings) -> str:
     return line
 
 
+def metrics(runtime: Any, settings: SmartHomeSettings) -> list[Any]:
+    """The smart home's own Prometheus families, for the observer's ``/metrics``."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    ingest = runtime.ask(INGEST, GetIngestStats(), 2)
+    writer = runtime.ask(WRITER, GetWriterStats(), 2)
+    assert isinstance(ingest, IngestStats) and isinstance(writer, WriterStats)
+    families = [
+        CounterMetricFamily("ptr_smart_home_readings_accepted", "Readings accepted by the "
+                            "ingest (this incarnation)", value=ingest.accepted),
+        CounterMetricFamily("ptr_smart_home_readings_refused", "Readings refused by the ingest",
+                            value=ingest.refused),
+        CounterMetricFamily("ptr_smart_home_readings_stored", "Readings stored by the writer "
+                            "(this incarnation)", value=writer.readings),
+        CounterMetricFamily("ptr_smart_home_alerts_raised", "Alerts stored by the writer",
+                            value=writer.alerts),
+        GaugeMetricFamily("ptr_smart_home_broker_lag_entries", "Broker entries the writer has "
+                          "not stored yet", value=writer.lag_entries),
+        GaugeMetricFamily("ptr_smart_home_storage_up", "0 while the broker or database is out",
+                          value=0 if ingest.storage_unavailable or writer.storage_unavailable
+                          else 1)]
+    return families
+
+
 def edges(settings: SmartHomeSettings) -> list[str]:
     scheme = "https" if settings.tls else "http"
 
@@ -274,8 +297,9 @@ SYSTEM = SystemSpec(
     name=NAME,
     summary="sensors over HTTPS and MQTT, rolling stats, hourly rollups, alerts, a query API",
     build_tree=build_tree, settings_model=SmartHomeSettings, status=status, edges=edges,
-    simulator=simulator, listen_ports=listen_ports)
+    simulator=simulator, listen_ports=listen_ports, metrics=metrics)
 
 __all__ = ["API", "HTTP_EDGE", "INGEST", "MQTT_EDGE", "NAME", "SIMULATOR", "SYSTEM",
            "SmartHomeSettings", "WRITER", "analyzer_name", "build_tree", "edges", "ingest_routes",
+           "metrics",
            "simulator", "status"]

@@ -7,6 +7,7 @@ tree (``SpecError`` names the offending child) and checks placement against the 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from supervisors.spec import ChildSpec, SupervisorSpec
 class SystemSettings(BaseModel):
     """Settings every system has; a system subclasses it with its own fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     data_dir: str = "var"
+    """the directory of the system's files (SQLite databases, TLS pair)"""
     storage_url: str = ""
+    """the database: empty for SQLite under data_dir, or postgresql://..."""
 
     def resolved_storage_url(self, system: str) -> str:
         return self.storage_url or f"sqlite:///{Path(self.data_dir) / (system + '.db')}"
@@ -45,6 +48,9 @@ class SystemSpec:
     # runtime -> {label: value}: what ``ptr inspect`` shows under the tree (the system's own
     # figures, read without side effects; the running system's settings are not known there)
     inspect_extra: Callable[[Any], dict[str, Any]] | None = None
+    # (runtime, settings) -> the system's own Prometheus families (prometheus_client Metric
+    # objects), asked once per observer snapshot from the thread that owns the runtime
+    metrics: Callable[[Any, Any], Iterable[Any]] | None = None
 
     def settings(self, config_file: Path | None = None,
                  overrides: Mapping[str, Any] | None = None) -> SystemSettings:
@@ -64,7 +70,10 @@ class SystemSpec:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"invalid setting {where!r} for {self.name}: {first['msg']}") from None
+            given = f" = {json.dumps(first['input'], default=str)}" \
+                if first["type"] != "missing" and len(first["loc"]) == 1 else ""
+            raise ConfigError(f"invalid setting {where!r}{given} for {self.name}: {first['msg']} "
+                              f"(the settings: ptr run {self.name} --help)") from None
 
     def tree(self, settings: SystemSettings | None = None,
              nodes: Iterable[Mapping[str, Any]] | None = None) -> SupervisorSpec:
@@ -92,3 +101,35 @@ def check_placement(tree: SupervisorSpec, nodes: list[Mapping[str, Any]] | None)
         if needs and not any(all(node.get(k) == v for k, v in needs.items()) for node in nodes):
             raise SpecError(f"no node has capabilities {needs} (placement impossible)",
                             child_id=path)
+
+
+def settings_help(model: type[SystemSettings]) -> list[str]:
+    """One line per ``--set`` key: its type, default, range and meaning, from the settings model.
+    The meaning is the field's description (an attribute docstring), or else the sentence of the
+    model's docstring that names it (````key````)."""
+    doc = " ".join((model.__doc__ or "").split())
+    lines = []
+    for key, info in model.model_fields.items():
+        kind = getattr(info.annotation, "__name__", None) or str(info.annotation)
+        kind = kind.replace("typing.", "")
+        default = info.get_default(call_default_factory=False)
+        shown = "(built in)" if info.default_factory is not None else json.dumps(default,
+                                                                                  default=str)
+        bounds = [f"{word} {getattr(m, attr)}" for m in info.metadata
+                  for attr, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+                  if getattr(m, attr, None) is not None]
+        meaning = info.description or _sentence_naming(doc, key)
+        lines.append(f"  {key + '=' + kind:<32} default {shown}"
+                     + (f", {' '.join(bounds)}" if bounds else "")
+                     + (f": {meaning}" if meaning else ""))
+    return lines
+
+
+def _sentence_naming(doc: str, key: str) -> str:
+    at = doc.find(f"``{key}``")
+    if at < 0:
+        return ""
+    start = max(doc.rfind(". ", 0, at) + 2, 0) if doc.rfind(". ", 0, at) >= 0 else 0
+    end = doc.find(". ", at)
+    sentence = doc[start:end + 1 if end >= 0 else len(doc)].replace("``", "")
+    return sentence if len(sentence) <= 160 else sentence[:159] + "…"

@@ -20,6 +20,8 @@ STRICT = [
     "protocols/supervision.py", "protocols/scripted.py",
     "systems/ping.py", "systems/inspect.py", "systems/chaos.py", "systems/testing.py",
     "systems/game.py", "systems/smart_home.py",
+    "systems/observer/__init__.py", "systems/observer/state.py", "systems/observer/metrics.py",
+    "systems/observer/server.py", "systems/bench/observe.py",
     "actors/ping/__init__.py",
     "actors/game/auth.py", "actors/game/bots.py", "actors/game/lobby.py", "actors/game/engine.py", "actors/game/match.py",
     "actors/game/limits.py", "actors/game/ws.py",

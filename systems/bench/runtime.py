@@ -129,11 +129,39 @@ def measure_restarts(rt: ActorRuntime, samples: int) -> dict[str, Any]:
     }
 
 
-def run(messages: int = 5000, window: int = 8, rounds: int = 3, restarts: int = 40) -> dict[str, Any]:
+def measure_observed(rt: ActorRuntime, count: int, window: int, rounds: int) -> dict[str, Any]:
+    """Supervised messages/s with observing off, then on, in one run; the observer's own CPU
+    as a share of one core over the observed runs."""
+    from systems.bench.observe import observing
+    from systems.observer.state import ProcessSampler
+    ptr_source, ptr_sink = rt.whereis("bench-source"), rt.whereis("bench-sink")
+
+    def supervised() -> float:
+        done = rt.ask(ptr_source, BenchRun(target=ptr_sink, count=count, window=window), 120.0)
+        return float(count / done.elapsed_s)
+    off = statistics.median(supervised() for _ in range(rounds))
+    with observing(rt) as pid:
+        sampler = ProcessSampler()
+        began = time.monotonic()
+        before = sampler.sample({pid}, began)[pid].cpu_seconds
+        on = statistics.median(supervised() for _ in range(rounds))
+        spent = sampler.sample({pid}, time.monotonic())[pid].cpu_seconds - before
+        elapsed = time.monotonic() - began
+    return {"observe_off_msgs_per_s": round(off), "observe_on_msgs_per_s": round(on),
+            "observe_throughput_cost": round(1 - on / off, 3),
+            "observer_cpu_share": round(spent / max(elapsed, 1e-9), 3)}
+
+
+def run(messages: int = 5000, window: int = 8, rounds: int = 3, restarts: int = 40,
+        observe: bool = False) -> dict[str, Any]:
+    """``observe``: measure the supervised messages again with the web observer attached and
+    scraped every second (systems/bench/observe.py), and report the cost of observing."""
     with ActorRuntime(bench_spec(), base="multiproc") as rt:
         result: dict[str, Any] = {"base": "multiprocTCPBase", "messages": messages,
                                   "window": window, "rounds": rounds}
         result.update(measure_messages(rt, messages, window, rounds))
+        if observe:
+            result.update(measure_observed(rt, messages, window, rounds))
         result.update(measure_restarts(rt, restarts))
         result.update(frame_cost_us())
         leftover_sessions = set(rt.session_ids)

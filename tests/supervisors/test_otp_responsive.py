@@ -75,7 +75,7 @@ def test_failed_restarts_count_toward_the_intensity_then_the_supervisor_gives_up
                                         worker("c")], intensity=4, period_s=60, restart=T)
     h.fault("bad", "error")
     h.wait(lambda: h.children(h.rt.root)["sut"].status == "stopped", what="the supervisor gave up")
-    assert h.children(h.rt.root)["sut"].last_exit.text == "reached_max_restart_intensity"
+    assert h.children(h.rt.root)["sut"].last_exit.text.startswith("reached_max_restart_intensity")
     starts = h.names("start")
     assert starts.count("bad") == 5, "the first start, then four restarts: the fifth is too many"
     assert starts.count("c") == 1, "c is never started after a failed attempt of bad (OTP)"

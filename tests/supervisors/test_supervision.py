@@ -119,7 +119,7 @@ def test_restart_intensity_exceeded_escalates_to_the_parent(h: Harness) -> None:
     sut = h.wait(sut_restarted, what="sut restarted by the root")
     assert sut.restarts == 1
     assert sut.last_exit.exit_kind is ExitKind.SHUTDOWN
-    assert sut.last_exit.text == "reached_max_restart_intensity"
+    assert sut.last_exit.text.startswith("reached_max_restart_intensity")
     h.sut = sut.address
     assert h.incarnations() == {"a": 1, "b": 1, "c": 1}, "a restarted supervisor starts afresh"
     stops = [e.path.rsplit("/", 1)[1] for e in h.events("stop")]

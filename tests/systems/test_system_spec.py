@@ -69,13 +69,15 @@ def test_ptr_bench_runtime_prints_one_json_object() -> None:
     """A smoke run with tiny counts: the command works and reports its figures (speed is judged
     by the real benchmark run, not here)."""
     out = subprocess.run([sys.executable, "-m", "systems.cli", "bench", "runtime", "--json",
-                          "--set", "messages=100", "--set", "rounds=1", "--set", "restarts=4"],
+                          "--set", "messages=100", "--set", "rounds=1", "--set", "restarts=4",
+                          "--set", "observe=true"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, "\n".join(line for line in out.stderr.splitlines()
                                           if "ScriptedCrash" not in line)[-3000:]
     result = json.loads(out.stdout)
     for key in ("plain_thespian_msgs_per_s", "raw_msgs_per_s", "supervised_msgs_per_s",
                 "transport_ratio", "overhead_ratio", "restart_p50_ms", "restart_p99_ms",
-                "frame_signed_us"):
+                "frame_signed_us", "observe_off_msgs_per_s", "observe_on_msgs_per_s"):
         assert result[key] > 0, key
+    assert result["observe_throughput_cost"] < 1 and 0 <= result["observer_cpu_share"] < 1
     assert result["processes_left"] == 0

@@ -34,6 +34,7 @@ interpreter and its imports, the same in every actor process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -63,6 +64,7 @@ from protocols.smart_home import (
 )
 from protocols.edges import GetEdgeInfo
 from systems.processes import processes_in_sessions
+from systems.bench.observe import observing
 from systems.runtime import ActorRuntime
 from systems.smart_home import SYSTEM, SmartHomeSettings
 from systems.bench._helper import BenchHelper
@@ -299,8 +301,10 @@ def _memory_mb(pid: int) -> dict[str, float]:
 
 def measure_ptr(data_dir: Path, house: HouseConfig, history: list[dict[str, Any]], seconds: float,
                 connections: int, stats_queries: int,
-                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """ptr in broker mode; ``overrides`` are settings (``broker_synchronous``, edge knobs)."""
+                overrides: dict[str, Any] | None = None, observe: bool = False) -> dict[str, Any]:
+    """ptr in broker mode; ``overrides`` are settings (``broker_synchronous``, edge knobs).
+    ``observe``: with the web observer attached and scraped every second; its process's CPU
+    counts with the system's."""
     settings = SYSTEM.settings(overrides={
         "data_dir": str(data_dir), "http_port": 0, "api_port": 0, "mqtt": False,
         "simulate": False, "house": house, "max_in_flight": 4096, **(overrides or {})})
@@ -308,14 +312,17 @@ def measure_ptr(data_dir: Path, house: HouseConfig, history: list[dict[str, Any]
     tls_dir = settings.tls_dir()
     assert tls_dir is not None
     kinds = [k for k in KINDS if house.of_kind(k)]
-    with ActorRuntime(SYSTEM.tree(settings), base="multiproc", name="smart-home") as rt:
+    with ActorRuntime(SYSTEM.tree(settings), base="multiproc", name="smart-home") as rt, \
+            contextlib.ExitStack() as extra:
+        observer = [extra.enter_context(observing(rt))] if observe else []
         url = rt.ask(HTTP_EDGE, GetEdgeInfo(), 10).url
         api_url = rt.ask(API, GetEdgeInfo(), 10).url
         result = _measure(url, api_url, client_context(tls_dir), house, settings.database(),
                           seconds, connections, history, stats_queries,
                           lambda: _wait_ptr_idle(rt, settings.broker(), kinds),
                           f"/rooms/{ROOM}/stats",
-                          lambda: processes_in_sessions(rt.session_ids - {os.getsid(0)}),
+                          lambda: processes_in_sessions(rt.session_ids - {os.getsid(0)})
+                          + observer,
                           lambda: _actor_pids(rt))
         analyzers = {c.child_id: c.pid for c in rt.which_children(
             next(c.address for c in rt.which_children().children if c.child_id == "analyzers")
@@ -437,7 +444,7 @@ def measure_bare(data_dir: Path, house: HouseConfig, rooms: int, history: list[d
 def run(rooms: int = 256, seconds: float = 30.0, history_hours: float = 24.0,
         connections: int = 128, stats_queries: int = 20, bare: bool = True,
         edge_window: int | None = None, edge_linger_s: float | None = None,
-        synchronous: str = "FULL") -> dict[str, Any]:
+        synchronous: str = "FULL", observe: bool = False) -> dict[str, Any]:
     """``edge_window`` and ``edge_linger_s`` override the system's settings of those names
     (batches in flight from the HTTPS edge to the ingest, and how long a batch waits for more
     readings), to measure their effect. ``synchronous`` (FULL: every acknowledged write fsynced,
@@ -475,6 +482,15 @@ def run(rooms: int = 256, seconds: float = 30.0, history_hours: float = 24.0,
             "cpu_cores": ptr["cpu_cores"], "cpu_us_per_reading": ptr["cpu_us_per_reading"],
             "cpu_us_per_reading_by_process": ptr["cpu_us_per_reading_by_process"],
         })
+        if observe:  # the same load again, observed: the cost of observing, in one run
+            seen = measure_ptr(Path(tmp) / "observed", house, history, seconds, connections,
+                               stats_queries, knobs, observe=True)
+            result.update({
+                "observed_readings_per_s": seen["readings_per_s"],
+                "observed_cpu_us_per_reading": seen["cpu_us_per_reading"],
+                "observed_ingest_to_db_p99_ms": seen["p99_ms"],
+                "observe_cpu_cost": round(_ratio(seen["cpu_us_per_reading"],
+                                                 ptr["cpu_us_per_reading"]) - 1, 3)})
         if bare:
             b = measure_bare(Path(tmp) / "bare", house, rooms, history, seconds, connections,
                              stats_queries, synchronous)
