@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.systems.observed import ObservedRun, observed, wait_until
+from tests.support.observed import ObservedRun, observed, wait_until
 
 __all__ = ["observed"]
 PTR = [sys.executable, "-m", "systems.cli"]

@@ -18,7 +18,7 @@ from protocols.errors import ActorSystemError
 from systems import runfile
 from systems.cli import CLEAR_SCREEN
 from systems.inspect import ActorView, NodeView, as_json, render
-from tests.systems.observed import PTR, ROOT, ObservedRun, observed, wait_until
+from tests.support.observed import PTR, ROOT, ObservedRun, observed, wait_until
 
 __all__ = ["observed"]
 

@@ -14,7 +14,7 @@ from systems.inspect import ActorView, NodeView
 from systems.observer import FaultRequest, ObservedState, Observer, ObserverConfig, ProcessSampler
 from systems.ping import SYSTEM as PING
 from systems.runtime import ActorRuntime
-from tests.systems.observed import ObservedRun, observed, wait_until
+from tests.support.observed import ObservedRun, observed, wait_until
 
 __all__ = ["observed"]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.browser import chromium_page
-from tests.systems.observed import ObservedRun, observed
+from tests.support.observed import ObservedRun, observed
 
 __all__ = ["observed"]
 pytestmark = pytest.mark.multiproc

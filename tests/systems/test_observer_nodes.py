@@ -13,7 +13,7 @@ import pytest
 
 from systems.observer import Observer, ObserverConfig
 from systems.runtime import ActorRuntime
-from tests.systems.test_nodes import Nodes, cluster
+from tests.support.nodes import Nodes, cluster
 
 __all__ = ["cluster"]
 pytestmark = pytest.mark.multiproc
