@@ -12,6 +12,8 @@ def systems() -> dict[str, SystemSpec]:
     found.append(__import__("systems.game", fromlist=["SYSTEM"]).SYSTEM)
     from systems import smart_home
     found.append(smart_home.SYSTEM)
+    from systems import grid
+    found.append(grid.SYSTEM)
     return {s.name: s for s in found}
 
 
