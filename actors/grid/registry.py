@@ -52,6 +52,13 @@ class SensorRegistry:
         self._write([row])
         return token
 
+    def add_many(self, records: list[SensorRecord]) -> dict[str, str]:
+        """Register many sensors in one transaction; returns sensor_id -> its new token."""
+        tokens = {r.sensor_id: new_token() for r in records}
+        self._write([{**r.model_dump(), "token_hash": hash_token(tokens[r.sensor_id]),
+                      "revoked": False} for r in records])
+        return tokens
+
     def provision_csv(self, path: str | os.PathLike[str]) -> dict[str, str]:
         """Register every row of a CSV file (header ``sensor_id,substation,kind`` and optionally
         ``nominal_v,rating_a,max_temp_c``) in one transaction; returns sensor_id -> its new token.

@@ -31,6 +31,11 @@ def _smart_home(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _grid(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.grid import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
@@ -39,4 +44,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
               _edges),
     "smart-home": ("smart home: readings/s through HTTPS into SQLite, ingest-to-db p99, 24 h "
                    "stats query, each vs a bare-Python monolith", _smart_home),
+    "grid": ("grid: acked readings/s through 2 HTTPS gateways with a kill -9, ack p99, daily job "
+             "rows/s, lost/duplicated, vs bare aiohttp + JetStream", _grid),
 }
