@@ -52,6 +52,11 @@ class GridSettings(SystemSettings):
     gateways: int = Field(default=2, ge=1, le=32)
     tls: bool = True
     log_url: str = ""
+    mqtt: bool = True
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_prefix: str = "ptr/grid"
+    mqtt_client_id: str = "ptr-grid"
     alert_poll_s: float = Field(default=0.2, gt=0)
     daily_check_every_s: float = Field(default=300.0, gt=0)
     daily_batch: int = Field(default=1000, ge=1)
@@ -77,7 +82,9 @@ def build_tree(settings: GridSettings) -> SupervisorSpec:
         ChildSpec(f"gw-{i}", GridGateway, {
             **common, "gateway_id": f"gw-{i}", "host": settings.host, "port": port,
             "tls": settings.tls, "ca_dir": settings.ca_dir(),
-            "version_file": settings.version_file()},
+            "version_file": settings.version_file(), "mqtt": settings.mqtt,
+            "mqtt_host": settings.mqtt_host, "mqtt_port": settings.mqtt_port,
+            "mqtt_prefix": settings.mqtt_prefix, "mqtt_client_id": settings.mqtt_client_id},
             name=gateway_name(i), requirements=settings.gateway_requirements or None)
         for i in range(1, settings.gateways + 1)], intensity=20, period_s=5.0)
     return SupervisorSpec(Strategy.ONE_FOR_ONE, [
@@ -108,8 +115,12 @@ def status(runtime: Any, settings: GridSettings) -> str:
 
 def edges(settings: GridSettings) -> list[str]:
     scheme = "https" if settings.tls else "http"
-    return [f"{scheme}://{settings.host}:{settings.port or '(a free port)'} POST /readings "
-            f"(X-Sensor-Id + Bearer token or client certificate), {settings.gateways} gateways"]
+    out = [f"{scheme}://{settings.host}:{settings.port or '(a free port)'} POST /readings "
+           f"(X-Sensor-Id + Bearer token or client certificate), {settings.gateways} gateways"]
+    if settings.mqtt:
+        out.append(f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} "
+                   f"{settings.mqtt_prefix}/readings/<sensor_id> (shared subscription)")
+    return out
 
 
 def fate_counts(settings: GridSettings, sensor_id: str | None = None,

@@ -95,7 +95,7 @@ class GatewayServer:
 
     def __init__(self, gateway_id: str, host: str, port: int, context: ssl.SSLContext | None,
                  authenticator: Authenticator, log_: DurableLog, topic: str,
-                 fates_engine: Any) -> None:
+                 fates_engine: Any, mqtt: dict[str, Any] | None = None) -> None:
         self.gateway_id = gateway_id
         self.host, self.port, self.context = host, port, context
         self.auth = authenticator
@@ -109,6 +109,8 @@ class GatewayServer:
         self.runner: web.AppRunner | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.committer = GroupCommitter(log_, topic, self.executor)
+        self.mqtt_settings = mqtt
+        self.mqtt: Any = None
 
     @property
     def url(self) -> str:
@@ -117,6 +119,10 @@ class GatewayServer:
     def start(self) -> None:
         self.loop_thread.start()
         self.loop_thread.run(self._start(), 10)
+        if self.mqtt_settings is not None:
+            from actors.grid.mqtt import MqttIngest
+            self.mqtt = MqttIngest(self, **self.mqtt_settings)
+            self.mqtt.start()
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -135,6 +141,8 @@ class GatewayServer:
                       asyncio.create_task(self._flush_fates_every())]
 
     def stop(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()
         if self.loop_thread.running:
             try:
                 self.loop_thread.run(self._stop(), 10)
@@ -155,7 +163,6 @@ class GatewayServer:
         return web.json_response({"gateway": self.gateway_id, "pid": os.getpid()})
 
     async def post_readings(self, request: web.Request) -> web.Response:
-        sensor_id = request.headers.get("X-Sensor-Id", "")
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
         cert_fp = None
@@ -164,19 +171,23 @@ class GatewayServer:
             der = ssl_object.getpeercert(binary_form=True)
             if der:
                 cert_fp = fingerprint(der)
+        status, answer = await self.accept(request.headers.get("X-Sensor-Id", ""), token, cert_fp,
+                                           await request.read())
+        return web.json_response(answer, status=status)
+
+    async def accept(self, sensor_id: str, token: str | None, cert_fp: str | None,
+                     body: bytes) -> tuple[int, dict[str, Any]]:
+        """Authenticate, validate, append and answer (status, JSON body): the one path of HTTP
+        and MQTT readings. 200 means every reading in ``body`` is durably in the log (stored now,
+        or before: a duplicate)."""
         if not sensor_id:
             return self.refuse("-", RefusalReason.MISSING_CREDENTIALS,
-                               "name the sensor in the X-Sensor-Id header")
+                               "name the sensor (X-Sensor-Id header, or the MQTT topic)")
         verdict = self.auth.check(sensor_id, token, cert_fp)
         if isinstance(verdict, RefusalReason):
             # an unknown id is counted under "-": a stranger must not grow the fates table
             who = "-" if verdict is RefusalReason.UNKNOWN_SENSOR else sensor_id
             return self.refuse(who, verdict, _EXPLAIN[verdict])
-        return await self.ingest(verdict, await request.read())
-
-    async def ingest(self, sensor: SensorRecord, body: bytes) -> web.Response:
-        """Validate, append and answer an authenticated sensor's body (also MQTT's path)."""
-        sensor_id = sensor.sensor_id
         try:
             parsed = _BODY.validate_json(body)
         except ValidationError as exc:
@@ -200,14 +211,14 @@ class GatewayServer:
         duplicates = len(offsets) - stored
         self._count(sensor_id, "accepted", stored)
         self._count(sensor_id, "duplicate", duplicates)
-        return web.json_response({"acked": len(offsets), "stored": stored,
-                                  "duplicates": duplicates, "gateway": self.gateway_id})
+        return 200, {"acked": len(offsets), "stored": stored, "duplicates": duplicates,
+                     "gateway": self.gateway_id}
 
     def refuse(self, sensor_id: str, reason: RefusalReason, text: str, *, count: int = 1,
-               **extra: Any) -> web.Response:
+               **extra: Any) -> tuple[int, dict[str, Any]]:
         self._count(sensor_id, f"refused_{reason.value}", count)
-        body = {"error": reason.value, "detail": text, "gateway": self.gateway_id, **extra}
-        return web.json_response(body, status=STATUS_OF_REASON[reason])
+        return STATUS_OF_REASON[reason], {"error": reason.value, "detail": text,
+                                          "gateway": self.gateway_id, **extra}
 
     def _count(self, sensor_id: str, fate: str, n: int) -> None:
         if n:
@@ -250,6 +261,11 @@ class GatewayArgs(ActorArgs):
     log_url: str
     version_file: str
     topic: str = "grid_readings"
+    mqtt: bool = False
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_prefix: str = "ptr/grid"
+    mqtt_client_id: str = "ptr-grid"
 
 
 class GridGateway(Actor):
@@ -264,8 +280,11 @@ class GridGateway(Actor):
         registry = SensorRegistry(self.engine, args.version_file)
         self.grid_log = open_log(args.log_url)
         context = GridCA(args.ca_dir).server_context() if args.tls else None
+        mqtt = ({"host": args.mqtt_host, "port": args.mqtt_port, "prefix": args.mqtt_prefix,
+                 "client_id": f"{args.mqtt_client_id}-{args.gateway_id}"} if args.mqtt else None)
         self.server = GatewayServer(args.gateway_id, args.host, args.port, context,
-                                    Authenticator(registry), self.grid_log, args.topic, self.engine)
+                                    Authenticator(registry), self.grid_log, args.topic, self.engine,
+                                    mqtt)
         self.server.start()
         return None
 

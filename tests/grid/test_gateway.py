@@ -5,6 +5,7 @@ the grid's CA; retries acknowledged and stored once; per-sensor order kept."""
 from __future__ import annotations
 
 import json
+import uuid
 import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -133,3 +134,25 @@ def test_mtls_with_a_certificate_from_the_grid_ca(place, gateway, tmp_path) -> N
         post(gateway.url, reading("s1", 3), sensor_id="s1", token=None,
              context=place.context(scert, skey))
     assert log_keys(gateway.log) == [("s1", 1)]
+
+
+def test_a_gateway_on_the_jetstream_log_stores_each_reading_once(place) -> None:
+    from actors.grid import open_log
+    from tests.support.services import NATS, require_service
+    require_service(*NATS)
+    prefix = f"PTR_GRID_T{uuid.uuid4().hex[:8].upper()}"
+    log = open_log(f"nats://127.0.0.1:4222/{prefix}")
+    server = start_gateway(place, log=log)
+    try:
+        ctx, token = place.context(), place.tokens["s0"]
+        batch = [reading("s0", seq) for seq in (1, 2, 3)]
+        assert post(server.url, batch, sensor_id="s0", token=token, context=ctx).body["stored"] == 3
+        again = post(server.url, batch + [reading("s0", 4)], sensor_id="s0", token=token,
+                     context=ctx)
+        assert (again.status, again.body["stored"], again.body["duplicates"]) == (200, 1, 3)
+        assert log_keys(log) == [("s0", 1), ("s0", 2), ("s0", 3), ("s0", 4)]
+    finally:
+        server.stop()
+        log._run("cleanup", log._js.delete_stream(log.stream_name("grid_readings")))
+        log._run("cleanup", log._js.delete_key_value(log.offsets_bucket))
+        log.close()

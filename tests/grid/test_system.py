@@ -24,7 +24,8 @@ from tests.support.grid import log_keys, make_place, post, reading
 
 def start(make_runtime: Any, tmp_path: Path, **overrides: Any) -> tuple[Any, GridSettings, Any]:
     place = make_place(tmp_path, sensors=6)
-    values = {"data_dir": str(tmp_path), "port": free_port(), "gateways": 2, **overrides}
+    values = {"data_dir": str(tmp_path), "port": free_port(), "gateways": 2, "mqtt": False,
+              **overrides}
     settings = SYSTEM.settings(overrides=values)
     assert isinstance(settings, GridSettings)
     rt = make_runtime(SYSTEM.tree(settings), base="multiproc", name="grid")

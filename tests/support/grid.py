@@ -60,10 +60,11 @@ def make_place(root: Path, sensors: int = 3, *, database_url: str | None = None,
 
 
 def start_gateway(place: GridPlace, gateway_id: str = "gw-t", port: int | None = None,
-                  log: DurableLog | None = None) -> GatewayServer:
+                  log: DurableLog | None = None,
+                  mqtt: dict[str, Any] | None = None) -> GatewayServer:
     server = GatewayServer(gateway_id, "127.0.0.1", port or free_port(),
                            place.ca.server_context(), Authenticator(place.registry),
-                           log or open_log(place.log_url), "grid_readings", place.engine)
+                           log or open_log(place.log_url), "grid_readings", place.engine, mqtt)
     server.start()
     return server
 

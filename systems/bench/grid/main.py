@@ -111,7 +111,7 @@ def measure_ptr(root: Path, seconds: float, sensors: int, batch: int, gateways: 
     ca = GridCA(root / "grid-ca")
     settings = SYSTEM.settings(overrides={"data_dir": str(root), "port": free_port(),
                                           "gateways": gateways, "log_url": log_url,
-                                          "daily_check_every_s": 86400})
+                                          "daily_check_every_s": 86400, "mqtt": False})
     runtime = ActorRuntime(SYSTEM.tree(settings), base="multiproc", name="grid-bench").start()
     try:
         stats = [runtime.ask(gateway_name(i), GetGatewayStats(), 30) for i in range(1, gateways + 1)]
