@@ -15,6 +15,9 @@ daily job into the database, and every reading accounted for.
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,16 @@ from pydantic import Field
 from actors.grid import AlertConsumer, DailyJobActor, GridGateway
 from actors.grid.store import fates
 from actors.storage import make_engine
-from protocols.errors import PtrError
-from protocols.grid import ConsumerStats, GatewayStats, GetConsumerStats, GetGatewayStats
+from protocols.errors import ConfigError, PtrError
+from protocols.grid import (
+    READINGS_TOPIC,
+    ConsumerStats,
+    GatewayStats,
+    GetConsumerStats,
+    GetGatewayStats,
+    Replayed,
+    ReplayFrom,
+)
 from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
 from systems.runtime import free_port
 from systems.spec import SystemSettings, SystemSpec
@@ -136,11 +147,130 @@ def listen_ports(settings: GridSettings) -> dict[str, int]:
     return {"port": settings.port} if settings.port else {}
 
 
+# --- ptr grid ...: the operator's commands --------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ptr grid", description="operate the national grid")
+    parser.add_argument("--config", type=Path, help="a TOML file of settings")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("provision", help="register the sensors of a CSV file; prints their tokens")
+    p.add_argument("csv", type=Path)
+    p = sub.add_parser("revoke", help="revoke a sensor's token and certificate at once")
+    p.add_argument("sensor_id")
+    p = sub.add_parser("issue-cert", help="a client certificate from the grid's CA for a sensor")
+    p.add_argument("sensor_id")
+    p.add_argument("out_dir", type=Path)
+    p = sub.add_parser("fates", help="every reading's fate, counted (JSON)")
+    p.add_argument("--sensor")
+    p.add_argument("--gateway")
+    p = sub.add_parser("replay", help="re-feed the alert consumers from an offset or a time")
+    p.add_argument("--from", dest="start", required=True,
+                   help="a log offset (123) or an ISO time (2026-12-05T03:00:00Z)")
+    p = sub.add_parser("daily", help="run the daily job now (every finished day, caught up)")
+    p.add_argument("--until", help="the last day to copy (YYYY-MM-DD; default yesterday, UTC)")
+    return parser
+
+
+def command(argv: list[str]) -> int:
+    """``ptr grid provision|revoke|issue-cert|fates|replay|daily``: on the files and databases of
+    the settings given (a running system sees the changes: the registry is watched, and replay
+    goes through the running alert consumer when there is one)."""
+    from actors.grid import GridCA, SensorRegistry, open_log
+    from actors.grid.daily import DailyJob
+    from actors.storage import make_engine
+    from systems.cli import parse_overrides
+
+    args = _parser().parse_args(argv)
+    settings = SYSTEM.settings(args.config, parse_overrides(args.set))
+    assert isinstance(settings, GridSettings)
+    engine = make_engine(settings.database())
+    try:
+        registry = SensorRegistry(engine, settings.version_file())
+        if args.action == "provision":
+            tokens = registry.provision_csv(args.csv)
+            print("sensor_id,token")
+            for sensor_id, token in tokens.items():
+                print(f"{sensor_id},{token}")
+        elif args.action == "revoke":
+            registry.revoke(args.sensor_id)
+            print(f"revoked {args.sensor_id}")
+        elif args.action == "issue-cert":
+            cert, key, fp = GridCA(settings.ca_dir()).issue_sensor(args.sensor_id, args.out_dir)
+            registry.set_certificate(args.sensor_id, fp)
+            print(f"{cert}\n{key}\n{fp}")
+        elif args.action == "fates":
+            print(json.dumps(fates(engine, sensor_id=args.sensor, gateway=args.gateway)))
+        elif args.action == "daily":
+            log = open_log(settings.log())
+            try:
+                for report in DailyJob(log, engine, retain_for=("alerts",)).run(args.until):
+                    print(report.model_dump_json())
+            finally:
+                log.close()
+        else:
+            log = open_log(settings.log())
+            try:
+                offset = _offset_of(log, args.start)
+            finally:
+                log.close()
+            print(f"alerts replay from offset {replay(settings, offset)}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _offset_of(log: Any, start: str) -> int:
+    """``start`` as an offset: an integer, or the first entry the log stored at or after a time."""
+    if start.isdigit():
+        return max(1, int(start))
+    try:
+        when = dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ConfigError(f"--from takes an offset or an ISO time, not {start!r}") from None
+    end = log.end_offset(READINGS_TOPIC)
+    low, high = 1, end + 1  # the first offset whose entry is at or after ``when``
+    while low < high:
+        middle = (low + high) // 2
+        entries = log.read(READINGS_TOPIC, middle, 1)
+        if not entries or entries[0].timestamp >= when:
+            high = middle
+        else:
+            low = entries[0].offset + 1 if entries[0].offset > middle else middle + 1
+    return low
+
+
+def replay(settings: GridSettings, offset: int) -> int:
+    """Rewind the alert group so its next entry is ``offset``: through the running consumer if
+    the grid runs (it owns the group's position), else in the log directly."""
+    from actors.grid import open_log
+    from systems import runfile
+    from systems.runtime import ActorRuntime, set_cookie
+
+    try:
+        info = runfile.find_system(NAME)
+    except PtrError:
+        info = None
+    if info is not None:
+        if info.cookie:
+            set_cookie(info.cookie)
+        runtime = ActorRuntime.attach(info.admin_port, info.root_address(), name=info.name)
+        answer = runtime.ask(ALERTS, ReplayFrom(offset=offset), 10)
+        assert isinstance(answer, Replayed)
+        return answer.committed + 1
+    log = open_log(settings.log())
+    try:
+        log.commit("alerts", READINGS_TOPIC, min(offset - 1, log.end_offset(READINGS_TOPIC)))
+        return log.committed("alerts", READINGS_TOPIC) + 1
+    finally:
+        log.close()
+
+
 SYSTEM = SystemSpec(
     name=NAME,
     summary="authenticated HTTPS gateways on one port, a durable log, alerts, a daily job",
     build_tree=build_tree, settings_model=GridSettings, status=status, edges=edges,
-    listen_ports=listen_ports)
+    listen_ports=listen_ports, command=command)
 
 __all__ = ["ALERTS", "DAILY", "NAME", "SYSTEM", "GridSettings", "build_tree", "edges",
            "fate_counts", "gateway_name", "status"]

@@ -42,6 +42,7 @@ class SystemSpec:
     simulator: Callable[..., Any] | None = None
     listen_ports: Callable[[Any], dict[str, int]] | None = None  # settings -> {setting: port}
     node_capabilities: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    command: Callable[[list[str]], int] | None = None  # ``ptr NAME ARGS...``: the system's own CLI
 
     def settings(self, config_file: Path | None = None,
                  overrides: Mapping[str, Any] | None = None) -> SystemSettings:
