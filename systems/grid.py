@@ -45,8 +45,15 @@ ALERTS = "grid-alerts"
 DAILY = "grid-daily"
 
 
-def gateway_name(index: int) -> str:
+def gateway_name(index: int | str) -> str:
+    """The registered name of gateway ``index`` (``1``, or ``north-1`` with locations)."""
     return f"grid-gw-{index}"
+
+
+def gateway_indexes(settings: Any) -> list[str]:
+    if settings.locations:
+        return [f"{loc}-{i}" for loc in settings.locations for i in range(1, settings.gateways + 1)]
+    return [str(i) for i in range(1, settings.gateways + 1)]
 
 
 class GridSettings(SystemSettings):
@@ -55,7 +62,10 @@ class GridSettings(SystemSettings):
     ``gateways`` processes serve ``host:port`` together (SO_REUSEPORT). ``log_url``: empty for a
     SQLite file under ``data_dir``, or ``nats://host:port/PREFIX`` for JetStream. ``storage_url``:
     the database (SQLite ``grid.db`` under ``data_dir`` by default, or ``postgresql://...``).
-    ``gateway_requirements``: node capabilities a gateway needs (placement across locations).
+    ``locations``: when set, ``gateways`` gateways per location, each requiring a node with the
+    capability ``location=<name>`` (a location's hosts join with ``ptr node start --capability
+    location=NAME``); bind ``host = "0.0.0.0"`` then, and name the hosts' addresses in
+    ``server_names`` (the gateways' certificate).
     """
 
     host: str = "127.0.0.1"
@@ -71,7 +81,8 @@ class GridSettings(SystemSettings):
     alert_poll_s: float = Field(default=0.2, gt=0)
     daily_check_every_s: float = Field(default=300.0, gt=0)
     daily_batch: int = Field(default=1000, ge=1)
-    gateway_requirements: dict[str, Any] = Field(default_factory=dict)
+    locations: tuple[str, ...] = ()
+    server_names: tuple[str, ...] = ("localhost", "127.0.0.1")
 
     def log(self) -> str:
         return self.log_url or f"sqlite:///{Path(self.data_dir) / 'grid-log.db'}"
@@ -89,15 +100,20 @@ class GridSettings(SystemSettings):
 def build_tree(settings: GridSettings) -> SupervisorSpec:
     port = settings.port or free_port()
     common = {"database_url": settings.database(), "log_url": settings.log()}
+    placed: list[tuple[str, dict[str, Any] | None]] = (
+        [(f"{loc}-{i}", {"location": loc}) for loc in settings.locations
+         for i in range(1, settings.gateways + 1)]
+        if settings.locations else [(str(i), None) for i in range(1, settings.gateways + 1)])
     gateways = SupervisorSpec(Strategy.ONE_FOR_ONE, [
         ChildSpec(f"gw-{i}", GridGateway, {
             **common, "gateway_id": f"gw-{i}", "host": settings.host, "port": port,
             "tls": settings.tls, "ca_dir": settings.ca_dir(),
+            "server_names": settings.server_names,
             "version_file": settings.version_file(), "mqtt": settings.mqtt,
             "mqtt_host": settings.mqtt_host, "mqtt_port": settings.mqtt_port,
             "mqtt_prefix": settings.mqtt_prefix, "mqtt_client_id": settings.mqtt_client_id},
-            name=gateway_name(i), requirements=settings.gateway_requirements or None)
-        for i in range(1, settings.gateways + 1)], intensity=20, period_s=5.0)
+            name=gateway_name(i), requirements=requirements)
+        for i, requirements in placed], intensity=20, period_s=5.0)
     return SupervisorSpec(Strategy.ONE_FOR_ONE, [
         gateways.as_child("gateways"),
         ChildSpec("alerts", AlertConsumer, {**common, "version_file": settings.version_file(),
@@ -112,7 +128,7 @@ def status(runtime: Any, settings: GridSettings) -> str:
     """Accepted, duplicate and refused readings per gateway, and the alert consumer's position."""
     parts = []
     try:
-        for i in range(1, settings.gateways + 1):
+        for i in gateway_indexes(settings):
             stats = runtime.ask(gateway_name(i), GetGatewayStats(), 2)
             assert isinstance(stats, GatewayStats)
             parts.append(f"{stats.gateway} accepted {stats.accepted} dup {stats.duplicates} "

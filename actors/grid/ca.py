@@ -75,10 +75,21 @@ class GridCA:
         assert isinstance(loaded, ec.EllipticCurvePrivateKey)
         self.key = loaded
         self.server_cert, self.server_key = self.dir / SERVER_CERT, self.dir / SERVER_KEY
-        if not self.server_cert.exists():
+        if not self._covers(hostnames):
             cert_pem, key_pem = self._issue(hostnames[0], server_names=hostnames)
             _write(self.server_key, key_pem, 0o600)
             _write(self.server_cert, cert_pem, 0o644)
+
+    def _covers(self, hostnames: Sequence[str]) -> bool:
+        """Whether the gateways' certificate exists and names every host in ``hostnames``."""
+        try:
+            cert = x509.load_pem_x509_certificate(self.server_cert.read_bytes())
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except (OSError, ValueError, x509.ExtensionNotFound):
+            return False
+        names = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | \
+            set(san.get_values_for_type(x509.DNSName))
+        return set(hostnames) <= names
 
     def _builder(self, subject: x509.Name, issuer: x509.Name,
                  public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:

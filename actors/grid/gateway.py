@@ -257,6 +257,7 @@ class GatewayArgs(ActorArgs):
     port: int
     tls: bool = True
     ca_dir: str
+    server_names: tuple[str, ...] = ("localhost", "127.0.0.1")
     database_url: str
     log_url: str
     version_file: str
@@ -279,7 +280,7 @@ class GridGateway(Actor):
         self.engine = make_engine(args.database_url)
         registry = SensorRegistry(self.engine, args.version_file)
         self.grid_log = open_log(args.log_url)
-        context = GridCA(args.ca_dir).server_context() if args.tls else None
+        context = GridCA(args.ca_dir, args.server_names).server_context() if args.tls else None
         mqtt = ({"host": args.mqtt_host, "port": args.mqtt_port, "prefix": args.mqtt_prefix,
                  "client_id": f"{args.mqtt_client_id}-{args.gateway_id}"} if args.mqtt else None)
         self.server = GatewayServer(args.gateway_id, args.host, args.port, context,
