@@ -82,6 +82,9 @@ class GridSettings(SystemSettings):
     daily_check_every_s: float = Field(default=300.0, gt=0)
     daily_batch: int = Field(default=1000, ge=1)
     locations: tuple[str, ...] = ()
+    sim_sensors: int = Field(default=2000, ge=10)
+    sim_period_s: float = Field(default=10.0, gt=0)
+    sim_incident_after_s: float = Field(default=20.0, ge=0)
     server_names: tuple[str, ...] = ("localhost", "127.0.0.1")
 
     def log(self) -> str:
@@ -157,6 +160,28 @@ def fate_counts(settings: GridSettings, sensor_id: str | None = None,
         return fates(engine, sensor_id=sensor_id, gateway=gateway)
     finally:
         engine.dispose()
+
+
+def simulator(runtime: Any, settings: GridSettings) -> Any:
+    """``ptr run grid --simulate``: ``sim_sensors`` sensors (registered as ``sim-NNNNN``) against
+    the gateways over HTTPS, a tenth over MQTT when ``mqtt`` is on; see actors/grid/simulator.py."""
+    from actors.grid import SensorRegistry
+    from actors.grid.simulator import GridSimulator
+
+    info = runtime.ask(gateway_name(gateway_indexes(settings)[0]), GetGatewayStats(), 30)
+    assert isinstance(info, GatewayStats)
+    engine = make_engine(settings.database())
+    try:
+        registry = SensorRegistry(engine, settings.version_file())
+        sim = GridSimulator(info.url, settings.ca_dir(), registry, sensors=settings.sim_sensors,
+                            period_s=settings.sim_period_s,
+                            mqtt_share=0.1 if settings.mqtt else 0.0,
+                            mqtt_host=settings.mqtt_host, mqtt_port=settings.mqtt_port,
+                            mqtt_prefix=settings.mqtt_prefix,
+                            incident_after_s=settings.sim_incident_after_s)
+    finally:
+        engine.dispose()
+    return sim.start()
 
 
 def listen_ports(settings: GridSettings) -> dict[str, int]:
@@ -286,7 +311,7 @@ SYSTEM = SystemSpec(
     name=NAME,
     summary="authenticated HTTPS gateways on one port, a durable log, alerts, a daily job",
     build_tree=build_tree, settings_model=GridSettings, status=status, edges=edges,
-    listen_ports=listen_ports, command=command)
+    simulator=simulator, listen_ports=listen_ports, command=command)
 
 __all__ = ["ALERTS", "DAILY", "NAME", "SYSTEM", "GridSettings", "build_tree", "edges",
            "fate_counts", "gateway_name", "status"]
