@@ -45,6 +45,8 @@ log = logging.getLogger("ptr.grid.gateway")
 _BODY = TypeAdapter(ReadingBody | list[ReadingBody])
 MAX_BODY_BYTES = 1 << 20
 FATE_FLUSH_S = 1.0
+REBALANCE_EVERY = 256
+"""Every this many answers a gateway closes the connection after answering (see post_readings)."""
 
 
 class GroupCommitter:
@@ -104,6 +106,7 @@ class GatewayServer:
         self.fates_engine = fates_engine
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.totals: Counter[str] = Counter()
+        self.answered = 0
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"grid-{gateway_id}-log")
         self.loop_thread = LoopThread(name=f"grid-{gateway_id}")
         self.runner: web.AppRunner | None = None
@@ -173,7 +176,14 @@ class GatewayServer:
                 cert_fp = fingerprint(der)
         status, answer = await self.accept(request.headers.get("X-Sensor-Id", ""), token, cert_fp,
                                            await request.read())
-        return web.json_response(answer, status=status)
+        response = web.json_response(answer, status=status)
+        self.answered += 1
+        if self.answered % REBALANCE_EVERY == 0:
+            # the client reconnects, and the kernel may hand the new connection to another
+            # gateway: kept-alive connections would otherwise stay where they are for ever
+            # (after a gateway's restart, every connection would sit on the others)
+            response.force_close()
+        return response
 
     async def accept(self, sensor_id: str, token: str | None, cert_fp: str | None,
                      body: bytes) -> tuple[int, dict[str, Any]]:

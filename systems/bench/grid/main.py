@@ -204,7 +204,7 @@ def _delete_stream(url: str, stream: str) -> None:
     asyncio.run(delete())
 
 
-def run(seconds: float = 20.0, sensors: int = 200, batch: int = 10, gateways: int = 2,
+def run(seconds: float = 20.0, sensors: int = 64, batch: int = 10, gateways: int = 2,
         connections: int = 64, kill: bool = True, bare: bool = True, log: str = "sqlite",
         nats_url: str = "nats://127.0.0.1:4222") -> dict[str, Any]:
     """``log``: ``sqlite`` (the default log) or ``jetstream`` (the same server as the baseline)."""
