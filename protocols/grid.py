@@ -154,7 +154,25 @@ class Replayed(Message):
     committed: int
 
 
-__all__ = ["Alert", "CheckAlertsNow", "ConsumerStats", "DailyJobReport", "DayReport", "FATES",
-           "GatewayStats", "GetConsumerStats", "GetGatewayStats", "PERIOD_S", "READINGS_TOPIC",
-           "ReadingBody", "RefusalReason", "Replayed", "ReplayFrom", "RunDailyJob",
-           "SENSOR_KINDS", "SILENT_PERIODS", "STATUS_OF_REASON", "SensorRecord"]
+__all__ = [
+    "FATES",
+    "PERIOD_S",
+    "READINGS_TOPIC",
+    "SENSOR_KINDS",
+    "SILENT_PERIODS",
+    "STATUS_OF_REASON",
+    "Alert",
+    "CheckAlertsNow",
+    "ConsumerStats",
+    "DailyJobReport",
+    "DayReport",
+    "GatewayStats",
+    "GetConsumerStats",
+    "GetGatewayStats",
+    "ReadingBody",
+    "RefusalReason",
+    "ReplayFrom",
+    "Replayed",
+    "RunDailyJob",
+    "SensorRecord",
+]

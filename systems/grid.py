@@ -145,8 +145,9 @@ def status(runtime: Any, settings: GridSettings) -> str:
 
 def edges(settings: GridSettings) -> list[str]:
     scheme = "https" if settings.tls else "http"
-    out = [f"{scheme}://{settings.host}:{settings.port or '(a free port)'} POST /readings "
-           f"(X-Sensor-Id + Bearer token or client certificate), {settings.gateways} gateways"]
+    port = settings.port or "(a free port)"
+    out = [(f"{scheme}://{settings.host}:{port} POST /readings (X-Sensor-Id + Bearer token or "
+            f"client certificate), {settings.gateways} gateways")]
     if settings.mqtt:
         out.append(f"mqtt://{settings.mqtt_host}:{settings.mqtt_port} "
                    f"{settings.mqtt_prefix}/readings/<sensor_id> (shared subscription)")
@@ -266,7 +267,7 @@ def _offset_of(log: Any, start: str) -> int:
     if start.isdigit():
         return max(1, int(start))
     try:
-        when = dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+        when = dt.datetime.fromisoformat(start).timestamp()
     except ValueError:
         raise ConfigError(f"--from takes an offset or an ISO time, not {start!r}") from None
     end = log.end_offset(READINGS_TOPIC)

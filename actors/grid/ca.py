@@ -93,7 +93,7 @@ class GridCA:
 
     def _builder(self, subject: x509.Name, issuer: x509.Name,
                  public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
                 .public_key(public_key).serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(minutes=5))

@@ -26,8 +26,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from actors.base import Actor
-from actors.grid.store import DAILY_RUNS, add_fates_in, create_tables, day_table, open_log, \
-    unpack_reading, utc_day
+from actors.grid.store import (
+    DAILY_RUNS,
+    add_fates_in,
+    create_tables,
+    day_table,
+    open_log,
+    unpack_reading,
+    utc_day,
+)
 from actors.storage import DurableLog, make_engine, storage_error
 from protocols.grid import READINGS_TOPIC, DailyJobReport, DayReport, RunDailyJob
 from protocols.message import ActorArgs
@@ -38,7 +45,7 @@ DAILY_GROUP = "daily"
 
 
 def yesterday(now: float | None = None) -> str:
-    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc).date()
+    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).date()
     return (today - dt.timedelta(days=1)).isoformat()
 
 

@@ -29,16 +29,19 @@ from pydantic import TypeAdapter, ValidationError
 
 from actors._loop_thread import LoopThread
 from actors.base import Actor
-from actors.grid.ca import GridCA
-from actors.grid.ca import fingerprint
-from actors.grid.registry import Authenticator
-from actors.grid.registry import SensorRegistry
+from actors.grid.ca import GridCA, fingerprint
+from actors.grid.registry import Authenticator, SensorRegistry
 from actors.grid.store import add_fates, open_log, pack_reading
-from actors.storage import make_engine
-from actors.storage import DurableLog
+from actors.storage import DurableLog, make_engine
 from protocols.errors import StorageError
+from protocols.grid import (
+    STATUS_OF_REASON,
+    GatewayStats,
+    GetGatewayStats,
+    ReadingBody,
+    RefusalReason,
+)
 from protocols.message import ActorArgs
-from protocols.grid import GatewayStats, GetGatewayStats, STATUS_OF_REASON, ReadingBody, RefusalReason, SensorRecord
 
 log = logging.getLogger("ptr.grid.gateway")
 

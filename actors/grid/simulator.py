@@ -29,7 +29,7 @@ TICK_S = 0.1
 
 
 class SimSensor:
-    __slots__ = ("sensor_id", "token", "seq", "skew_s", "via_mqtt", "last")
+    __slots__ = ("last", "sensor_id", "seq", "skew_s", "token", "via_mqtt")
 
     def __init__(self, sensor_id: str, token: str, skew_s: float, via_mqtt: bool) -> None:
         self.sensor_id, self.token, self.seq, self.skew_s = sensor_id, token, 0, skew_s
@@ -157,5 +157,5 @@ class GridSimulator:
             async with session.post(self.url, json=body, headers=headers) as response:
                 answer = await response.json()
                 self.answers["acked" if response.status == 200 else answer.get("error", "?")] += 1
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             self.answers["failed"] += 1

@@ -92,7 +92,7 @@ def day_table(day: str) -> sa.Table:
 
 
 def utc_day(unix_s: float) -> str:
-    return dt.datetime.fromtimestamp(unix_s, dt.timezone.utc).date().isoformat()
+    return dt.datetime.fromtimestamp(unix_s, dt.UTC).date().isoformat()
 
 
 def pack_reading(reading: ReadingBody, gateway: str) -> bytes:

@@ -5,8 +5,8 @@ the grid's CA; retries acknowledged and stored once; per-sensor order kept."""
 from __future__ import annotations
 
 import json
-import uuid
 import ssl
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,13 +35,13 @@ def gateway(place):
 def test_each_refusal_reason_answers_json_and_is_counted(place, gateway) -> None:
     ctx, url, token = place.context(), gateway.url, place.tokens["s0"]
     cases = [
-        (dict(sensor_id=None, token=token), 401, "missing_credentials"),
-        (dict(sensor_id="s0", token=None), 401, "missing_credentials"),
-        (dict(sensor_id="nobody", token=token), 401, "unknown_sensor"),
-        (dict(sensor_id="s0", token=place.tokens["s1"]), 401, "wrong_token"),
-        (dict(sensor_id="s0", token=token, body=reading("s1", 1)), 403, "sensor_mismatch"),
-        (dict(sensor_id="s0", token=token, raw=b"{not json"), 400, "invalid"),
-        (dict(sensor_id="s0", token=token, body={"sensor_id": "s0", "seq": 0, "ts": 1}), 400,
+        ({"sensor_id": None, "token": token}, 401, "missing_credentials"),
+        ({"sensor_id": "s0", "token": None}, 401, "missing_credentials"),
+        ({"sensor_id": "nobody", "token": token}, 401, "unknown_sensor"),
+        ({"sensor_id": "s0", "token": place.tokens["s1"]}, 401, "wrong_token"),
+        ({"sensor_id": "s0", "token": token, "body": reading("s1", 1)}, 403, "sensor_mismatch"),
+        ({"sensor_id": "s0", "token": token, "raw": b"{not json"}, 400, "invalid"),
+        ({"sensor_id": "s0", "token": token, "body": {"sensor_id": "s0", "seq": 0, "ts": 1}}, 400,
          "invalid"),
     ]
     for kwargs, status, reason in cases:

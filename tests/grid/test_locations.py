@@ -110,8 +110,8 @@ class Hosts:
         for host, proc in self.procs.items():
             try:
                 sids.append(self.sid(host))
-            except Exception:  # noqa: BLE001 - killed already: no run file
-                pass
+            except Exception:  # noqa: BLE001, S112 - killed already: no run file
+                continue
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(30)
@@ -127,8 +127,10 @@ def gateway(rt: Any, child_id: str) -> ChildInfo | None:
 
 
 def wait_child(rt: Any, child_id: str, predicate: Any, what: str) -> ChildInfo:
-    return rt.wait_for(lambda: (lambda c: c if c is not None and predicate(c) else None)(
-        gateway(rt, child_id)), timeout_s=30, interval_s=0.1, what=what)
+    def check() -> ChildInfo | None:
+        child = gateway(rt, child_id)
+        return child if child is not None and predicate(child) else None
+    return rt.wait_for(check, timeout_s=30, interval_s=0.1, what=what)
 
 
 def test_gateways_of_two_locations_run_on_their_hosts_and_fail_over(
@@ -153,7 +155,8 @@ def test_gateways_of_two_locations_run_on_their_hosts_and_fail_over(
         assert (north.node, south.node) == ("north", "south")
         ctx = place.ca.client_context()
         for seq, (host, gw) in enumerate([("north", "gw-north-1"), ("south", "gw-south-1")], 1):
-            answer = rt.wait_for(lambda: _post(f"https://{HOSTS[host]}:{port}", place, seq, ctx),
+            url = f"https://{HOSTS[host]}:{port}"
+            answer = rt.wait_for(lambda url=url, seq=seq: _post(url, place, seq, ctx),
                                  timeout_s=20, what=f"an answer from {host}")
             assert answer.body["gateway"] == gw
 

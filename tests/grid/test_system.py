@@ -125,7 +125,7 @@ def test_two_gateways_share_a_port_and_a_sigkill_loses_no_acknowledged_reading(
 
 
 def test_the_alert_consumer_resumes_from_its_committed_offset(make_runtime, tmp_path) -> None:
-    rt, settings, place = start(make_runtime, tmp_path, gateways=1, alert_poll_s=30)
+    rt, _settings, place = start(make_runtime, tmp_path, gateways=1, alert_poll_s=30)
     url = gateway_stats(rt, 1).url
     ctx = place.context()
     hot = [reading("s0", 1, temperature_c=95.0), reading("s0", 2, voltage_v=180.0)]

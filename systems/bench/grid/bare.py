@@ -16,6 +16,7 @@ import json
 import socket
 import ssl
 import sys
+from pathlib import Path
 
 import nats
 from aiohttp import web
@@ -28,8 +29,8 @@ _BODY = TypeAdapter(ReadingBody | list[ReadingBody])
 
 async def serve(port: int, tokens_file: str, cert: str, key: str, nats_url: str,
                 stream: str) -> None:
-    hashes = {sid: hashlib.sha256(tok.encode()).hexdigest()
-              for sid, tok in json.loads(open(tokens_file).read()).items()}
+    tokens = json.loads(Path(tokens_file).read_text())  # once, before serving
+    hashes = {sid: hashlib.sha256(tok.encode()).hexdigest() for sid, tok in tokens.items()}
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     subject = f"{stream}.readings"

@@ -80,7 +80,7 @@ class Load:
                         await response.read()
                         if response.status == 200:
                             break
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError, OSError):
                     pass
                 self.retries += 1
                 await asyncio.sleep(0.01)  # back off before the retry
