@@ -470,6 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if words and not words[0].startswith("-"):
+            # ``ptr SYSTEM ...``: a system's own commands (``ptr grid replay``), if it has some
+            from systems import catalog
+            spec = catalog.systems().get(words[0])
+            if spec is not None and spec.command is not None:
+                return int(spec.command(words[1:]))
+    except PtrError as exc:
+        print(f"ptr: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

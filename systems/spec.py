@@ -51,6 +51,7 @@ class SystemSpec:
     # (runtime, settings) -> the system's own Prometheus families (prometheus_client Metric
     # objects), asked once per observer snapshot from the thread that owns the runtime
     metrics: Callable[[Any, Any], Iterable[Any]] | None = None
+    command: Callable[[list[str]], int] | None = None  # ``ptr NAME ARGS...``: the system's own CLI
 
     def settings(self, config_file: Path | None = None,
                  overrides: Mapping[str, Any] | None = None) -> SystemSettings:

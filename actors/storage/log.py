@@ -52,6 +52,28 @@ class DurableLog(ABC):
         self._check_open()
         return self._append(topic, payloads) if payloads else []
 
+    def append_sequenced(self, topic: str, items: list[tuple[str, int, bytes]]) -> list[int | None]:
+        """Append each ``(key, seq, payload)`` unless ``key`` already has a payload with a sequence
+        number >= ``seq`` in ``topic`` (Kafka's idempotent producer, with one sequence per key, such
+        as a sensor). Returns each item's offset, or None for an item that was not appended (a
+        retry of one already stored, or an older one): so a key's payloads stand in the log in
+        increasing ``seq`` order and each ``(key, seq)`` at most once.
+
+        SqliteLog checks and appends in one transaction (exact, across processes); JetStreamLog
+        uses the server's message-id deduplication (exact within the stream's duplicate window).
+        """
+        check_name("topic", topic)
+        for index, item in enumerate(items):
+            key, seq, payload = item
+            if not isinstance(key, str) or not key or not isinstance(seq, int) or seq < 1:
+                raise ValueError(f"item {index} for topic {topic!r} needs a key and a seq >= 1")
+            if not isinstance(payload, bytes):
+                raise TypeError(
+                    f"payload {index} for topic {topic!r} is {type(payload).__name__}, not bytes"
+                )
+        self._check_open()
+        return self._append_sequenced(topic, items) if items else []
+
     def read(self, topic: str, from_offset: int, max_count: int) -> list[LogEntry]:
         """Up to ``max_count`` entries of ``topic`` from ``from_offset`` on, in offset order.
 
@@ -135,6 +157,10 @@ class DurableLog(ABC):
     # Backends implement these; arguments are already checked.
     @abstractmethod
     def _append(self, topic: str, payloads: list[bytes]) -> list[int]: ...
+
+    @abstractmethod
+    def _append_sequenced(self, topic: str, items: list[tuple[str, int, bytes]]) -> list[int | None]:
+        ...
 
     @abstractmethod
     def _read(self, topic: str, from_offset: int, max_count: int) -> list[LogEntry]: ...

@@ -134,6 +134,29 @@ class JetStreamLog(DurableLog):
         acks = [await self._js.publish_async(subject, payload) for payload in payloads]
         return [ack.seq for ack in await asyncio.gather(*acks)]
 
+    def _append_sequenced(self, topic: str, items: list[tuple[str, int, bytes]]) -> list[int | None]:
+        self._append_limit_check(topic, [payload for _key, _seq, payload in items])
+        return self._run(f"sequenced append to topic {topic!r}", self._publish_ids(topic, items))
+
+    async def _publish_ids(self, topic: str, items: list[tuple[str, int, bytes]]) -> list[int | None]:
+        # Nats-Msg-Id: the server drops a repeat within the stream's duplicate window (2 min by
+        # default) and answers it with duplicate=True.
+        await self._ensure_stream(topic)
+        subject = f"{self.stream_prefix}.{topic}"
+        acks = [await self._js.publish_async(subject, payload,
+                                             headers={"Nats-Msg-Id": f"{key}:{seq}"})
+                for key, seq, payload in items]
+        return [None if ack.duplicate else ack.seq for ack in await asyncio.gather(*acks)]
+
+    def _append_limit_check(self, topic: str, payloads: list[bytes]) -> None:
+        limit = self._nc.max_payload
+        for index, payload in enumerate(payloads):
+            if len(payload) > limit:
+                raise StorageError(
+                    f"payload {index} for topic {topic!r} has {len(payload)} bytes; "
+                    f"the NATS server accepts at most {limit}"
+                )
+
     async def _ensure_stream(self, topic: str) -> str:
         stream = self.stream_name(topic)
         if stream not in self._known_streams:

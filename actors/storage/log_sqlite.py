@@ -40,6 +40,21 @@ _COMMITS = sa.Table(
     sa.Column("committed_offset", sa.Integer(), nullable=False),
 )
 
+# Sequenced appends: the highest sequence number stored per (topic, key).
+_SEQUENCES = sa.Table(
+    "ptr_log_sequences",
+    _METADATA,
+    sa.Column("topic", sa.String(), primary_key=True),
+    sa.Column("seq_key", sa.String(), primary_key=True),
+    sa.Column("last_seq", sa.Integer(), nullable=False),
+)
+_NEW_SEQUENCE = insert(_SEQUENCES)
+_SET_SEQUENCE = _NEW_SEQUENCE.on_conflict_do_update(
+    index_elements=[_SEQUENCES.c.topic, _SEQUENCES.c.seq_key],
+    set_={"last_seq": _NEW_SEQUENCE.excluded.last_seq},
+)
+_KEY_CHUNK = 500  # keys per IN (...) lookup, below SQLite's bound-parameter limit
+
 _NEW_TOPIC = insert(_TOPICS)
 _BUMP_END = _NEW_TOPIC.on_conflict_do_update(
     index_elements=[_TOPICS.c.topic],
@@ -106,6 +121,44 @@ class SqliteLog(DurableLog):
         except SQLAlchemyError as exc:
             raise storage_error(
                 exc, f"append of {len(payloads)} payloads to topic {topic!r} failed"
+            ) from exc
+        return offsets
+
+    def _append_sequenced(self, topic: str, items: list[tuple[str, int, bytes]]) -> list[int | None]:
+        now = time.time()
+        try:
+            with self.engine.begin() as connection:
+                # A write first: it takes SQLite's write lock, so the check below and the append
+                # are one serialised step across every process appending to this file.
+                end = connection.execute(_BUMP_END, {"topic": topic, "end_offset": 0}).scalar_one()
+                keys = sorted({key for key, _seq, _payload in items})
+                last: dict[str, int] = {}
+                for start in range(0, len(keys), _KEY_CHUNK):
+                    chunk = keys[start:start + _KEY_CHUNK]
+                    query = sa.select(_SEQUENCES.c.seq_key, _SEQUENCES.c.last_seq).where(
+                        _SEQUENCES.c.topic == topic, _SEQUENCES.c.seq_key.in_(chunk))
+                    last.update((row.seq_key, row.last_seq) for row in connection.execute(query))
+                offsets: list[int | None] = []
+                rows: list[dict[str, Any]] = []
+                for key, seq, payload in items:
+                    if seq <= last.get(key, 0):
+                        offsets.append(None)
+                        continue
+                    last[key] = seq
+                    end += 1
+                    offsets.append(end)
+                    rows.append({"topic": topic, "entry_offset": end, "payload": payload,
+                                 "appended_at": now})
+                if rows:
+                    connection.execute(_BUMP_END, {"topic": topic, "end_offset": len(rows)})
+                    connection.execute(_ENTRIES.insert(), rows)
+                    changed = {key for (key, _s, _p), offset in zip(items, offsets, strict=True)
+                               if offset is not None}
+                    connection.execute(_SET_SEQUENCE, [{"topic": topic, "seq_key": key,
+                                                        "last_seq": last[key]} for key in changed])
+        except SQLAlchemyError as exc:
+            raise storage_error(
+                exc, f"sequenced append of {len(items)} payloads to topic {topic!r} failed"
             ) from exc
         return offsets
 

@@ -46,6 +46,11 @@ def _inference(**kwargs: Any) -> dict[str, Any]:
     return run(**kwargs)
 
 
+def _grid(**kwargs: Any) -> dict[str, Any]:
+    from systems.bench.grid import run
+    return run(**kwargs)
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "runtime": ("ptr actors vs plain Thespian messages/s, and restart latency", _runtime),
     "light": ("light actors: memory, spawn, local and cross-host messages, restart", _light),
@@ -61,4 +66,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "inference": ("ML prediction service: images/s and p95 batched vs batch 1 on the same "
                   "workers, jobs lost / results duplicated under kill -9s, upload MB/s vs a bare "
                   "file write", _inference),
+    "grid": ("grid: acked readings/s through 2 HTTPS gateways with a kill -9, ack p99, daily job "
+             "rows/s, lost/duplicated, vs bare aiohttp + JetStream", _grid),
 }
