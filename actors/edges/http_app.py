@@ -36,7 +36,7 @@ from pydantic import PydanticUserError, TypeAdapter, ValidationError
 from actors.edges._metrics import EdgeMetrics
 from actors.edges.bridge import BridgeClosedError, EdgeBridge, SaturatedError
 from actors.edges.openapi import openapi_document
-from actors.edges.routes import ANSWER_LATER, HTTP_STATUS, Answer, Inbound, Route
+from actors.edges.routes import ANSWER_LATER, HTTP_STATUS, Answer, Inbound, Route, problem
 from protocols.codec import field_errors
 from protocols.errors import (
     ConfigError,
@@ -49,7 +49,7 @@ from protocols.errors import (
 )
 
 __all__ = ["ANSWER_LATER", "Answer", "HTTP_STATUS", "Inbound", "METRICS_KEY", "OPENAPI_PATH",
-           "Route", "build_app"]
+           "Route", "build_app", "problem"]
 
 log = logging.getLogger("ptr.edges.http")
 
@@ -115,7 +115,7 @@ def _json_response(status: int, payload: Any, headers: dict[str, str] | None = N
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None, /,
            **context: Any) -> web.Response:
-    return _json_response(status, {"error": message, **context}, headers)
+    return _json_response(status, problem(status, {"error": message, **context}), headers)
 
 
 def _refused(exc: RefusedError, retry_after_s: int) -> web.Response:
@@ -127,7 +127,8 @@ def _refused(exc: RefusedError, retry_after_s: int) -> web.Response:
         seconds = max(1, round(wait + 0.49))
         headers = {"Retry-After": str(seconds)}
         body.setdefault("retry_after_s", seconds)  # the body says what the header says
-    return _json_response(HTTP_STATUS[exc.refusal], body, headers)
+    status = HTTP_STATUS[exc.refusal]
+    return _json_response(status, problem(status, body), headers)
 
 
 def _too_large(max_body_bytes: int) -> web.Response:
@@ -194,7 +195,7 @@ def _guard(metrics: EdgeMetrics, retry_after_s: int, max_body_bytes: int) -> Mid
                               timeout_s=exc.timeout_s)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.exception("%s %s failed", request.method, request.path)
-            response = _error(500, "internal error", type=type(exc).__name__)
+            response = _error(500, "internal error", error_type=type(exc).__name__)
         finally:
             metrics.in_flight.dec()
         metrics.observe(_route_label(request), response.status, time.perf_counter() - started)
@@ -345,7 +346,7 @@ def _route_handler(route: Route, bridge: EdgeBridge[Inbound], metrics: EdgeMetri
 def _health_handler(bridge: EdgeBridge[Inbound]) -> Handler:
     async def health(request: web.Request) -> web.StreamResponse:
         if bridge.closed:
-            return _error(503, "edge is shutting down", status="closing")
+            return _json_response(503, {"status": "closing", "error": "edge is shutting down"})
         return _json_response(200, {"status": "ok", "in_flight": bridge.in_flight,
                                    "max_in_flight": bridge.limit})
     return health

@@ -16,6 +16,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
+from actors.edges.routes import problem
+
 log = logging.getLogger("ptr.edges.http")
 
 __all__ = ["HttpServer"]
@@ -33,7 +35,7 @@ class _JsonErrorRequestHandler(RequestHandler):
         why = str(getattr(exc, "message", "") or message or HTTPStatus(status).phrase)
         log.info("refused a request from %s that did not parse: %d %s", request.remote, status,
                  why)
-        body = {"error": why, "refusal": "invalid"}
+        body = problem(status, {"error": why, "refusal": "invalid"})
         response = web.Response(status=status, text=json.dumps(body),
                                 content_type="application/json")
         response.force_close()

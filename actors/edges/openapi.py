@@ -23,11 +23,16 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 class ErrorBody(BaseModel):
-    """Every error answer of an HTTP edge: the reason, its refusal kind, the fields at fault; more
-    context (``max_bytes``, ``client``, ``allowed``...) may follow."""
+    """Every error answer of an HTTP edge: RFC 9457 problem details (``type``, ``title``,
+    ``status``, ``detail``) and ptr's own members: the reason, its refusal kind, the fields at
+    fault; more context (``max_bytes``, ``client``, ``allowed``...) may follow."""
 
     model_config = ConfigDict(extra="allow", title="Error")
 
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
     error: str
     refusal: RefusalKind | None = None
     fields: list[dict[str, Any]] = []

@@ -12,6 +12,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 
 from protocols.errors import RefusalKind, SpecError
 
-__all__ = ["ANSWER_LATER", "Answer", "HTTP_STATUS", "Inbound", "Route"]
+__all__ = ["ANSWER_LATER", "Answer", "HTTP_STATUS", "Inbound", "PROBLEM_MEMBERS", "Route", "problem"]
 
 HTTP_STATUS: dict[RefusalKind, int] = {
     RefusalKind.INVALID: 400, RefusalKind.UNAUTHORIZED: 401, RefusalKind.FORBIDDEN: 403,
@@ -28,6 +29,18 @@ HTTP_STATUS: dict[RefusalKind, int] = {
     RefusalKind.TIMEOUT: 504,
 }
 """The one place a refusal kind becomes an HTTP status."""
+
+def problem(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """An error body as RFC 9457 problem details as well: ``type`` (``about:blank``: the status
+    says it all), ``title`` (the status's phrase), ``status`` and ``detail`` (the ``error`` text),
+    beside ptr's own members (``error``, ``refusal``, ``fields``...). Served as
+    ``application/json``, the type every client of the edges reads errors as."""
+    return {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": body.get("error", ""), **{k: v for k, v in body.items()
+                                                 if k not in PROBLEM_MEMBERS}}
+
+
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail"})
 _PATH_PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)}")
 
 ANSWER_LATER: Any = type("AnswerLater", (), {"__repr__": lambda self: "ANSWER_LATER"})()

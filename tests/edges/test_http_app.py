@@ -195,7 +195,24 @@ async def test_client_outside_the_allowlist_is_403(bridge: EdgeBridge[Inbound]) 
 
 async def test_unknown_route_is_404_json(client: TestClient) -> None:
     body = await answer(await client.get("/nowhere"), 404)
-    assert body == {"error": "Not Found", "path": "/nowhere", "refusal": "not_found"}
+    assert body == {"type": "about:blank", "title": "Not Found", "status": 404,
+                    "detail": "Not Found", "error": "Not Found", "path": "/nowhere",
+                    "refusal": "not_found"}
+
+
+@pytest.mark.parametrize("request_args, status, title", [
+    (("post", "/readings", {"json": {"value": 3}}), 400, "Bad Request"),
+    (("post", "/readings", {"data": b"x" * (MAX_BODY + 1)}), 413, "Request Entity Too Large"),
+    (("get", "/readings", {}), 405, "Method Not Allowed"),
+])
+async def test_every_error_is_problem_details_beside_ptrs_own_members(
+        client: TestClient, request_args: tuple, status: int, title: str) -> None:
+    """RFC 9457: ``type``, ``title``, ``status`` and ``detail``, with ptr's ``error`` (the same
+    text as ``detail``) and ``refusal``; a client of either vocabulary reads the answer."""
+    method, path, kwargs = request_args
+    body = await answer(await getattr(client, method)(path, **kwargs), status)
+    assert (body["type"], body["title"], body["status"]) == ("about:blank", title, status)
+    assert body["detail"] == body["error"] and body["detail"]
 
 
 async def test_wrong_method_is_405_json_with_allow(client: TestClient) -> None:
@@ -239,7 +256,9 @@ async def test_actor_failure_is_500_json_and_the_server_keeps_serving(
         client: TestClient, bridge: EdgeBridge[Inbound]) -> None:
     with ActorThread(bridge, echo_actor):
         body = await answer(await client.post("/echo", json={"text": "boom"}), 500)
-        assert body == {"error": "internal error", "type": "RuntimeError"}
+        assert body == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                        "detail": "internal error", "error": "internal error",
+                        "error_type": "RuntimeError"}
         assert (await answer(await client.post("/echo", json={"text": "ok"}), 200))["text"] == "OK"
 
 

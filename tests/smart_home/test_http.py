@@ -201,6 +201,7 @@ def test_readings_honour_since_and_until_and_refuse_bad_ones(make_runtime, tmp_p
     assert home.get("/sensors/heating-attic/readings").status == 404
     assert home.get("/sensors/heating-attic/readings").json["refusal"] == "not_found"
     assert home.get("/rooms/attic/stats").json == {
+        "type": "about:blank", "title": "Not Found", "status": 404, "detail": "unknown room",
         "error": "unknown room", "refusal": "not_found", "room": "attic",
         "rooms": ["kitchen", "living", "outside"]}
 
