@@ -2,7 +2,9 @@
 
 Two threads, one rule: only the thread that owns the ``ActorRuntime`` (``ptr run``'s main loop)
 talks to the actor system. It calls ``service()`` a few times a second; that takes a snapshot of
-the tree every ``snapshot_every_s`` and runs the faults the page asked for. The aiohttp server runs
+the tree every ``snapshot_every_s`` while a page watches (every ``idle_snapshot_every_s``
+otherwise, which is what ``/metrics`` reads: a snapshot asks every actor for its figures, so an
+unwatched system is not asked every second) and runs the faults the page asked for. The aiohttp server runs
 in a loop thread and only reads what ``service()`` published (under a lock) or queues a fault and
 waits for its outcome. Server-sent events push each new snapshot to every open page.
 
@@ -57,12 +59,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
 
 
+HOT_AFTER_FAULT_S = 10.0  # after a fault, snapshots at the watched rate: its restarts show at once
+
+
 @dataclass(frozen=True)
 class ObserverConfig:
     host: str = "127.0.0.1"
     port: int = 0
     allow_chaos: bool = False
-    snapshot_every_s: float = 1.0
+    snapshot_every_s: float = 1.0     # while a page watches (server-sent events)
+    idle_snapshot_every_s: float = 10.0  # while none does: what /metrics and inspect read
     limit: int = 50                   # children shown per supervisor (as ptr inspect)
     port_setting: str = "--observe-port"
     require_token: bool | None = None  # None: when bound beyond loopback
@@ -106,7 +112,8 @@ class Observer:
         self._changed: asyncio.Event | None = None
         self._closing = False
         self._runner: web.AppRunner | None = None
-        self._next_snapshot = 0.0
+        self._next_snapshot = self._next_watched = self._hot_until = 0.0
+        self._watchers = 0                 # open event streams (the loop thread counts them)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -161,10 +168,13 @@ class Observer:
             except queue.Empty:
                 break
             future.set_result(self._inject(fault))
-            self._next_snapshot = 0.0  # show its effect at once
+            self._next_snapshot = 0.0  # show its effect at once, and its aftermath at full rate
+            self._hot_until = time.time() + HOT_AFTER_FAULT_S
         now = time.time() if now is None else now
-        if now >= self._next_snapshot:
-            self._next_snapshot = now + self.config.snapshot_every_s
+        watched = self._watchers > 0 or now < self._hot_until
+        if now >= self._next_snapshot or (watched and now >= self._next_watched):
+            self._next_snapshot = now + self.config.idle_snapshot_every_s
+            self._next_watched = now + self.config.snapshot_every_s
             self.snapshot(now)
 
     def snapshot(self, now: float) -> None:
@@ -287,17 +297,21 @@ class Observer:
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
         sent = -1
-        while not self._closing:
-            changed = self._changed
-            assert changed is not None
-            if self._version != sent:
-                sent = self._version
-                await response.write(b"event: snapshot\ndata: " + self._payload + b"\n\n")
-                continue
-            try:
-                await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
+        self._watchers += 1  # a page watches: snapshots every snapshot_every_s while it does
+        try:
+            while not self._closing:
+                changed = self._changed
+                assert changed is not None
+                if self._version != sent:
+                    sent = self._version
+                    await response.write(b"event: snapshot\ndata: " + self._payload + b"\n\n")
+                    continue
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+        finally:
+            self._watchers -= 1
         return response
 
     async def _fault(self, request: web.Request) -> web.Response:

@@ -145,3 +145,33 @@ def test_light_actors_are_counted_per_host_by_the_hosts_path(make_runtime) -> No
     lights = {s.labels["host"]: s.value for f in text_string_to_metric_families(text)
               for s in f.samples if s.name == "ptr_light_actors"}
     assert lights == {"/lab/h1": 4.0}
+
+
+def test_unwatched_the_tree_is_asked_every_idle_interval_and_every_second_while_a_page_watches(
+        make_runtime) -> None:  # type: ignore
+    """A snapshot asks every actor for its figures: with no page open (only ``/metrics`` and
+    ``ptr inspect`` read it) the observer takes one every ``idle_snapshot_every_s``; an open event
+    stream brings it to one every ``snapshot_every_s``."""
+    import http.client
+    import threading
+
+    rt: ActorRuntime = make_runtime(PING.tree(), base="simple", name="ping")
+    config = ObserverConfig(snapshot_every_s=1.0, idle_snapshot_every_s=10.0)
+    with Observer(rt, config) as observer:
+        taken: list[float] = []
+        snapshot = observer.snapshot
+        observer.snapshot = lambda now: (taken.append(now), snapshot(now))  # type: ignore
+        for t in range(1000, 1012):
+            observer.service(now=float(t))
+        assert taken == [1000.0, 1010.0], "unwatched: every 10 s"
+
+        stream = http.client.HTTPConnection(config.host, observer.port, timeout=10)
+        stream.request("GET", "/api/events")
+        response = stream.getresponse()
+        first = threading.Event()
+        threading.Thread(target=lambda: (response.read(6), first.set()), daemon=True).start()
+        assert first.wait(10), "the page got the current snapshot"
+        for t in range(1012, 1016):
+            observer.service(now=float(t))
+        assert taken[2:] == [1012.0, 1013.0, 1014.0, 1015.0], "watched: every second"
+        stream.close()
