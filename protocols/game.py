@@ -581,6 +581,10 @@ class GameStatsQuery(Message):
     profile: Literal["", "start", "stop"] = ""
 
 
+TICK_BUCKETS_MS = (1.0, 2.0, 4.0, 8.0, 12.0, 16.7, 33.3, 50.0, 100.0)
+"""Upper bounds of the tick-duration histogram's buckets (a tick at 60 Hz has 16.7 ms)."""
+
+
 class GameStatsReport(Message):
     window_s: float
     ticks: int
@@ -610,6 +614,10 @@ class GameStatsReport(Message):
     pid: int
     loop_tid: int = 0  # the tick loop thread's native id (to place it on a CPU)
     profile: list[str] = []
+    # since the server started (not per window): ticks per TICK_BUCKETS_MS bucket, the last one
+    # past every bound; and the seconds all ticks took: a Prometheus histogram's counts and sum
+    tick_bucket_counts: list[int] = []
+    tick_seconds_sum: float = 0.0
 
 
 class LobbyInfo(Message):

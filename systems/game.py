@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from typing import Any, Literal
 
@@ -24,8 +25,15 @@ from actors.game.lobby import Lobby, LobbyLimits, lobby_routes
 from actors.game.match import Matchmaker
 from actors.game.server import GameServer, RoomActor
 from protocols.errors import PtrError
-from protocols.game import GameStatsQuery, GameStatsReport, LobbyAddress, LobbyInfo, MatchReport, \
-    MatchStatus
+from protocols.game import (
+    TICK_BUCKETS_MS,
+    GameStatsQuery,
+    GameStatsReport,
+    LobbyAddress,
+    LobbyInfo,
+    MatchReport,
+    MatchStatus,
+)
 from supervisors.spec import ChildSpec, RestartType, Strategy, SupervisorSpec
 from systems.spec import SystemSettings, SystemSpec
 
@@ -204,8 +212,9 @@ def _close_window(runtime: Any, k: int, r: GameStatsReport) -> None:
 
 def metrics(runtime: Any, s: GameSettings) -> list[Any]:
     """The game's own Prometheus families, for the observer's ``/metrics``: counters are the
-    windows ``status`` closed plus the open one; tick times are the open window's quantiles."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    windows ``status`` closed plus the open one; tick durations are a histogram since the server
+    started (``TICK_BUCKETS_MS``), and the open window's quantiles."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
     players = GaugeMetricFamily("ptr_game_players", "Players connected", labels=["server"])
     rooms = GaugeMetricFamily("ptr_game_rooms", "Rooms running", labels=["server"])
     rate = GaugeMetricFamily("ptr_game_inputs_per_second", "Inputs received per second over "
@@ -213,6 +222,8 @@ def metrics(runtime: Any, s: GameSettings) -> list[Any]:
     quantiles = GaugeMetricFamily("ptr_game_tick_duration_quantile_seconds", "Tick duration "
                                   "quantiles over the current stats window",
                                   labels=["server", "quantile"])
+    durations = HistogramMetricFamily("ptr_game_tick_duration_seconds", "How long each tick "
+                                      "took, since the server started", labels=["server"])
     counters = {key: CounterMetricFamily(f"ptr_game_{key}", f"{key.replace('_', ' ')} "
                                          "(all windows)", labels=["server"]) for key in _COUNTED}
     for k in range(1, s.servers + 1):
@@ -224,10 +235,15 @@ def metrics(runtime: Any, s: GameSettings) -> list[Any]:
         rate.add_metric([server], r.inputs_received / (r.window_s or 1.0))
         for q, ms in (("0.5", r.tick_p50_ms), ("0.99", r.tick_p99_ms), ("1", r.tick_max_ms)):
             quantiles.add_metric([server, q], ms / 1000)
+        if r.tick_bucket_counts:
+            cumulative = list(itertools.accumulate(r.tick_bucket_counts))
+            bounds = [f"{ms / 1000:g}" for ms in TICK_BUCKETS_MS] + ["+Inf"]
+            durations.add_metric([server], list(zip(bounds, cumulative, strict=True)),
+                                 sum_value=r.tick_seconds_sum)
         closed = _closed.get((id(runtime), k), dict.fromkeys(_COUNTED, 0))
         for key in _COUNTED:
             counters[key].add_metric([server], closed[key] + getattr(r, key))
-    return [players, rooms, rate, quantiles, *counters.values()]
+    return [players, rooms, rate, quantiles, durations, *counters.values()]
 
 
 def simulator(runtime: Any, s: GameSettings) -> SimulatedPlayers:

@@ -36,6 +36,7 @@ Failure rules:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import cProfile
 import io
 import logging
@@ -62,6 +63,7 @@ from protocols.game import (
     REJECT_NOT_IN_ROOM,
     REJECT_SUPERSEDED,
     REJECT_UNKNOWN_ROOM,
+    TICK_BUCKETS_MS,
     InputDatagram,
     InvalidTokenError,
     JoinDatagram,
@@ -209,6 +211,8 @@ class TickEngine:
         self.executed = 0
         self.late_ticks = 0
         self.tick_ms: deque[float] = deque(maxlen=TICK_HISTORY)
+        self.tick_buckets = [0] * (len(TICK_BUCKETS_MS) + 1)  # since start, per bucket
+        self.tick_seconds_sum = 0.0
         self.lag_ms: deque[float] = deque(maxlen=TICK_HISTORY)
         self.read_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # of each tick: reading inputs
         self.send_ms: deque[float] = deque(maxlen=TICK_HISTORY)  # ... and sending snapshots
@@ -490,7 +494,10 @@ class TickEngine:
         ended = loop.time()
         period = 1.0 / settings.tick_hz
         self.executed += 1
-        self.tick_ms.append((ended - began) * 1000.0)
+        took_ms = (ended - began) * 1000.0
+        self.tick_ms.append(took_ms)
+        self.tick_buckets[bisect.bisect_left(TICK_BUCKETS_MS, took_ms)] += 1
+        self.tick_seconds_sum += ended - began
         self.lag_ms.append((began - scheduled) * 1000.0)
         self.lag_busy_ms.append(max(0.0, min(began, self._busy_until) - scheduled) * 1000.0)
         self._busy_until = ended
@@ -629,6 +636,8 @@ class TickEngine:
                                                       ("lag_wake", wake))},
                       rooms=len(self.rooms), sessions=len(self.sessions), pid=os.getpid(),
                       loop_tid=self.loop_tid,
+                      tick_bucket_counts=list(self.tick_buckets),
+                      tick_seconds_sum=round(self.tick_seconds_sum, 6),
                       profile=[])
         if profile == "start" and self._profiler is None:
             self._profiler = cProfile.Profile()
