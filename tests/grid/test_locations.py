@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,9 +23,9 @@ from protocols.errors import RequestTimeoutError
 from protocols.supervision import ChildInfo
 from systems.grid import SYSTEM, GridSettings
 from systems.processes import processes_in_sessions
-from systems.runfile import find_node
-from systems.runtime import cookie_hex, free_port
+from systems.runtime import free_port
 from tests.support.grid import make_place, post, reading
+from tests.support.nodes import Nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.multiproc
@@ -68,54 +66,17 @@ def network() -> Iterator[dict[str, str]]:
         sh("ip", "link", "delete", bridge, check=False)
 
 
-class Hosts:
+class Hosts(Nodes):
+    """The nodes of the locations' hosts: each in its namespace, advertising its own address."""
+
     def __init__(self, spaces: dict[str, str], run_dir: Path, leader_port: int) -> None:
+        super().__init__(run_dir, leader_port, leader_host=LEADER)
         self.spaces = spaces
-        self.env = {**os.environ, "PTR_RUN_DIR": str(run_dir), "PTR_COOKIE": cookie_hex()}
-        self.leader_port = leader_port
-        self.procs: dict[str, subprocess.Popen[str]] = {}
 
-    def start(self, host: str, location: str) -> None:
-        env = {**self.env, "THESPIAN_BASE_IPADDR": HOSTS[host]}
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.spaces[host], sys.executable, "-m", "systems.cli", "node",
-             "start", "--join", f"{LEADER}:{self.leader_port}", "--name", host,
-             "--capability", f"location={location}", "--admin-port", str(free_port())],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert f"node {host}: admin port" in line, proc.stderr.read() if proc.stderr else line
-        self.procs[host] = proc
-
-    def sid(self, host: str) -> int:
-        old = os.environ.get("PTR_RUN_DIR")
-        os.environ["PTR_RUN_DIR"] = self.env["PTR_RUN_DIR"]
-        try:
-            return find_node(host).admin_sid
-        finally:
-            if old is None:
-                os.environ.pop("PTR_RUN_DIR")
-            else:
-                os.environ["PTR_RUN_DIR"] = old
-
-    def kill(self, host: str) -> None:
-        """The host dies: every process of its node."""
-        for pid in processes_in_sessions({self.sid(host)}):
-            os.kill(pid, signal.SIGKILL)
-        self.procs[host].kill()
-        self.procs[host].wait(10)
-
-    def stop_all(self) -> list[int]:
-        sids = []
-        for host, proc in self.procs.items():
-            try:
-                sids.append(self.sid(host))
-            except Exception:  # noqa: BLE001, S112 - killed already: no run file
-                continue
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(30)
-        return sids
+    def start_host(self, host: str, location: str) -> None:
+        self.start(host, capabilities={"location": location},
+                   prefix=["ip", "netns", "exec", self.spaces[host]],
+                   env={"THESPIAN_BASE_IPADDR": HOSTS[host]})
 
 
 def gateway(rt: Any, child_id: str) -> ChildInfo | None:
@@ -148,8 +109,8 @@ def test_gateways_of_two_locations_run_on_their_hosts_and_fail_over(
     sids: list[int] = []
     try:
         assert gateway(rt, "gw-north-1").status == "unplaceable"
-        hosts.start("north", "north")
-        hosts.start("south", "south")
+        hosts.start_host("north", "north")
+        hosts.start_host("south", "south")
         north = wait_child(rt, "gw-north-1", lambda c: c.status == "running", "north placed")
         south = wait_child(rt, "gw-south-1", lambda c: c.status == "running", "south placed")
         assert (north.node, south.node) == ("north", "south")
@@ -164,7 +125,7 @@ def test_gateways_of_two_locations_run_on_their_hosts_and_fail_over(
         lost = wait_child(rt, "gw-north-1", lambda c: c.status == "unplaceable", "north lost")
         assert lost.last_exit is not None and "north" in lost.last_exit.text
         assert gateway(rt, "gw-south-1").status == "running"  # the other location serves on
-        hosts.start("north-spare", "north")
+        hosts.start_host("north-spare", "north")
         moved = wait_child(rt, "gw-north-1", lambda c: c.status == "running", "north moved")
         assert moved.node == "north-spare"
         answer = rt.wait_for(lambda: _post(f"https://{HOSTS['north-spare']}:{port}", place, 3,

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,17 +32,24 @@ SPEC = SupervisorSpec(intensity=20, period_s=5, children=[
 
 
 class Nodes:
-    def __init__(self, run_dir: Path, leader_port: int) -> None:
+    def __init__(self, run_dir: Path, leader_port: int, leader_host: str = "127.0.0.1") -> None:
         # nodes of one system share its cookie (Erlang's distribution cookie)
         self.env = {**os.environ, "PTR_RUN_DIR": str(run_dir), "PTR_COOKIE": cookie_hex()}
-        self.leader_port = leader_port
+        self.leader = f"{leader_host}:{leader_port}"
         self.procs: dict[str, subprocess.Popen[str]] = {}
 
-    def start(self, name: str, role: str) -> None:
+    def start(self, name: str, role: str | None = None, *,
+              capabilities: Mapping[str, str] | None = None, prefix: Sequence[str] = (),
+              env: Mapping[str, str] | None = None) -> None:
+        """``ptr node start`` joining the leader, with ``role`` (or other ``capabilities``); a
+        ``prefix`` runs it elsewhere (``ip netns exec SPACE``), ``env`` adds to its environment."""
+        caps = {**({"role": role} if role else {}), **(capabilities or {})}
         proc = subprocess.Popen(
-            [*PTR, "node", "start", "--join", f"127.0.0.1:{self.leader_port}", "--name", name,
-             "--capability", f"role={role}", "--admin-port", str(free_port())],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [*prefix, *PTR, "node", "start", "--join", self.leader, "--name", name,
+             *(arg for k, v in caps.items() for arg in ("--capability", f"{k}={v}")),
+             "--admin-port", str(free_port())],
+            cwd=ROOT, env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert f"node {name}: admin port" in line, proc.stderr.read() if proc.stderr else line
@@ -67,11 +74,18 @@ class Nodes:
         self.procs[name].kill()
         self.procs[name].wait(10)
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[int]:
+        """Stop every node still running; return the sessions of those that had a run file."""
+        sids = []
         for name, proc in self.procs.items():
+            try:
+                sids.append(self.sid(name))
+            except Exception:  # noqa: BLE001 - killed already: no run file
+                pass
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(30)
+        return sids
 
 
 @pytest.fixture
@@ -82,12 +96,7 @@ def cluster(make_runtime, tmp_path: Path) -> Iterator[tuple[ActorRuntime, Nodes]
     try:
         yield rt, nodes
     finally:
-        for name in nodes.procs:
-            try:
-                sids.append(nodes.sid(name))
-            except Exception:
-                pass
-        nodes.stop_all()
+        sids = nodes.stop_all()
     deadline = time.monotonic() + 10
     while processes_in_sessions(set(sids)) and time.monotonic() < deadline:
         time.sleep(0.05)  # polling the OS process table
