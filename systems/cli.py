@@ -19,7 +19,7 @@ from typing import Any
 from actors.behaviour import node_name
 from protocols.errors import ConfigError, PtrError
 from systems import catalog, runfile
-from systems.spec import settings_help
+from systems.spec import parse_overrides, settings_help
 from systems.processes import kill_processes, pid_alive, port_holders, port_taken
 from systems.runfile import RunInfo, encode_address
 from systems.runtime import ActorRuntime, NodeRuntime, cookie_hex, free_port, set_cookie
@@ -116,19 +116,6 @@ def check_not_running(system: Any, settings: Any) -> None:
     if busy:
         raise ConfigError("; ".join(busy) + " (another instance may be running; stop it, or "
                           "choose other ports with --set)")
-
-
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise PtrError(f"--set takes KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def _observer(runtime: ActorRuntime, system: Any, settings: Any, host: str, port: int,

@@ -38,7 +38,7 @@ from protocols.grid import (
 )
 from supervisors.spec import ChildSpec, Strategy, SupervisorSpec
 from systems.runtime import free_port
-from systems.spec import SystemSettings, SystemSpec
+from systems.spec import SystemSettings, SystemSpec, parse_overrides
 
 NAME = "grid"
 ALERTS = "grid-alerts"
@@ -221,7 +221,6 @@ def command(argv: list[str]) -> int:
     from actors.grid import GridCA, SensorRegistry, open_log
     from actors.grid.daily import DailyJob
     from actors.storage import make_engine
-    from systems.cli import parse_overrides
 
     args = _parser().parse_args(argv)
     settings = SYSTEM.settings(args.config, parse_overrides(args.set))

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from protocols.errors import ConfigError, SpecError
+from protocols.errors import ConfigError, PtrError, SpecError
 from supervisors.spec import ChildSpec, SupervisorSpec
 
 
@@ -134,3 +134,18 @@ def _sentence_naming(doc: str, key: str) -> str:
     end = doc.find(". ", at)
     sentence = doc[start:end + 1 if end >= 0 else len(doc)].replace("``", "")
     return sentence if len(sentence) <= 160 else sentence[:159] + "…"
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (``--set``, ``--capability``) as settings: a value is JSON if it
+    parses as JSON, else the string."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PtrError(f"--set takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
