@@ -23,9 +23,8 @@ import logging
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from actors.edges.mqtt import persistent_client
 from protocols.grid import RefusalReason
 
 log = logging.getLogger("ptr.grid.mqtt")
@@ -43,17 +42,10 @@ class MqttIngest:
         self.topic_filter = f"$share/{share_group}/{self.prefix}/readings/+"
         self.connected = False
         self.received = self.acked = 0
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.reconnect_delay_set(0.2, 5)
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = session_expiry_s
-        properties.ReceiveMaximum = 1000
-        client.connect_async(host, port, keepalive=30, clean_start=False, properties=properties)
-        self.client = client
+        self.client = persistent_client(client_id, host, port, on_connect=self._on_connect,
+                                        on_disconnect=self._on_disconnect,
+                                        on_message=self._on_message,
+                                        session_expiry_s=session_expiry_s)
 
     def start(self) -> None:
         self.client.loop_start()

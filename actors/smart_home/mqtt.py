@@ -68,6 +68,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from actors.edges import BridgeClosedError, EdgeBridge, Pending, SaturatedError
 from actors.edges.http_edge import BridgedEdge, BridgedEdgeArgs
+from actors.edges.mqtt import persistent_client
 from actors.storage import StorageBackoff
 from protocols.codec import field_errors
 from protocols.smart_home import (
@@ -160,17 +161,11 @@ class MqttIngestEdge(BridgedEdge):
         self.ingest = self.peer(self.target)
         bridge: EdgeBridge[_Received] = EdgeBridge(max_in_flight=args.max_in_flight)
         self.mqtt_bridge = bridge
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.reconnect_delay_set(0.2, 5)
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = args.session_expiry_s
-        properties.ReceiveMaximum = args.receive_maximum
-        client.connect_async(self.broker_host, self.broker_port, keepalive=30, clean_start=False,
-                             properties=properties)
+        client = persistent_client(self.client_id, self.broker_host, self.broker_port,
+                                   on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                                   on_message=self._on_message,
+                                   session_expiry_s=args.session_expiry_s,
+                                   receive_maximum=args.receive_maximum)
         client.loop_start()
         self.client = client
         probe = args.queue_probe
