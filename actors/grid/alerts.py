@@ -18,7 +18,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actors.base import Actor
 from actors.grid.registry import SensorRegistry
-from actors.grid.store import ALERTS, create_tables, open_log, unpack_reading
+from actors.grid.store import (
+    ALERTS,
+    close_log_and_engine,
+    create_tables,
+    open_log,
+    unpack_reading,
+)
 from actors.storage import DurableLog, LogEntry, StorageBackoff, make_engine, storage_error
 from protocols.grid import (
     PERIOD_S,
@@ -190,10 +196,7 @@ class AlertConsumer(Actor):
         return None
 
     def on_stop(self, reason: Any) -> None:
-        if getattr(self, "grid_log", None) is not None:
-            self.grid_log.close()
-        if getattr(self, "engine", None) is not None:
-            self.engine.dispose()
+        close_log_and_engine(self)
 
     def receiveMsg_PollLog(self, msg: PollLog, sender: Any) -> None:
         def step() -> None:

@@ -29,6 +29,7 @@ from actors.base import Actor
 from actors.grid.store import (
     DAILY_RUNS,
     add_fates_in,
+    close_log_and_engine,
     create_tables,
     day_table,
     open_log,
@@ -219,10 +220,7 @@ class DailyJobActor(Actor):
         return None
 
     def on_stop(self, reason: Any) -> None:
-        if getattr(self, "grid_log", None) is not None:
-            self.grid_log.close()
-        if getattr(self, "engine", None) is not None:
-            self.engine.dispose()
+        close_log_and_engine(self)
 
     def receiveMsg_CheckDaily(self, msg: CheckDaily, sender: Any) -> None:
         self.job.run()

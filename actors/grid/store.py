@@ -154,3 +154,12 @@ def open_log(url: str) -> DurableLog:
         return JetStreamLog(f"nats://{parts.netloc}", stream_prefix=prefix)
     raise ConfigError(f"log_url {url!r}: the grid's log is a sqlite:/// file or "
                       "nats://host:port/PREFIX")
+
+
+def close_log_and_engine(owner: Any) -> None:
+    """What an actor reading the log and the database closes when it stops (either may be
+    missing if its ``on_start`` failed half way)."""
+    if getattr(owner, "grid_log", None) is not None:
+        owner.grid_log.close()
+    if getattr(owner, "engine", None) is not None:
+        owner.engine.dispose()

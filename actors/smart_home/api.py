@@ -301,16 +301,23 @@ async def sensor_readings(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]
             "readings": rows[:query.limit]}
 
 
+def _metric_window(api: SmartHomeApi, sensor_id: str, metric: str | None,
+                   hours: float) -> tuple[str, float, float]:
+    """The metric a chart or series shows (the sensor's first by default) and its time window
+    ending now; unknown sensors are 404, a metric the sensor lacks 400."""
+    if sensor_id not in api.sensor_config:
+        raise _unknown_sensor(sensor_id)
+    metrics = METRICS[api.sensor_config[sensor_id].kind]
+    chosen = metric or metrics[0]
+    if chosen not in metrics:
+        raise _bad("metric", f"{sensor_id} has {', '.join(metrics)}")
+    until = time.time()
+    return chosen, until - hours * 3600, until
+
+
 async def sensor_chart(api: SmartHomeApi, inbound: Inbound) -> bytes:
     query: ChartQuery = inbound.params
-    if query.sensor_id not in api.sensor_config:
-        raise _unknown_sensor(query.sensor_id)
-    metrics = METRICS[api.sensor_config[query.sensor_id].kind]
-    metric = query.metric or metrics[0]
-    if metric not in metrics:
-        raise _bad("metric", f"{query.sensor_id} has {', '.join(metrics)}")
-    until = time.time()
-    since = until - query.hours * 3600
+    metric, since, until = _metric_window(api, query.sensor_id, query.metric, query.hours)
     bucket_s = query.hours * 3600 / 960
     series = await _db(chart_series, api.engine, query.sensor_id, metric, since, until, bucket_s)
     return await _db(chart_png, series, since, until)
@@ -318,14 +325,7 @@ async def sensor_chart(api: SmartHomeApi, inbound: Inbound) -> bytes:
 
 async def sensor_history(api: SmartHomeApi, inbound: Inbound) -> dict[str, Any]:
     query: SeriesQuery = inbound.params
-    if query.sensor_id not in api.sensor_config:
-        raise _unknown_sensor(query.sensor_id)
-    metrics = METRICS[api.sensor_config[query.sensor_id].kind]
-    metric = query.metric or metrics[0]
-    if metric not in metrics:
-        raise _bad("metric", f"{query.sensor_id} has {', '.join(metrics)}")
-    until = time.time()
-    since = until - query.hours * 3600
+    metric, since, until = _metric_window(api, query.sensor_id, query.metric, query.hours)
     source, points = await _db(history, api.engine, query.sensor_id, metric, since, until)
     return {"sensor_id": query.sensor_id, "metric": metric, "unit": UNITS[metric],
             "since": since, "until": until, "source": source,
