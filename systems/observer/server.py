@@ -162,6 +162,7 @@ class Observer:
 
     def service(self, now: float | None = None) -> None:
         """Run queued faults; take a snapshot when one is due. Call it from the runtime's thread."""
+        now = time.time() if now is None else now
         while True:
             try:
                 fault, future = self.faults.get_nowait()
@@ -169,8 +170,7 @@ class Observer:
                 break
             future.set_result(self._inject(fault))
             self._next_snapshot = 0.0  # show its effect at once, and its aftermath at full rate
-            self._hot_until = time.time() + HOT_AFTER_FAULT_S
-        now = time.time() if now is None else now
+            self._hot_until = now + HOT_AFTER_FAULT_S
         watched = self._watchers > 0 or now < self._hot_until
         if now >= self._next_snapshot or (watched and now >= self._next_watched):
             self._next_snapshot = now + self.config.idle_snapshot_every_s

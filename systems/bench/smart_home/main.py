@@ -282,7 +282,7 @@ def _actor_pids(rt: ActorRuntime) -> dict[int, str]:
             name = f"{prefix}{child.child_id}"
             if child.pid:
                 out[child.pid] = name
-            if child.child_id == "analyzers":
+            if child.is_supervisor:
                 walk(child.address, f"{name}/")
     walk(None, "")
     return out
