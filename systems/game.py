@@ -20,7 +20,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from actors.game.bots import BotFleet, SimulatedPlayers
-from actors.game.limits import LockoutRules, RateRules
+from actors.edges.limits import RateRules
+from actors.game.limits import LockoutRules
 from actors.game.lobby import Lobby, LobbyLimits, lobby_routes
 from actors.game.match import Matchmaker
 from actors.game.server import GameServer, RoomActor

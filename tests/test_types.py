@@ -13,7 +13,7 @@ STRICT = [
     "protocols/codec.py", "protocols/message.py", "protocols/light.py", "protocols/ping.py",
     "protocols/bench.py", "protocols/game.py",
     "actors/_thespian.py", "actors/base.py", "actors/behaviour.py", "actors/peers.py",
-    "actors/edges/mqtt.py", "actors/edges/routes.py",
+    "actors/edges/mqtt.py", "actors/edges/routes.py", "actors/edges/limits.py",
     "actors/os_process.py", "actors/timers.py", "actors/system.py", "actors/clock.py",
     "systems/cli.py", "systems/runfile.py", "systems/processes.py", "systems/spec.py",
     "systems/catalog.py", "systems/runtime.py", "systems/bench/runtime.py",

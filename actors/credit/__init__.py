@@ -5,10 +5,10 @@ database), ``search`` (ranking, cache, rate limits) and the actors: ``bank_api``
 """
 
 from actors.credit.fetcher import BankFetcher, FetchOutcome, FetchPolicy, fetch_bank, next_slot
-from actors.credit.search import LocalCache, RateLimiter, RedisCache, SearchService
+from actors.credit.search import LocalCache, RedisCache, SearchService
 from actors.credit.store import RegionStore, region_url
 from actors.credit.world import BankWorld, generate_banks
 
-__all__ = ["BankFetcher", "BankWorld", "FetchOutcome", "FetchPolicy", "LocalCache", "RateLimiter",
+__all__ = ["BankFetcher", "BankWorld", "FetchOutcome", "FetchPolicy", "LocalCache",
            "RedisCache", "RegionStore", "SearchService", "fetch_bank", "generate_banks",
            "next_slot", "region_url"]

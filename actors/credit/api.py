@@ -21,10 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.credit.search import RateLimiter, SearchService, make_cache
+from actors.credit.search import SearchService, make_cache
 from actors.credit.store import RegionStore
 from actors.edges import ANSWER_LATER, Answer, Inbound, Route
 from actors.edges.http_edge import HttpEdgeActor, HttpEdgeArgs
+from actors.edges.limits import RateLimiter, RateRules
 from protocols.credit import FetchersReport, GetFetchers, Region, SearchPage, SearchQuery
 from protocols.errors import RefusalKind, RefusedError
 
@@ -97,7 +98,7 @@ class CreditSearchApi(HttpEdgeActor):
         args: CreditSearchApiArgs = self.edge_args
         stores = {region: RegionStore(url, region) for region, url in args.regions.items()}
         self.service = SearchService(stores, make_cache(args.cache_url, args.cache_prefix))
-        self.limiter = RateLimiter(args.rate_per_s, args.burst)
+        self.limiter = RateLimiter(RateRules(args.burst, args.rate_per_s), self.clock)
         self.region_hosts = dict(args.region_hosts)
         return super().start_edge()
 

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from actors.credit.store import RegionStore
 from protocols.credit import SearchQuery, band_rank
 
-__all__ = ["CANDIDATES_SQL", "ENVELOPE_SQL", "LocalCache", "RANKED_SQL", "RateLimiter", "RedisCache",
+__all__ = ["CANDIDATES_SQL", "ENVELOPE_SQL", "LocalCache", "RANKED_SQL", "RedisCache",
            "SEARCH_SQL", "SearchCache", "SearchService", "apr_bound", "explain_cost", "interest",
            "make_cache", "ranked_search", "search_params", "total_cost"]
 
@@ -338,28 +338,3 @@ class _Row:
         self.__dict__.update(row)
 
 
-class RateLimiter:
-    """A token bucket per client: ``rate_per_s`` sustained, ``burst`` at once. ``take`` returns 0
-    when admitted, otherwise the seconds until a token is back."""
-
-    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic,
-                 max_clients: int = 100_000) -> None:
-        self.rate, self.burst, self.clock = rate_per_s, float(burst), clock
-        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self.max_clients = max_clients
-        self.refused = 0
-
-    def take(self, client: str) -> float:
-        now = self.clock()
-        tokens, at = self.buckets.pop(client, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens >= 1.0:
-            self.buckets[client] = (tokens - 1.0, now)
-            wait = 0.0
-        else:
-            self.buckets[client] = (tokens, now)
-            self.refused += 1
-            wait = (1.0 - tokens) / self.rate
-        if len(self.buckets) > self.max_clients:
-            self.buckets.popitem(last=False)
-        return wait

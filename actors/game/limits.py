@@ -1,4 +1,4 @@
-"""Abuse limits of the lobby: token buckets by key (an account, an address) and lockouts after
+"""Abuse limits of the lobby beyond the edges' rate limits (``actors.edges.limits``): lockouts after
 repeated failures. Plain objects with an injected clock (tests move time, never sleep);
 thread-safe, because logins are checked on the actor thread and settled on a hash worker."""
 
@@ -9,53 +9,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from actors import clock
+from actors.edges.limits import MAX_KEYS
 
-__all__ = ["Lockout", "LockoutRules", "RateLimiter", "RateRules"]
-
-MAX_TRACKED = 100_000  # keys kept at most; past that, those with nothing to remember are dropped
-
-
-@dataclass(frozen=True)
-class RateRules:
-    """``burst`` at once, then ``per_s`` a second (a token bucket)."""
-
-    burst: int
-    per_s: float
-
-    def __post_init__(self) -> None:
-        if self.burst < 1 or self.per_s <= 0:
-            raise ValueError("a rate needs burst >= 1 and per_s > 0")
-
-
-class RateLimiter:
-    """One token bucket per key."""
-
-    def __init__(self, rules: RateRules, clock_fn: Callable[[], float] = clock.monotonic) -> None:
-        self.rules = rules
-        self.clock = clock_fn
-        self._buckets: dict[Hashable, tuple[float, float]] = {}  # key -> (tokens, at)
-        self._lock = threading.Lock()
-
-    def take(self, key: Hashable) -> float:
-        """0.0 if ``key`` may go now (one token taken), else the seconds until it may."""
-        rules = self.rules
-        with self._lock:
-            now = self.clock()
-            tokens, at = self._buckets.get(key, (float(rules.burst), now))
-            tokens = min(float(rules.burst), tokens + (now - at) * rules.per_s)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                return (1.0 - tokens) / rules.per_s
-            if len(self._buckets) >= MAX_TRACKED:
-                self._forget_full(now)
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-
-    def _forget_full(self, now: float) -> None:
-        burst, per_s = float(self.rules.burst), self.rules.per_s
-        for key in [k for k, (t, at) in self._buckets.items() if t + (now - at) * per_s >= burst]:
-            del self._buckets[key]
-
+__all__ = ["Lockout", "LockoutRules"]
 
 @dataclass(frozen=True)
 class LockoutRules:
@@ -104,7 +60,7 @@ class Lockout:
                 self._failures.pop(key, None)
                 self._locked[key] = now + rules.lockout_s
                 return rules.lockout_s
-            if len(self._failures) >= MAX_TRACKED:
+            if len(self._failures) >= MAX_KEYS:
                 self._forget_old(now)
             self._failures[key] = recent
             return 0.0

@@ -41,7 +41,8 @@ from actors import clock as actor_clock
 from actors.edges import ANSWER_LATER, Answer, Inbound, Pending, Route
 from actors.edges.http_edge import HttpEdgeActor, HttpEdgeArgs
 from actors.game.auth import HashProfile, Passwords, SessionTokens
-from actors.game.limits import Lockout, LockoutRules, RateLimiter, RateRules
+from actors.edges.limits import RateLimiter, RateRules
+from actors.game.limits import Lockout, LockoutRules
 from actors.game.ws import WsRelay
 from actors.storage import RecordTable, RowWriter, make_engine
 from protocols.errors import RefusalKind

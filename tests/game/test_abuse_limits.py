@@ -13,7 +13,8 @@ import pytest
 
 from actors.clock import MockClock
 from actors.game.auth import Passwords, SessionTokens
-from actors.game.limits import Lockout, LockoutRules, RateLimiter, RateRules
+from actors.edges.limits import RateLimiter, RateRules
+from actors.game.limits import Lockout, LockoutRules
 from actors.game.lobby import ChatRules, LobbyLimits, LobbyService
 from actors.storage import make_engine
 from protocols.game import LobbyRefusedError
