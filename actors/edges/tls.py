@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["CERT_FILE", "KEY_FILE", "client_context", "context_from_files", "ensure_self_signed",
-           "host_names", "self_signed_context"]
+           "file_lock", "host_names", "self_signed_context", "write_atomically"]
 
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
@@ -128,11 +128,11 @@ def ensure_self_signed(cert_dir: str | os.PathLike[str],
     directory = Path(cert_dir)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
-    with _locked(directory / ".lock"):
+    with file_lock(directory / ".lock"):
         if not _reusable(cert_path, key_path, hostnames):
             cert_pem, key_pem = _generate(hostnames)
-            _write_atomically(key_path, key_pem, mode=0o600)
-            _write_atomically(cert_path, cert_pem, mode=0o644)
+            write_atomically(key_path, key_pem, mode=0o600)
+            write_atomically(cert_path, cert_pem, mode=0o644)
     return cert_path, key_path
 
 
@@ -197,7 +197,7 @@ def _generate(hostnames: Sequence[str]) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, *, mode: int) -> None:
     """Write to a sibling created with ``mode`` (never briefly world-readable), then rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -211,7 +211,7 @@ def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
 
 
 @contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def file_lock(lock_path: Path) -> Iterator[None]:
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

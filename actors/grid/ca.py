@@ -6,19 +6,19 @@ certificate is refused although the CA signed it."""
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hashlib
 import ipaddress
 import os
 import ssl
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from actors.edges.tls import file_lock, write_atomically
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
@@ -41,16 +41,6 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 class GridCA:
     """Made on first use in ``ca_dir`` (under a file lock: gateways start together) and reused."""
 
@@ -59,7 +49,7 @@ class GridCA:
         self.dir = Path(ca_dir)
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cert_path, self.key_path = self.dir / CA_CERT, self.dir / CA_KEY
-        with _locked(self.dir / ".lock"):
+        with file_lock(self.dir / ".lock"):
             self._make(hostnames)
 
     def _make(self, hostnames: Sequence[str]) -> None:
@@ -68,8 +58,9 @@ class GridCA:
             cert = self._builder(_name("ptr grid CA"), _name("ptr grid CA"), key.public_key()) \
                 .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True) \
                 .sign(key, hashes.SHA256())
-            _write(self.key_path, _pem_key(key), 0o600)
-            _write(self.cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+            write_atomically(self.key_path, _pem_key(key), mode=0o600)
+            write_atomically(self.cert_path, cert.public_bytes(serialization.Encoding.PEM),
+                             mode=0o644)
         self.cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         loaded = serialization.load_pem_private_key(self.key_path.read_bytes(), None)
         assert isinstance(loaded, ec.EllipticCurvePrivateKey)
@@ -77,8 +68,8 @@ class GridCA:
         self.server_cert, self.server_key = self.dir / SERVER_CERT, self.dir / SERVER_KEY
         if not self._covers(hostnames):
             cert_pem, key_pem = self._issue(hostnames[0], server_names=hostnames)
-            _write(self.server_key, key_pem, 0o600)
-            _write(self.server_cert, cert_pem, 0o644)
+            write_atomically(self.server_key, key_pem, mode=0o600)
+            write_atomically(self.server_cert, cert_pem, mode=0o644)
 
     def _covers(self, hostnames: Sequence[str]) -> bool:
         """Whether the gateways' certificate exists and names every host in ``hostnames``."""
@@ -125,8 +116,8 @@ class GridCA:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         cert_path, key_path = out / f"{sensor_id}.pem", out / f"{sensor_id}-key.pem"
-        _write(key_path, key_pem, 0o600)
-        _write(cert_path, cert_pem, 0o644)
+        write_atomically(key_path, key_pem, mode=0o600)
+        write_atomically(cert_path, cert_pem, mode=0o644)
         der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
         return cert_path, key_path, fingerprint(der)
 
@@ -147,13 +138,3 @@ class GridCA:
         if cert is not None:
             context.load_cert_chain(cert, key)
         return context
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
