@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from protocols.errors import PtrError
 from protocols.message import Message
@@ -91,6 +91,10 @@ class Offer(_Frozen):
     min_score_band: ScoreBand = "E"
 
 
+RESULT_WINDOW = 10_000
+"""How deep pages go (Elasticsearch's ``index.max_result_window`` has the same default)."""
+
+
 class SearchQuery(_Frozen):
     """``GET /offers``: the user's data, filters and page; an unknown parameter is a 400
     naming it."""
@@ -108,6 +112,15 @@ class SearchQuery(_Frozen):
     max_apr: float | None = Field(default=None, ge=0, le=100)
     page: int = Field(default=1, ge=1, le=10_000)
     page_size: int = Field(default=20, ge=1, le=100)
+
+    @field_validator("page_size")
+    @classmethod
+    def _within_the_result_window(cls, page_size: int, info: ValidationInfo) -> int:
+        """Pages reach the first ``RESULT_WINDOW`` offers only (a deeper page would rank all of
+        them for one answer)."""
+        if info.data.get("page", 1) * page_size > RESULT_WINDOW:
+            raise ValueError(f"page x page_size must be at most {RESULT_WINDOW:,}")
+        return page_size
 
 
 class CostExplained(_Frozen):
@@ -138,6 +151,9 @@ class SearchPage(_Frozen):
     page_size: int
     has_more: bool
     cached: bool
+    ranked_by: Literal["index", "sql"] = Field(
+        description="what ranked the page: the API's in-memory index of the region, or the SQL "
+                    "on the region's database (while the index loads or catches up)")
     results: list[OfferResult]
 
 
@@ -186,5 +202,5 @@ __all__ = ["BankConfig", "BankPayloadError", "BankSimInfo", "BankStatus",
            "CostExplained",
            "FORMATS", "FetchTick", "FetcherView", "FetchersReport", "GetBankSimInfo",
            "GetFetchers", "Offer", "Relocate", "OfferResult", "PRODUCT_TYPES", "PayloadFormat",
-           "ProductType", "REGIONS", "Region", "SCORE_BANDS", "ScoreBand", "SearchPage",
+           "ProductType", "REGIONS", "RESULT_WINDOW", "Region", "SCORE_BANDS", "ScoreBand", "SearchPage",
            "SearchQuery", "band_rank"]

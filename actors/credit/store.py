@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from actors.storage import make_engine
 from protocols.credit import BankConfig, Offer, band_rank
 
-__all__ = ["OFFER_COLUMNS", "RegionStore", "envelope_table", "metadata", "offers_table",
-           "rebuild_envelope", "region_url", "widen_envelope"]
+__all__ = ["CHANGES_KEPT", "OFFER_COLUMNS", "RegionStore", "changes_table", "envelope_table",
+           "metadata", "offers_table", "rebuild_envelope", "region_url", "widen_envelope"]
 
 metadata = sa.MetaData()
 
@@ -103,6 +103,18 @@ meta_table = sa.Table(
     sa.Column("key", sa.String(32), primary_key=True),
     sa.Column("value", sa.Integer, nullable=False),
 )
+
+changes_table = sa.Table(
+    "region_changes", metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("bank_id", sa.String(32), primary_key=True),
+)
+"""What each version changed: one row per bank whose offers it replaced, or one row with an empty
+``bank_id`` for a version that only moved banks' statuses. Every version has at least one row, so a
+reader at version ``v`` that finds rows ``v + 1 ...`` knows exactly which banks to read again; the
+oldest rows go after ``CHANGES_KEPT`` versions (a reader further behind reads everything)."""
+
+CHANGES_KEPT = 10_000
 
 
 _TOUCH_OFFERS = offers_table.update().where(offers_table.c.bank_id == sa.bindparam("b_id")).values(
@@ -243,6 +255,7 @@ class RegionStore:
         one transaction; returns how many banks changed (offers or status). Bumps the version if
         any did."""
         changed = 0
+        replaced: list[str] = []
         touched: list[dict[str, Any]] = []
         inserted: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
@@ -255,6 +268,7 @@ class RegionStore:
                 if row is not None and row.offers_hash == digest:
                     continue
                 changed += 1
+                replaced.append(bank_id)
                 conn.execute(offers_table.delete().where(offers_table.c.bank_id == bank_id))
                 if offers:
                     rows = [offer_row(o, at, fetch_id) for o in offers]
@@ -271,8 +285,14 @@ class RegionStore:
                 changed += len(moved)
                 conn.execute(_SET_STATUS, moved)
             if changed:
-                conn.execute(meta_table.update().where(meta_table.c.key == "version")
-                             .values(value=meta_table.c.value + 1))
+                version = conn.execute(
+                    meta_table.update().where(meta_table.c.key == "version")
+                    .values(value=meta_table.c.value + 1).returning(meta_table.c.value)
+                ).scalar_one()
+                conn.execute(changes_table.insert(), [
+                    {"version": version, "bank_id": b} for b in sorted(set(replaced)) or [""]])
+                conn.execute(changes_table.delete().where(
+                    changes_table.c.version <= version - CHANGES_KEPT))
         return changed
 
     # --- reads ------------------------------------------------------------------------------------
@@ -281,6 +301,21 @@ class RegionStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(meta_table.c.value).where(
                 meta_table.c.key == "version")).scalar_one())
+
+    def changes_since(self, version: int) -> tuple[int, list[tuple[int, str]]] | None:
+        """(the current version, the change rows after ``version`` in version order), or None when
+        some of those versions' rows are gone (pruned, or written before the log existed): the
+        reader must read everything again."""
+        with self.engine.connect() as conn:
+            current = int(conn.execute(sa.select(meta_table.c.value).where(
+                meta_table.c.key == "version")).scalar_one())
+            rows = [(int(v), str(b)) for v, b in conn.execute(
+                sa.select(changes_table.c.version, changes_table.c.bank_id)
+                .where(changes_table.c.version > version).order_by(changes_table.c.version))]
+        seen = {v for v, _ in rows}
+        if current > version and seen != set(range(version + 1, max(seen | {current}) + 1)):
+            return None
+        return max(seen | {current}), rows
 
     def bank_rows(self, bank_ids: Iterable[str]) -> dict[str, Any]:
         ids = list(set(bank_ids))

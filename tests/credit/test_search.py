@@ -70,14 +70,17 @@ def random_query(rng: random.Random, region: str, lenders: list[str]) -> SearchQ
         page=rng.choice((1, 1, 2)), page_size=rng.choice((5, 20)))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("candidates_min", [1, 400])
-def test_ranking_and_eligibility_match_a_plain_reference(tmp_path: Path,
-                                                         candidates_min: int) -> None:
-    """With 400 candidates every search here is answered from step 1; with 1, most need the rate
-    bound of step 2 (``ranked_search``): both must be the reference's ranking."""
+@pytest.mark.parametrize("ranker", ["sql, 1 candidate", "sql, 400 candidates", "index"])
+def test_ranking_and_eligibility_match_a_plain_reference(tmp_path: Path, ranker: str) -> None:
+    """With 400 candidates every SQL search here is answered from step 1; with 1, most need the
+    rate bound of step 2 (``ranked_search``); the in-memory index walks its own blocks: each must
+    be the reference's ranking."""
     stores = sqlite_stores(tmp_path)
     offers = fill(stores)
-    service = SearchService(stores, LocalCache(), MockClock(T0 + 60), candidates_min)
+    candidates_min = 1 if ranker == "sql, 1 candidate" else 400
+    service = SearchService(stores, LocalCache(), MockClock(T0 + 60), candidates_min,
+                            index=ranker == "index")
+    service.load_indexes()
     rng = random.Random(4)
     nonempty = 0
     for _ in range(150):
@@ -98,7 +101,8 @@ def test_ranking_and_eligibility_match_a_plain_reference(tmp_path: Path,
             assert f"total cost {cost:.2f}" in r["cost"]["text"]
             assert r["age_s"] == 60 and r["bank_status"] == "ok" and o["region"] == region
     assert nonempty > 40  # the queries were not all trivially empty
-    assert (service.bounded > 20) == (candidates_min == 1)
+    assert (service.bounded > 20) == (ranker == "sql, 1 candidate")
+    assert service.by_index == (150 - service.cache.hits if ranker == "index" else 0)
 
 
 def test_a_bank_in_outage_is_served_from_its_last_fetch_with_its_age(tmp_path: Path) -> None:
@@ -180,15 +184,20 @@ def test_regions_are_schemas_of_one_postgresql_database() -> None:
                 for table in ("offers", "banks", "fetch_state"):
                     conn.execute(sa.text(f'DELETE FROM "{store.schema}".{table}'))
         offers = fill(stores, banks_per_region=6)
-        service = SearchService(stores, LocalCache(), MockClock(T0 + 1), candidates_min=1)
+        by_sql = SearchService(stores, LocalCache(), MockClock(T0 + 1), candidates_min=1,
+                               index=False)
+        by_index = SearchService(stores, LocalCache(), MockClock(T0 + 1))
+        by_index.load_indexes()
         rng = random.Random(9)
         for _ in range(30):
             region = rng.choice(REGIONS)
             query = random_query(rng, region, [])
             start = (query.page - 1) * query.page_size
-            got = [(r["offer"]["bank_id"], r["offer"]["product_id"])
-                   for r in service.search(query)["results"]]
-            assert got == reference(offers[region], query)[start:start + query.page_size]
+            for service in (by_sql, by_index):
+                got = [(r["offer"]["bank_id"], r["offer"]["product_id"])
+                       for r in service.search(query)["results"]]
+                assert got == reference(offers[region], query)[start:start + query.page_size]
+        assert by_index.by_index == 30 - by_index.cache.hits and by_sql.by_index == 0
         for region, store in stores.items():
             assert store.schema == f"credit_{region.lower()}"
             assert store.offer_count() == len(offers[region])

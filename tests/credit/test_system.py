@@ -65,6 +65,9 @@ def test_fetched_offers_are_searched_per_region_with_outages_changes_and_bad_inp
     unknown = search(url, region="EU", colour="red")
     assert unknown.status == 400 and "colour" in json.dumps(unknown.json["fields"])
     assert search(url, region="Mars").status == 400
+    deep = search(url, region="EU", page=101, page_size=100)  # past the first 10,000 results
+    assert deep.status == 400 and [f["field"] for f in deep.json["fields"]] == ["page_size"]
+    assert search(url, region="EU", page=100, page_size=100).status == 200
     # an outage: the bank's offers are still served, with its status and growing age
     sim = rt.ask(sim_name(0), GetBankSimInfo(), 5)
     assert isinstance(sim, BankSimInfo)
@@ -88,6 +91,10 @@ def test_fetched_offers_are_searched_per_region_with_outages_changes_and_bad_inp
         return bool(now) and now[0]["bank_status"] == "ok" and \
             {r["offer"]["product_id"]: r["offer"]["apr"] for r in now} != before
     rt.wait_for(changed, timeout_s=30, interval_s=0.2, what="new rates searched")
+    # the API's in-memory index follows the fetchers' versions and ranks the searches
+    amounts = iter(range(5_000, 6_000))
+    rt.wait_for(lambda: search(url, region="EU", amount=next(amounts)).json["ranked_by"]
+                == "index", timeout_s=10, interval_s=0.1, what="a search ranked by the index")
     calls = json.loads(call(f"{sim.url}/calls").body)
     assert calls["calls"] > 24 and calls["violations"] == 0
     # the fetchers' view over HTTP, and the OpenAPI document
@@ -99,6 +106,7 @@ def test_fetched_offers_are_searched_per_region_with_outages_changes_and_bad_inp
     text = inspect.render(inspect.live_tree(rt), {})
     assert "| 6 fetchers: ok 6, retrying 0, outage 0" in text, text
     assert text.count("next run in") == 15 and "budget left" in text
+    assert "| index EU: " in text and "offers at version" in text, text
 
 
 def test_a_killed_region_host_restarts_and_resumes_its_fetchers(make_runtime, chaos,

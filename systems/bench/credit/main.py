@@ -4,15 +4,21 @@
    database (``executemany`` in chunks of 10,000, the search index built after the load), from
    ``offers // 25`` banks of 25 products each; a search reads one region, so all of them are in
    the searched region.
-2. **ptr**: the search API (``CreditSearchApi`` on multiprocTCPBase, its in-process cache on) under
-   ``concurrency`` clients (4) looping over ``seconds`` (a closed loop on a 2-core machine: the
-   latency of each search grows with the clients, about ``concurrency / searches_per_s``), each search a fresh random user (amount,
-   term, income, age, score band), so the cache rarely helps: ``search_p50_ms``, ``search_p99_ms``,
-   ``searches_per_s``.
-3. **bare**: the same two statements (``ranked_search``) on the same file behind a plain aiohttp server in its own
-   process (sqlite3 on its default thread pool, no validation of anything but numbers), under the
-   same load: ``bare_search_p50_ms``, ``bare_search_p99_ms``, ``bare_searches_per_s``; ratios are
-   ptr / bare.
+2. **ptr**: the search API (``CreditSearchApi`` on multiprocTCPBase, its in-process cache on,
+   ``threads`` search threads) under ``concurrency`` clients (4) looping over ``seconds`` (a
+   closed loop on a 2-core machine: the latency of each search grows with the clients, about
+   ``concurrency / searches_per_s``), each search a fresh random user (amount, term, income,
+   age, score band), so the cache rarely helps: ``search_p50_ms``, ``search_p99_ms``,
+   ``searches_per_s``. The API ranks by its in-memory index (``actors.credit.index``), which it
+   loads in the background when it starts; the load starts once a search says ``ranked_by:
+   index`` (``index_ready_s`` after the API answered).
+3. **bare**: the issue's baseline, the same SQL statements (``ranked_search``) on the same file
+   behind a plain aiohttp server in its own process (sqlite3 on a pool of ``threads`` threads,
+   as many as ptr's ``search_threads``; no validation of anything but numbers), under the same
+   load: ``bare_search_p50_ms``, ``bare_search_p99_ms``, ``bare_searches_per_s``; ratios are
+   ptr / bare. Then the same plain server ranking with ptr's ``OfferIndex`` and reading the
+   page's rows with sqlite3: ``bare_index_search_*`` and ``index_p99_ratio`` (what the edge and
+   the service cost beside the same ranking).
 4. **Quotas**: ``sim_banks`` fetchers over ``days`` simulated days at accelerated time against
    banks that are sometimes busy (429 with Retry-After) or out (hours to days):
    ``quota_violations`` (calls over a bank's quota: must be 0), and ``fresh_ratio``: every
@@ -34,7 +40,15 @@ from typing import Any
 
 from actors.clock import MockClock
 from actors.credit.api import CreditSearchApi
-from actors.credit.search import CANDIDATES_MIN, LocalCache, SearchService, ranked_search
+from actors.credit.index import OfferIndex, rows_in_order
+from actors.credit.search import (
+    CANDIDATES_MIN,
+    LocalCache,
+    SearchService,
+    keyed_params,
+    keyed_rows_sql,
+    ranked_search,
+)
 from actors.credit.simulation import run_accelerated
 from actors.credit.store import RegionStore, offers_table, rebuild_envelope, region_url
 from actors.credit.world import BankWorld, generate_banks
@@ -138,34 +152,65 @@ def _figures(latencies: list[float], errors: int, seconds: float) -> dict[str, A
 
 # --- ptr ------------------------------------------------------------------------------------------
 
-def measure_ptr(urls: dict[str, str], seconds: float, concurrency: int) -> dict[str, Any]:
+def measure_ptr(urls: dict[str, str], seconds: float, concurrency: int,
+                threads: int) -> dict[str, Any]:
     tree = SupervisorSpec(Strategy.ONE_FOR_ONE, [ChildSpec("api", CreditSearchApi, {
-        "port": 0, "regions": urls, "rate_per_s": 1e9, "burst": 10**9, "max_in_flight": 4096},
+        "port": 0, "regions": urls, "rate_per_s": 1e9, "burst": 10**9, "max_in_flight": 4096,
+        "search_threads": threads},
         name="bench-credit-api")])
     with ActorRuntime(tree, base="multiproc", name="credit-bench") as rt:
         info = rt.ask("bench-credit-api", GetEdgeInfo(), 30)
         assert isinstance(info, EdgeInfo)
+        began = time.perf_counter()
+        index_ready_s = asyncio.run(_index_ready(info.url, 120.0)) - began
         asyncio.run(_load(info.url, min(1.0, seconds), concurrency, 99))  # warm up
         latencies, errors = asyncio.run(_load(info.url, seconds, concurrency, 1))
-    return _figures(latencies, errors, seconds)
+    return {**_figures(latencies, errors, seconds), "index_ready_s": round(index_ready_s, 2)}
+
+
+async def _index_ready(url: str, timeout_s: float) -> float:
+    """When a fresh search is first ranked by the API's index (it loads in the background)."""
+    import aiohttp
+    rng = random.Random(5)
+    deadline = time.perf_counter() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() < deadline:
+            async with session.get(url + "/offers", params=random_params(rng)) as response:
+                if (await response.json()).get("ranked_by") == "index":
+                    return time.perf_counter()
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"the search API's index did not load within {timeout_s} s")
 
 
 # --- the bare baseline ----------------------------------------------------------------------------
 
-def _bare_server(path: str, port_out: Any, stop: Any) -> None:
+def _bare_server(path: str, port_out: Any, stop: Any, ranker: str, threads: int) -> None:
+    """``ranker`` "sql": ``ranked_search``'s statements; "index": the same ``OfferIndex`` as
+    ptr's API, its page's rows then read by key with plain sqlite3."""
     import json
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from aiohttp import web
     local = threading.local()
+    pool = ThreadPoolExecutor(threads)
+    index = None
+    if ranker == "index":
+        index = OfferIndex(RegionStore(f"sqlite:///{path}", "EU"))
+        index.load()
 
     def query(params: dict[str, Any]) -> bytes:
         db = getattr(local, "db", None)
         if db is None:
             db = local.db = sqlite3.connect(path, check_same_thread=False)
             db.row_factory = sqlite3.Row
-        rows = ranked_search(lambda sql, p: db.execute(sql, p).fetchall(), params,
-                             lambda row: row["total_cost"])
+        if index is None:
+            rows = ranked_search(lambda sql, p: db.execute(sql, p).fetchall(), params,
+                                 lambda row: row["total_cost"])
+        else:
+            keys = index.ranked_keys(params) or []
+            found = db.execute(keyed_rows_sql(len(keys)), keyed_params(keys, params)).fetchall()
+            rows = rows_in_order(keys, [_Keyed(r) for r in found]) or []
         return json.dumps([dict(r) for r in rows]).encode()
 
     async def offers(request: web.Request) -> web.Response:
@@ -177,7 +222,7 @@ def _bare_server(path: str, port_out: Any, stop: Any) -> None:
                   "age": int(q["age"]), "product_type": None, "lender": None, "max_apr": None,
                   "limit": page_size + 1, "offset": 0, "wanted": page_size + 1,
                   "candidates": max(CANDIDATES_MIN, page_size + 1)}
-        body = await asyncio.get_running_loop().run_in_executor(None, query, params)
+        body = await asyncio.get_running_loop().run_in_executor(pool, query, params)
         return web.Response(body=body, content_type="application/json")
 
     async def main() -> None:
@@ -195,13 +240,23 @@ def _bare_server(path: str, port_out: Any, stop: Any) -> None:
     asyncio.run(main())
 
 
-def measure_bare(path: str, seconds: float, concurrency: int) -> dict[str, Any]:
+class _Keyed(dict):  # type: ignore[type-arg]
+    """A sqlite3 row as a dict whose keys are also attributes (``rows_in_order`` reads them)."""
+
+    def __init__(self, row: sqlite3.Row) -> None:
+        super().__init__(zip(row.keys(), row))
+        self.bank_id, self.product_id = self["bank_id"], self["product_id"]
+
+
+def measure_bare(path: str, seconds: float, concurrency: int, ranker: str,
+                 threads: int) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     port_out, stop = ctx.Queue(), ctx.Event()
-    server = ctx.Process(target=_bare_server, args=(path, port_out, stop), daemon=True)
+    server = ctx.Process(target=_bare_server, args=(path, port_out, stop, ranker, threads),
+                         daemon=True)
     server.start()
     try:
-        url = f"http://127.0.0.1:{port_out.get(timeout=30)}"
+        url = f"http://127.0.0.1:{port_out.get(timeout=120)}"
         asyncio.run(_load(url, min(1.0, seconds), concurrency, 99))
         latencies, errors = asyncio.run(_load(url, seconds, concurrency, 1))
     finally:
@@ -238,21 +293,26 @@ def measure_quotas(data_dir: str, banks: int, days: float) -> dict[str, Any]:
 
 
 def run(offers: int = 1_000_000, seconds: float = 10.0, concurrency: int = 4,
-        sim_banks: int = 120, days: float = 30.0, bare: bool = True) -> dict[str, Any]:
-    offers, concurrency, sim_banks = int(offers), int(concurrency), int(sim_banks)
+        sim_banks: int = 120, days: float = 30.0, bare: bool = True,
+        threads: int = 1) -> dict[str, Any]:
+    offers, concurrency, sim_banks, threads = int(offers), int(concurrency), int(sim_banks), \
+        int(threads)
     seconds, days = float(seconds), float(days)
     result: dict[str, Any] = {"base": "multiprocTCPBase", "offers": offers, "seconds": seconds,
-                              "concurrency": concurrency, "targets": TARGETS}
+                              "concurrency": concurrency, "search_threads": threads,
+                              "targets": TARGETS}
     with tempfile.TemporaryDirectory(prefix="ptr-bench-credit-") as tmp:
         urls = {r: region_url("", tmp, r) for r in REGIONS}
         for region in ("US", "other"):
             RegionStore(urls[region], region).dispose()
         result["generate_s"] = round(generate_offers(urls["EU"], offers), 2)
-        ptr = measure_ptr(urls, seconds, concurrency)
+        ptr = measure_ptr(urls, seconds, concurrency, threads)
         result.update({"search_p50_ms": ptr["p50_ms"], "search_p99_ms": ptr["p99_ms"],
+                       "index_ready_s": ptr["index_ready_s"],
                        "searches_per_s": ptr["per_s"], "search_errors": ptr["errors"]})
         if bare:
-            base = measure_bare(urls["EU"].removeprefix("sqlite:///"), seconds, concurrency)
+            base = measure_bare(urls["EU"].removeprefix("sqlite:///"), seconds, concurrency,
+                                "sql", threads)
             result.update({"bare_search_p50_ms": base["p50_ms"],
                            "bare_search_p99_ms": base["p99_ms"],
                            "bare_searches_per_s": base["per_s"], "bare_errors": base["errors"],
@@ -260,6 +320,14 @@ def run(offers: int = 1_000_000, seconds: float = 10.0, concurrency: int = 4,
                            if base["per_s"] else 0.0,
                            "search_p99_ratio": round(ptr["p99_ms"] / base["p99_ms"], 3)
                            if base["p99_ms"] else 0.0})
+            same = measure_bare(urls["EU"].removeprefix("sqlite:///"), seconds, concurrency,
+                                "index", threads)
+            result.update({"bare_index_search_p50_ms": same["p50_ms"],
+                           "bare_index_search_p99_ms": same["p99_ms"],
+                           "bare_index_searches_per_s": same["per_s"],
+                           "bare_index_errors": same["errors"],
+                           "index_p99_ratio": round(ptr["p99_ms"] / same["p99_ms"], 3)
+                           if same["p99_ms"] else 0.0})
         quota_dir = Path(tmp) / "quota"
         quota_dir.mkdir()
         result.update(measure_quotas(str(quota_dir), sim_banks, days))
