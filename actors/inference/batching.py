@@ -13,9 +13,10 @@ images waiting for an idle worker before it sends them as one batch: 0 means sen
 * Adaptive, the size (BentoML's cost model): the workers report how long each batch took; a
   least-squares line ``seconds = fixed + per_image * size`` over the last ``samples`` batches says
   whether batching pays. A positive ``fixed`` (a cost per batch that batching shares) keeps the cap
-  at ``max_size``; a zero or negative one (per-image cost that grows with the batch, as a CPU
-  whose caches a batch overflows shows) lowers the cap to 1, so the service runs as fast as
-  batch 1 instead of slower. Every ``explore_every``-th batch may hold 2, so the line keeps two
+  at ``max_size``; a negative one beyond doubt (below zero by twice its standard error: per-image
+  cost that grows with the batch, as a CPU whose caches a batch overflows shows) lowers the cap to
+  1, so the service runs as fast as batch 1 instead of slower; a line too noisy to tell keeps
+  ``max_size``. Every ``explore_every``-th batch may hold 2, so the line keeps two
   sizes to fit (a batch of 2 costs little latency) and the cap comes back when batching starts
   to pay. Until batches of two sizes were seen, the cap is ``max_size``.
 """
@@ -46,7 +47,7 @@ class BatchPolicy:
         self._batches: deque[tuple[int, float]] = deque(maxlen=samples)
         self.explore_every = explore_every
         self.dispatched = 0
-        self._line: tuple[float, float] | None = None
+        self._line: tuple[float, float, float] | None = None
 
     def observed(self, size: int, seconds: float) -> None:
         """A worker ran a batch of ``size`` images in ``seconds`` (read, infer, commit)."""
@@ -57,22 +58,37 @@ class BatchPolicy:
     def cost_line(self) -> tuple[float, float] | None:
         """(fixed seconds per batch, seconds per image) fitted to the recent batches; None until
         batches of at least two sizes were seen."""
+        fit = self._fit()
+        return None if fit is None else (fit[0], fit[1])
+
+    def _fit(self) -> tuple[float, float, float] | None:
+        """The cost line and the standard error of its ``fixed`` (ordinary least squares)."""
         if self._line is None and len({n for n, _ in self._batches}) >= 2:
             count = len(self._batches)
             mean_n = sum(n for n, _ in self._batches) / count
             mean_t = sum(t for _, t in self._batches) / count
             spread = sum((n - mean_n) ** 2 for n, _ in self._batches)
             slope = sum((n - mean_n) * (t - mean_t) for n, t in self._batches) / spread
-            self._line = (mean_t - slope * mean_n, slope)
+            fixed = mean_t - slope * mean_n
+            if count > 2:
+                residual = sum((t - fixed - slope * n) ** 2 for n, t in self._batches)
+                error = (residual / (count - 2) * (1 / count + mean_n ** 2 / spread)) ** 0.5
+            else:
+                error = 0.0
+            self._line = (fixed, slope, error)
         return self._line
 
     def cap(self) -> int:
         """The largest batch to send now: ``max_size``, or 1 while the cost line says batching
-        costs more per image than it saves (2 every ``explore_every``-th batch)."""
+        costs more per image than it saves (2 every ``explore_every``-th batch).
+
+        "Says" means beyond doubt: the batches' times are noisy (images differ, and other
+        processes share the cores), so the cap drops only when ``fixed`` is below zero by more
+        than twice its standard error; a line that cannot tell keeps the configured size."""
         if not self.adaptive or self.max_size == 1:
             return self.max_size
-        line = self.cost_line()
-        if line is None or line[0] > 0:
+        fit = self._fit()
+        if fit is None or fit[0] + 2 * fit[2] > 0:
             return self.max_size
         return 2 if self.dispatched % self.explore_every == 0 else 1
 

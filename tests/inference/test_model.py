@@ -37,7 +37,7 @@ def test_it_reads_rendered_text(model: OcrModel) -> None:
     assert [line.text for line in lines] == ["HELLO 42"]
     assert lines[0].score > 0.8
     x0, y0, x1, y1 = lines[0].box
-    assert 0 <= x0 < x1 <= 224 and 0 <= y0 < y1 <= 48
+    assert 0 <= x0 < x1 <= 288 and 0 <= y0 < y1 <= 64
 
 
 def test_a_batch_reads_each_image_as_it_reads_it_alone(model: OcrModel) -> None:
@@ -56,9 +56,9 @@ def test_images_of_different_sizes_batch_together(model: OcrModel) -> None:
 
 
 def test_two_lines_come_back_in_reading_order(model: OcrModel) -> None:
-    picture = Image.new("RGB", (260, 110), "white")
+    picture = Image.new("RGB", (300, 140), "white")
     picture.paste(image("first 1"), (0, 0))
-    picture.paste(image("second 2"), (0, 56))
+    picture.paste(image("second 2"), (0, 72))
     (lines,) = model.predict([picture])
     assert [line.text for line in lines] == ["first 1", "second 2"]
 

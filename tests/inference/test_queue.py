@@ -5,6 +5,8 @@ Time is passed in (the actor passes its clock), so nothing here sleeps."""
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -197,6 +199,27 @@ def test_the_cost_line_keeps_full_batches_when_a_batch_shares_a_fixed_cost() -> 
     assert fixed == pytest.approx(0.010) and per_image == pytest.approx(0.005)
     policy.sent(8)
     assert policy.cap() == 8
+
+
+def test_noisy_batch_times_keep_full_batches_unless_batching_costs_more_beyond_doubt() -> None:
+    """Images differ and the cores are shared: batch times scatter around their line. A fit whose
+    fixed cost comes out a little below zero by chance keeps full batches; one that is below zero
+    by more than twice its standard error lowers the cap."""
+    def policy_after(seed: int, cost: Callable[[int], float]) -> BatchPolicy:
+        rng = random.Random(seed)
+        policy = BatchPolicy(max_size=8, max_delay_s=0.05, adaptive=True)
+        for _ in range(100):
+            size = rng.choice((8, 8, 8, 8, 8, 7, 6, 3, 1))
+            policy.observed(size, max(0.001, cost(size) + rng.gauss(0, 0.04) * size ** 0.5))
+        policy.sent(1)
+        return policy
+
+    shared = policy_after(24, lambda n: 0.026 + 0.044 * n)   # 26 ms a batch, 44 ms an image
+    line = shared.cost_line()
+    assert line is not None and line[0] < 0, "this sample's fit puts the fixed cost below zero"
+    assert shared.cap() == 8
+    worse = policy_after(24, lambda n: 0.044 * n * (1 + 0.06 * (n - 1)))  # slower per image
+    assert worse.cap() == 1
 
 
 def test_the_cost_line_lowers_the_cap_to_1_when_batching_costs_more_per_image() -> None:
