@@ -5,7 +5,8 @@
    (``model_ms_b1``, ``model_ms_batched``, ``model_batch_gain``): what batching saves inside the
    model alone, before any queue or message.
 The three modes of 2 and 3 take turns ``rounds`` times (``images / rounds`` each per round), so
-that a busy stretch of a shared machine does not fall on one of them.
+that a busy stretch of a shared machine does not fall on one of them; in a round every mode reads
+the same words with tags of the same length (a longer line costs the recognizer more).
 
 2. **Batched**: ``clients`` closed-loop clients (each uploads an image, waits for its result,
    uploads the next) send ``images`` distinct rendered text images through ``POST /predictions``;
@@ -292,8 +293,10 @@ def _phases(rt: ActorRuntime, url: str, store: JobStore, results: _Results, imag
                                            max_delay_s=max_delay_s if size == "batch" else 0.0,
                                            adaptive=adaptive), 10)
             before = _stats(rt)
-            loop = _ClosedLoop(url, _images(per_round, f"{mode}{round_no}-",
-                                            100 * round_no + index), clients, results)
+            # the same words and tags of the same length in every mode (only the letter naming
+            # the mode differs): a longer line costs the recognizer more
+            loop = _ClosedLoop(url, _images(per_round, f"{'bsf'[index]}{round_no}-",
+                                            100 * round_no), clients, results)
             figures = loop.join()
             after = _stats(rt)
             answered[mode] += figures["answered"]
