@@ -11,9 +11,10 @@ page's offers, with the text each result carries.
 
 ``SearchService`` answers a ``SearchQuery`` for its regions: reads the region's version, looks the
 page up in the cache (``LocalCache`` in the process, or ``RedisCache``), and on a miss ranks by the
-region's in-memory index (``actors.credit.index``, the same ranking ~8x faster) once it has loaded
-and caught up with that version, else by ``ranked_search``. The page's banks' status and ``observed_at`` are read at answer time, not cached:
-a bank in outage is served from what was last fetched, with its age.
+region's in-memory index (``actors.credit.index``: the same ranking, ~5x faster on average over
+1,000,000 offers) once it has loaded and caught up with that version, else by ``ranked_search``.
+The page's banks' status and ``observed_at`` are read at answer time, not cached: a bank in
+outage is served from what was last fetched, with its age.
 """
 
 from __future__ import annotations
@@ -331,8 +332,9 @@ class SearchService:
         for region, offer_index in self.indexes.items():
             offer_index.join()
             if not offer_index.ready_for(self.stores[region].version()):
-                offer_index.join()
-                offer_index.load()
+                offer_index.join()  # the load ``ready_for`` started
+                if not offer_index.ready_for(self.stores[region].version()):
+                    offer_index.load()  # here, so that what stops it is raised
 
     def _rows_by_key(self, store: RegionStore, keys: list[tuple[str, str]],
                      params: dict[str, Any]) -> list[Any] | None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from actors.clock import MockClock
+from actors.credit import index as index_module
 from actors.credit.index import OfferIndex
 from actors.credit.search import LocalCache, SearchService, ranked_search, search_params
 from actors.credit.store import RegionStore, changes_table, region_url
@@ -135,3 +137,22 @@ def test_a_page_whose_offers_left_the_database_is_ranked_by_the_sql(tmp_path: Pa
     assert [(r.bank_id, r.product_id) for r in rows] == by_sql(store, query)
     assert (gone["bank_id"], gone["product_id"]) not in [(r.bank_id, r.product_id) for r in rows]
     service.close()
+
+
+def test_a_catch_up_reads_its_banks_a_slice_at_a_time_and_too_many_banks_read_everything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, banks = eu_world(tmp_path)
+    index = OfferIndex(store, merge_fraction=0.9)
+    index.load()
+    monkeypatch.setattr(index_module, "_BANKS_A_READ", 2)      # 5 banks: three reads
+    store.apply([(b.bank_id, offers_at(b, T0, bump=1), "f", T0) for b in banks[:5]], {})
+    assert index.ready_for(store.version()) and index.refreshes == 1
+    assert index.snapshot is not None and len(index.snapshot.recent) == sum(
+        len(offers_at(b, T0)) for b in banks[:5])
+    assert assert_ranks_as_sql(index, store, 8) > 50
+    monkeypatch.setattr(index_module, "REFRESH_BANKS_MAX", 3)  # 4 banks: read everything
+    store.apply([(b.bank_id, offers_at(b, T0, bump=2), "f", T0) for b in banks[5:9]], {})
+    assert not index.ready_for(store.version()), "the SQL answers while the region is read"
+    index.join(10)
+    assert index.loads == 2 and index.ready_for(store.version()) and index.refreshes == 1
+    assert assert_ranks_as_sql(index, store, 9) > 50
