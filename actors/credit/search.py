@@ -290,27 +290,31 @@ class SearchService:
             offer_index.start_loading()
         self._by_keys: dict[int, Any] = {}
 
-    def ranked_rows(self, query: SearchQuery, version: int | None = None) -> list[Any]:
+    def ranked_rows(self, query: SearchQuery, version: int | None = None,
+                    conn: sa.Connection | None = None) -> list[Any]:
         """The page (plus one row): by the region's index when it has caught up with
         ``version``, else (still loading, or the database moved under it) by the SQL."""
         store = self.stores[query.region]
+        if conn is None:
+            with store.engine.connect() as own:
+                return self.ranked_rows(query, version, own)
         params = search_params(query, self.candidates_min)
         offer_index = self.indexes.get(query.region)
         if offer_index is not None and offer_index.ready_for(
-                store.version() if version is None else version):
+                store.version(conn) if version is None else version):
             keys = offer_index.ranked_keys(params)
             if keys is not None:
-                rows = self._rows_by_key(store, keys, params) if keys else []
+                rows = self._rows_by_key(conn, keys, params) if keys else []
                 if rows is not None:
                     self.by_index += 1
                     return rows
         self.by_sql += 1
-        with store.engine.connect() as conn:
-            def execute(sql: str, params: dict[str, Any]) -> list[Any]:
-                if sql is RANKED_SQL:
-                    self.bounded += 1
-                return list(conn.execute(self.statements[sql], params))
-            return ranked_search(execute, params, lambda row: row.total_cost)
+
+        def execute(sql: str, params: dict[str, Any]) -> list[Any]:
+            if sql is RANKED_SQL:
+                self.bounded += 1
+            return list(conn.execute(self.statements[sql], params))
+        return ranked_search(execute, params, lambda row: row.total_cost)
 
     def index_lines(self) -> list[str]:
         """For ``ptr inspect``: each region's index and how the searches were ranked."""
@@ -336,32 +340,33 @@ class SearchService:
                 if not offer_index.ready_for(self.stores[region].version()):
                     offer_index.load()  # here, so that what stops it is raised
 
-    def _rows_by_key(self, store: RegionStore, keys: list[tuple[str, str]],
+    def _rows_by_key(self, conn: sa.Connection, keys: list[tuple[str, str]],
                      params: dict[str, Any]) -> list[Any] | None:
         """The offers ``keys`` names, as the SQL's rows (its cost included), in that order."""
         statement = self._by_keys.get(len(keys))
         if statement is None:
             statement = self._by_keys[len(keys)] = sa.text(keyed_rows_sql(len(keys)))
-        with store.engine.connect() as conn:
-            return rows_in_order(keys, conn.execute(statement, keyed_params(keys, params)))
+        return rows_in_order(keys, conn.execute(statement, keyed_params(keys, params)))
 
     def search(self, query: SearchQuery) -> dict[str, Any]:
+        """The answer to ``query`` (a ``SearchPage`` as a dict), its reads on one connection."""
         store = self.stores[query.region]
-        version = store.version()
-        if self.versions.get(query.region) != version:
-            self.versions[query.region] = version
-            self.cache.drop_older(query.region, version)
-        key = f"{query.region}:{version}:{query.model_dump_json()}"
-        cached = self.cache.get(key)
-        if cached is not None:
-            ranked_by, rows = json.loads(cached)
-        else:
-            indexed = self.by_index
-            rows = [dict(r._mapping) for r in self.ranked_rows(query, version)]
-            ranked_by = "index" if self.by_index > indexed else "sql"
-            self.cache.put(key, json.dumps([ranked_by, rows]).encode())
-        page = rows[:query.page_size]
-        banks = store.bank_rows(r["bank_id"] for r in page)
+        with store.engine.connect() as conn:
+            version = store.version(conn)
+            if self.versions.get(query.region) != version:
+                self.versions[query.region] = version
+                self.cache.drop_older(query.region, version)
+            key = f"{query.region}:{version}:{query.model_dump_json()}"
+            cached = self.cache.get(key)
+            if cached is not None:
+                ranked_by, rows = json.loads(cached)
+            else:
+                indexed = self.by_index
+                rows = [dict(r._mapping) for r in self.ranked_rows(query, version, conn)]
+                ranked_by = "index" if self.by_index > indexed else "sql"
+                self.cache.put(key, json.dumps([ranked_by, rows]).encode())
+            page = rows[:query.page_size]
+            banks = store.bank_rows((r["bank_id"] for r in page), conn)
         now = self.clock()
         results = []
         for n, row in enumerate(page):
@@ -387,8 +392,7 @@ class SearchService:
                 "bank_status": bank.status if bank is not None else "unknown"})
         return {"region": query.region, "page": query.page, "page_size": query.page_size,
                 "has_more": len(rows) > query.page_size, "cached": cached is not None,
-                "ranked_by": ranked_by,
-                "results": results}
+                "ranked_by": ranked_by, "results": results}
 
     def close(self) -> None:
         self.cache.close()
