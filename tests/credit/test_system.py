@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,10 @@ def test_fetched_offers_are_searched_per_region_with_outages_changes_and_bad_inp
                if r["offer"]["bank_id"] == victim]
         return bool(now) and now[0]["bank_status"] == "ok" and \
             {r["offer"]["product_id"]: r["offer"]["apr"] for r in now} != before
-    rt.wait_for(changed, timeout_s=30, interval_s=0.2, what="new rates searched")
+    # a bank allows 3 calls in any 60 s and is fetched every 2 s here: the outage's failed calls
+    # may have spent this minute, and the fetcher never calls over quota, so the new rates
+    # arrive at the next allowed fetch, up to a minute later
+    rt.wait_for(changed, timeout_s=75, interval_s=0.2, what="new rates searched")
     # the API's in-memory index follows the fetchers' versions and ranks the searches
     amounts = iter(range(5_000, 6_000))
     rt.wait_for(lambda: search(url, region="EU", amount=next(amounts)).json["ranked_by"]
@@ -115,7 +119,14 @@ def test_a_killed_region_host_restarts_and_resumes_its_fetchers(make_runtime, ch
                       name="credit")
     rt.wait_for(lambda: all(f.status == "ok" for f in fetchers(rt, "US").fetchers),
                 timeout_s=30, interval_s=0.1, what="US fetched")
-    before = {f.bank_id: f for f in fetchers(rt, "US").fetchers}
+
+    def quiet() -> dict[str, Any] | None:
+        """The fetchers, at a moment when none is due within 2 s: a fetch in flight when its
+        host dies counts as having spent the minute, which would move its next run."""
+        views = fetchers(rt, "US").fetchers
+        soonest = min(f.next_run_at for f in views)
+        return {f.bank_id: f for f in views} if soonest - time.time() > 2.0 else None
+    before = rt.wait_for(quiet, timeout_s=40, interval_s=0.05, what="2 s with no US fetch due")
     old = chaos(rt).kill("/credit/regions/US/fetchers")
 
     def new_host() -> bool:
