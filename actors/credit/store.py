@@ -314,8 +314,7 @@ class RegionStore:
         some of those versions' rows are gone (pruned, or written before the log existed): the
         reader must read everything again."""
         with self.engine.connect() as conn:
-            current = int(conn.execute(sa.select(meta_table.c.value).where(
-                meta_table.c.key == "version")).scalar_one())
+            current = self.version(conn)
             rows = [(int(v), str(b)) for v, b in conn.execute(
                 sa.select(changes_table.c.version, changes_table.c.bank_id)
                 .where(changes_table.c.version > version).order_by(changes_table.c.version))]

@@ -117,13 +117,7 @@ class JetStreamLog(DurableLog):
         return nc, js, offsets
 
     def _append(self, topic: str, payloads: list[bytes]) -> list[int]:
-        limit = self._nc.max_payload
-        for index, payload in enumerate(payloads):
-            if len(payload) > limit:
-                raise StorageError(
-                    f"payload {index} for topic {topic!r} has {len(payload)} bytes; "
-                    f"the NATS server accepts at most {limit}"
-                )
+        self._append_limit_check(topic, payloads)
         return self._run(f"append to topic {topic!r}", self._publish(topic, payloads))
 
     async def _publish(self, topic: str, payloads: list[bytes]) -> list[int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,9 @@ import pytest
 from protocols.errors import RequestTimeoutError
 from protocols.supervision import ChildInfo
 from systems.grid import SYSTEM, GridSettings
-from systems.processes import processes_in_sessions
 from systems.runtime import free_port
 from tests.support.grid import make_place, post, reading
-from tests.support.nodes import Nodes
+from tests.support.nodes import Nodes, assert_sessions_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.multiproc
@@ -133,10 +131,7 @@ def test_gateways_of_two_locations_run_on_their_hosts_and_fail_over(
         assert answer.body["gateway"] == "gw-north-1"
     finally:
         sids = hosts.stop_all()
-    deadline = time.monotonic() + 10
-    while processes_in_sessions(set(sids)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling the OS process table
-    assert processes_in_sessions(set(sids)) == [], "a host left processes behind"
+    assert_sessions_gone(sids, "a host")
 
 
 def _post(url: str, place: Any, seq: int, ctx: Any) -> Any:

@@ -97,10 +97,15 @@ def cluster(make_runtime, tmp_path: Path) -> Iterator[tuple[ActorRuntime, Nodes]
         yield rt, nodes
     finally:
         sids = nodes.stop_all()
-    deadline = time.monotonic() + 10
+    assert_sessions_gone(sids, "a node")
+
+
+def assert_sessions_gone(sids: list[int], what: str, timeout_s: float = 10.0) -> None:
+    """Every process of the sessions ``sids`` (stopped nodes or hosts) exits within the time."""
+    deadline = time.monotonic() + timeout_s
     while processes_in_sessions(set(sids)) and time.monotonic() < deadline:
         time.sleep(0.05)  # polling the OS process table
-    assert processes_in_sessions(set(sids)) == [], "a node left processes behind"
+    assert processes_in_sessions(set(sids)) == [], f"{what} left processes behind"
 
 
 def edge_child(rt: ActorRuntime) -> ChildInfo:
